@@ -1,0 +1,135 @@
+"""Settings: the one typed configuration shared by the web app, the workers and the CLI.
+
+Values come from `GRADER_*` environment variables with strict coercion (a typo is an error, not a
+silent default). Embedded defaults run the whole service on one machine: SQLite and Celery's
+filesystem transport under `./var`. In production (`GRADER_ENV=production`) secrets have no default.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from grader.errors import InvalidInput
+
+# Seconds a claimed run may go without a heartbeat before the reconciler takes it back.
+DEFAULT_LEASE_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with defaults for a one-machine demo."""
+
+    env: str = "development"
+    data_dir: Path = Path("var")
+    database_url: str = ""  # empty: SQLite file inside data_dir
+    broker_url: str = "filesystem://"  # no server needed; production uses redis://
+    secret_key: str = ""
+    catalog_path: Path = Path("examples/catalog")
+    max_request_bytes: int = 2 * 1024 * 1024
+    max_archive_bytes: int = 20 * 1024 * 1024
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
+    max_run_tries: int = 3
+    reconcile_every_seconds: float = 30.0
+    queue_admission_limit: int = 5000
+    # Sandbox
+    sandbox_backend: str = "auto"  # auto | docker | bwrap
+    sandbox_image: str = "microcred-python:bookworm"
+    sandbox_rootfs: Path = Path("/var/lib/microcred/rootfs/python-bookworm")
+    # Git intake
+    git_allowed_hosts: tuple[str, ...] = ("github.com", "gitlab.com", "codeberg.org", "bitbucket.org")
+    git_allow_insecure_loopback: bool = False  # tests only: lets http://127.0.0.1 servers through
+    git_clone_timeout_seconds: int = 60
+    git_max_repo_bytes: int = 50 * 1024 * 1024
+    # Submission pacing per learner and assessment (anti-oracle)
+    submissions_per_hour: int = 30
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'grader.db').resolve()}"
+
+    @property
+    def broker_dir(self) -> Path:
+        return (self.data_dir / "broker").resolve()
+
+    @property
+    def files_dir(self) -> Path:
+        return (self.data_dir / "files").resolve()
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `GRADER_*` variables; unknown or malformed values are errors."""
+        environ = os.environ if environ is None else environ
+        known = {f.name: f for f in fields(cls) if f.name != "extra"}
+        values: dict[str, Any] = {}
+        for key, raw in environ.items():
+            if not key.startswith("GRADER_"):
+                continue
+            name = key.removeprefix("GRADER_").lower()
+            if name not in known:
+                continue  # other tools share the prefix space (GRADER_TEST_*)
+            values[name] = _coerce(key, raw, cls.__dataclass_fields__[name].default)
+        settings = cls(**values)
+        if settings.is_production and not settings.secret_key:
+            raise InvalidInput(
+                "GRADER_SECRET_KEY must be set in production", details={"field": "GRADER_SECRET_KEY"}
+            )
+        if not settings.secret_key:
+            settings = replace(settings, secret_key=_development_secret(settings.data_dir))
+        if settings.sandbox_backend not in {"auto", "docker", "bwrap"}:
+            raise InvalidInput(
+                "GRADER_SANDBOX_BACKEND must be auto, docker or bwrap",
+                details={"field": "GRADER_SANDBOX_BACKEND"},
+            )
+        return settings
+
+
+def _coerce(key: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(raw)
+        if isinstance(default, tuple):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return raw
+    except ValueError:
+        raise InvalidInput(
+            f"{key} has an invalid value {raw!r}", details={"field": key}
+        ) from None
+
+
+def _development_secret(data_dir: Path) -> str:
+    """A per-installation random key kept in data_dir, so demo sessions survive restarts."""
+    path = data_dir / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
