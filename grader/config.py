@@ -41,7 +41,12 @@ class Settings:
     sandbox_image: str = "microcred-python:bookworm"
     sandbox_rootfs: Path = Path("/var/lib/microcred/rootfs/python-bookworm")
     # Git intake
-    git_allowed_hosts: tuple[str, ...] = ("github.com", "gitlab.com", "codeberg.org", "bitbucket.org")
+    git_allowed_hosts: tuple[str, ...] = (
+        "github.com",
+        "gitlab.com",
+        "codeberg.org",
+        "bitbucket.org",
+    )
     git_allow_insecure_loopback: bool = False  # tests only: lets http://127.0.0.1 servers through
     git_clone_timeout_seconds: int = 60
     git_max_repo_bytes: int = 50 * 1024 * 1024
@@ -86,7 +91,8 @@ class Settings:
         settings = cls(**values)
         if settings.is_production and not settings.secret_key:
             raise InvalidInput(
-                "GRADER_SECRET_KEY must be set in production", details={"field": "GRADER_SECRET_KEY"}
+                "GRADER_SECRET_KEY must be set in production",
+                details={"field": "GRADER_SECRET_KEY"},
             )
         if not settings.secret_key:
             settings = replace(settings, secret_key=_development_secret(settings.data_dir))
@@ -117,9 +123,7 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
             return tuple(part.strip() for part in raw.split(",") if part.strip())
         return raw
     except ValueError:
-        raise InvalidInput(
-            f"{key} has an invalid value {raw!r}", details={"field": key}
-        ) from None
+        raise InvalidInput(f"{key} has an invalid value {raw!r}", details={"field": key}) from None
 
 
 def _development_secret(data_dir: Path) -> str:

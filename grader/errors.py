@@ -88,9 +88,7 @@ class RateLimited(GraderError):
     code = "rate_limited"
     http_status = 429
 
-    def __init__(
-        self, message: str, *, retry_after: int, details: Mapping[str, Any] | None = None
-    ) -> None:
+    def __init__(self, message: str, *, retry_after: int, details: Mapping[str, Any] | None = None) -> None:
         super().__init__(message, details={**(details or {}), "retry_after": retry_after})
         self.retry_after = retry_after
 

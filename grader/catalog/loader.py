@@ -1,0 +1,309 @@
+"""Reading a catalog folder into validated definitions, reporting every problem as `file:line: msg`.
+
+Layout of a catalog folder:
+
+    programs/<slug>.yaml                  a program and its requirements
+    assessments/<slug>.yaml               a quiz or a portfolio
+    assessments/<slug>/assessment.yaml    a repository assignment, with its tests/, reference/, starter/
+    rubrics/<slug>.yaml                   a rubric
+
+Nothing here touches the database: `read_catalog` either returns a whole valid `Catalog` or raises
+`CatalogError` listing every problem, so a broken catalog never half-loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from grader.catalog.schema import (
+    AssessmentDefinition,
+    PortfolioAssessment,
+    ProgramDefinition,
+    QuizAssessment,
+    RepositoryAssessment,
+)
+from grader.errors import CatalogError
+from rubrics import RubricError, load_rubric_text
+from rubrics.source import (
+    LocatedDocument,
+    Problem,
+    SourceError,
+    load_located,
+    problems_from_pydantic,
+)
+
+# Hidden tests and grader scripts travel inside the stored definition so any worker host can grade
+# without access to the catalog folder; this caps what one assessment may carry.
+MAX_BUNDLE_BYTES = 5 * 1024 * 1024
+BUNDLED_FOLDERS_KEY = "bundle"
+
+_assessment_adapter: TypeAdapter[AssessmentDefinition] = TypeAdapter(AssessmentDefinition)
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One validated file: its definition, where it came from and a hash of its content."""
+
+    slug: str
+    source: str
+    data: dict[str, Any]
+    content_hash: str
+    document: LocatedDocument = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class AssessmentEntry(CatalogEntry):
+    definition: AssessmentDefinition
+    folder: Path | None
+
+
+@dataclass(frozen=True)
+class ProgramEntry(CatalogEntry):
+    definition: ProgramDefinition
+
+
+@dataclass(frozen=True)
+class Catalog:
+    root: Path
+    rubrics: dict[str, CatalogEntry]
+    assessments: dict[str, AssessmentEntry]
+    programs: dict[str, ProgramEntry]
+
+
+def content_hash(data: Any) -> str:
+    """SHA-256 of a canonical JSON dump: the same content always hashes the same."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def read_catalog(root: Path) -> Catalog:
+    """Validate a whole catalog folder; raise `CatalogError` with every problem found."""
+    problems: list[Problem] = []
+    if not root.is_dir():
+        raise CatalogError([f"{root}:1: not a catalog folder"])
+    rubrics = _read_rubrics(root, problems)
+    assessments = _read_assessments(root, problems)
+    programs = _read_programs(root, problems)
+    _check_references(rubrics, assessments, programs, problems)
+    if problems:
+        raise CatalogError([str(p) for p in sorted(problems, key=lambda p: (p.source, p.line))])
+    return Catalog(root=root, rubrics=rubrics, assessments=assessments, programs=programs)
+
+
+def _relative(root: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(root.parent if root.parent != root else root))
+    except ValueError:
+        return str(path)
+
+
+def _yaml_files(folder: Path) -> Iterator[Path]:
+    if folder.is_dir():
+        yield from sorted(p for p in folder.iterdir() if p.suffix in {".yaml", ".yml"} and p.is_file())
+
+
+def _located(path: Path, source: str, problems: list[Problem]) -> LocatedDocument | None:
+    try:
+        document = load_located(path.read_text(encoding="utf-8"), source)
+    except UnicodeDecodeError:
+        problems.append(Problem(source, 1, "file is not UTF-8 text"))
+        return None
+    except SourceError as exc:
+        problems.extend(exc.problems)
+        return None
+    if not isinstance(document.data, dict):
+        problems.append(Problem(source, 1, "expected a mapping at the top of the file"))
+        return None
+    return document
+
+
+def _check_slug(document: LocatedDocument, expected: str, problems: list[Problem]) -> None:
+    slug = document.data.get("slug", document.data.get("id"))
+    key = "slug" if "slug" in document.data else "id"
+    if isinstance(slug, str) and slug != expected:
+        problems.append(document.problem((key,), f"{key} {slug!r} does not match the file name {expected!r}"))
+
+
+def _read_rubrics(root: Path, problems: list[Problem]) -> dict[str, CatalogEntry]:
+    rubrics: dict[str, CatalogEntry] = {}
+    for path in _yaml_files(root / "rubrics"):
+        source = _relative(root, path)
+        document = _located(path, source, problems)
+        if document is None:
+            continue
+        try:
+            load_rubric_text(path.read_text(encoding="utf-8"), source)
+        except RubricError as exc:
+            problems.extend(exc.problems)
+            continue
+        _check_slug(document, path.stem, problems)
+        rubrics[path.stem] = CatalogEntry(
+            slug=path.stem,
+            source=source,
+            data=document.data,
+            content_hash=content_hash(document.data),
+            document=document,
+        )
+    return rubrics
+
+
+def _read_assessments(root: Path, problems: list[Problem]) -> dict[str, AssessmentEntry]:
+    assessments: dict[str, AssessmentEntry] = {}
+    folder = root / "assessments"
+    candidates: list[tuple[str, Path, Path | None]] = [(p.stem, p, None) for p in _yaml_files(folder)]
+    if folder.is_dir():
+        for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+            main = sub / "assessment.yaml"
+            if main.is_file():
+                candidates.append((sub.name, main, sub))
+            else:
+                problems.append(Problem(_relative(root, sub), 1, "folder has no assessment.yaml"))
+    for slug, path, subfolder in candidates:
+        source = _relative(root, path)
+        if slug in assessments:
+            problems.append(Problem(source, 1, f"assessment {slug!r} is defined twice"))
+            continue
+        document = _located(path, source, problems)
+        if document is None:
+            continue
+        try:
+            definition = _assessment_adapter.validate_python(document.data)
+        except ValidationError as exc:
+            problems.extend(problems_from_pydantic(document, exc.errors()))
+            continue
+        _check_slug(document, slug, problems)
+        data = dict(document.data)
+        if isinstance(definition, RepositoryAssessment):
+            if subfolder is None:
+                problems.append(
+                    document.problem(
+                        ("kind",),
+                        "a repository assessment lives in its own folder: assessments/<slug>/assessment.yaml",
+                    )
+                )
+                continue
+            bundle = _bundle(subfolder, definition, document, problems)
+            if bundle is None:
+                continue
+            data[BUNDLED_FOLDERS_KEY] = bundle
+        assessments[slug] = AssessmentEntry(
+            slug=slug,
+            source=source,
+            data=data,
+            content_hash=content_hash(data),
+            document=document,
+            definition=definition,
+            folder=subfolder,
+        )
+    return assessments
+
+
+def _bundle(
+    folder: Path,
+    definition: RepositoryAssessment,
+    document: LocatedDocument,
+    problems: list[Problem],
+) -> dict[str, str] | None:
+    """Text of every file the worker needs (hidden tests, grader scripts), keyed by relative path."""
+    wanted: list[tuple[tuple[str | int, ...], str]] = []
+    for index, suite in enumerate(definition.tests):
+        path = getattr(suite, "path", None)
+        if path is not None:
+            wanted.append((("tests", index, "path"), path))
+    for key in ("reference", "starter"):
+        wanted.append(((key,), getattr(definition, key)))
+    files: dict[str, str] = {}
+    total = 0
+    ok = True
+    for loc, relative in wanted:
+        target = (folder / relative).resolve()
+        if not target.is_relative_to(folder.resolve()) or not target.is_dir():
+            problems.append(document.problem(loc, f"folder {relative!r} does not exist in {folder.name}/"))
+            ok = False
+            continue
+        for file in sorted(target.rglob("*")):
+            if not file.is_file() or "__pycache__" in file.parts:
+                continue
+            try:
+                text = file.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                problems.append(document.problem(loc, f"{file.relative_to(folder)} is not UTF-8 text"))
+                ok = False
+                continue
+            total += len(text)
+            files[str(file.relative_to(folder))] = text
+    if total > MAX_BUNDLE_BYTES:
+        problems.append(document.problem((), f"the assessment's files exceed {MAX_BUNDLE_BYTES} bytes"))
+        ok = False
+    return files if ok else None
+
+
+def _read_programs(root: Path, problems: list[Problem]) -> dict[str, ProgramEntry]:
+    programs: dict[str, ProgramEntry] = {}
+    for path in _yaml_files(root / "programs"):
+        source = _relative(root, path)
+        document = _located(path, source, problems)
+        if document is None:
+            continue
+        try:
+            definition = ProgramDefinition.model_validate(document.data)
+        except ValidationError as exc:
+            problems.extend(problems_from_pydantic(document, exc.errors()))
+            continue
+        _check_slug(document, path.stem, problems)
+        programs[path.stem] = ProgramEntry(
+            slug=path.stem,
+            source=source,
+            data=document.data,
+            content_hash=content_hash(document.data),
+            document=document,
+            definition=definition,
+        )
+    return programs
+
+
+def _check_references(
+    rubrics: dict[str, CatalogEntry],
+    assessments: dict[str, AssessmentEntry],
+    programs: dict[str, ProgramEntry],
+    problems: list[Problem],
+) -> None:
+    for entry in assessments.values():
+        definition = entry.definition
+        if (
+            isinstance(definition, RepositoryAssessment | PortfolioAssessment)
+            and definition.rubric not in rubrics
+        ):
+            problems.append(_problem_at(entry, ("rubric",), f"unknown rubric {definition.rubric!r}"))
+    for program in programs.values():
+        for index, requirement in enumerate(program.definition.requirements):
+            target = assessments.get(requirement.assessment)
+            loc = ("requirements", index, "assessment")
+            if target is None:
+                problems.append(_problem_at(program, loc, f"unknown assessment {requirement.assessment!r}"))
+                continue
+            quiz = target.definition
+            if (
+                isinstance(quiz, QuizAssessment)
+                and requirement.min_score is not None
+                and requirement.min_score < quiz.pass_mark
+            ):
+                problems.append(
+                    _problem_at(
+                        program,
+                        ("requirements", index, "min_score"),
+                        f"min_score {requirement.min_score} is below the quiz's own pass mark "
+                        f"{quiz.pass_mark}: a learner who passes the requirement would fail the quiz",
+                    )
+                )
+
+
+def _problem_at(entry: CatalogEntry, loc: tuple[str | int, ...], message: str) -> Problem:
+    return entry.document.problem(loc, message)

@@ -1,0 +1,334 @@
+"""The catalog's file formats: programs, and assessments of the three kinds, as pydantic models.
+
+These models are the contract with course teams: unknown keys are errors (a typo must not silently
+change grading), and every cross-field rule that can be checked within one file is checked here.
+Rules that span files (references, duplicates) live in `grader.catalog.loader`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SLUG = r"^[a-z0-9][a-z0-9-]{0,98}[a-z0-9]$"
+QUESTION_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- quizzes
+
+
+class Choice(Strict):
+    id: Annotated[str, Field(pattern=QUESTION_ID)]
+    text: Annotated[str, Field(min_length=1)]
+
+
+class QuestionBase(Strict):
+    id: Annotated[str, Field(pattern=QUESTION_ID)]
+    prompt: Annotated[str, Field(min_length=1)]
+    points: Annotated[float, Field(gt=0, le=1000)] = 1.0
+    explanation: str = ""
+
+
+class SingleChoice(QuestionBase):
+    type: Literal["single_choice"]
+    choices: Annotated[list[Choice], Field(min_length=2, max_length=26)]
+    answer: str
+    shuffle_choices: bool = True
+
+    @model_validator(mode="after")
+    def _answer_is_a_choice(self) -> SingleChoice:
+        _check_choice_ids(self.choices, [self.answer])
+        return self
+
+
+class PartialCredit(StrEnum):
+    """How a multiple-choice question scores a partly right selection."""
+
+    ALL_OR_NOTHING = "all_or_nothing"
+    # (right picks - wrong picks) / number of right answers, never below zero.
+    RIGHT_MINUS_WRONG = "right_minus_wrong"
+
+
+class MultipleChoice(QuestionBase):
+    type: Literal["multiple_choice"]
+    choices: Annotated[list[Choice], Field(min_length=2, max_length=26)]
+    answers: Annotated[list[str], Field(min_length=1)]
+    partial_credit: PartialCredit = PartialCredit.RIGHT_MINUS_WRONG
+    shuffle_choices: bool = True
+
+    @model_validator(mode="after")
+    def _answers_are_choices(self) -> MultipleChoice:
+        _check_choice_ids(self.choices, self.answers)
+        if len(set(self.answers)) != len(self.answers):
+            raise ValueError("answers lists a choice twice")
+        return self
+
+
+class TrueFalse(QuestionBase):
+    type: Literal["true_false"]
+    answer: bool
+
+
+class Numeric(QuestionBase):
+    type: Literal["numeric"]
+    answer: float
+    tolerance: Annotated[float, Field(ge=0)] = 0.0  # absolute
+    unit: str = ""
+
+
+class TextMatch(StrEnum):
+    EXACT = "exact"
+    CASE_INSENSITIVE = "case_insensitive"
+    NORMALISED = "normalised"  # case-insensitive, runs of white space folded, ends trimmed
+
+
+class ShortText(QuestionBase):
+    type: Literal["short_text"]
+    accept: list[Annotated[str, Field(min_length=1)]] = []
+    patterns: list[str] = []  # regular expressions, matched against the whole answer
+    match: TextMatch = TextMatch.NORMALISED
+    max_length: Annotated[int, Field(gt=0, le=10_000)] = 500
+
+    @model_validator(mode="after")
+    def _has_an_answer(self) -> ShortText:
+        if not self.accept and not self.patterns:
+            raise ValueError("a short_text question needs accept or patterns")
+        for pattern in self.patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
+        return self
+
+
+Question = Annotated[
+    SingleChoice | MultipleChoice | TrueFalse | Numeric | ShortText, Field(discriminator="type")
+]
+
+
+class Pool(Strict):
+    id: Annotated[str, Field(pattern=QUESTION_ID)]
+    draw: Annotated[int, Field(gt=0)] | None = None  # None: every question of the pool
+    questions: Annotated[list[Question], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _draw_fits(self) -> Pool:
+        if self.draw is not None and self.draw > len(self.questions):
+            raise ValueError(f"draw is {self.draw} but the pool has {len(self.questions)} questions")
+        return self
+
+
+class FeedbackPolicy(StrEnum):
+    """When a learner may see the correct answers."""
+
+    NEVER = "never"
+    AFTER_PASSING = "after_passing"
+    AFTER_LAST_ATTEMPT = "after_last_attempt"
+
+
+class AttemptPolicy(Strict):
+    max: Annotated[int, Field(gt=0, le=1000)] | None = 3  # None: unlimited
+    cooldown_seconds: Annotated[int, Field(ge=0)] = 0
+
+
+class AssessmentBase(Strict):
+    slug: Annotated[str, Field(pattern=SLUG)]
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    description: str = ""
+    attempts: AttemptPolicy = AttemptPolicy()
+    due: datetime | None = None
+
+    @field_validator("due")
+    @classmethod
+    def _due_has_timezone(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("due needs a time zone, for example 2026-12-31T23:59:00Z")
+        return value
+
+
+class QuizAssessment(AssessmentBase):
+    kind: Literal["quiz"]
+    pass_mark: Annotated[float, Field(gt=0, le=1)] = 0.7  # fraction of the points on offer
+    time_limit_minutes: Annotated[int, Field(gt=0, le=24 * 60)] | None = None
+    shuffle: bool = True
+    feedback: FeedbackPolicy = FeedbackPolicy.AFTER_PASSING
+    pools: Annotated[list[Pool], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> QuizAssessment:
+        seen: set[str] = set()
+        for pool in self.pools:
+            for question in pool.questions:
+                if question.id in seen:
+                    raise ValueError(f"question id {question.id!r} is used twice")
+                seen.add(question.id)
+        if len({pool.id for pool in self.pools}) != len(self.pools):
+            raise ValueError("two pools share an id")
+        return self
+
+    def questions_by_id(
+        self,
+    ) -> dict[str, SingleChoice | MultipleChoice | TrueFalse | Numeric | ShortText]:
+        return {q.id: q for pool in self.pools for q in pool.questions}
+
+
+# ---------------------------------------------------------------- repositories
+
+
+class Visibility(StrEnum):
+    VISIBLE = "visible"
+    HIDDEN = "hidden"  # name and status only, never input or output
+    AFTER_DUE = "after_due"  # hidden until the assessment's due date
+
+
+class SandboxLimits(Strict):
+    wall_seconds: Annotated[float, Field(gt=0, le=600)] = 60
+    memory_mb: Annotated[int, Field(ge=32, le=8192)] = 512
+    pids: Annotated[int, Field(ge=8, le=4096)] = 64
+    output_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 1_000_000
+
+
+class PytestSuite(Strict):
+    kind: Literal["pytest"]
+    id: Annotated[str, Field(pattern=QUESTION_ID)] = "hidden"
+    path: str = "tests"  # hidden tests, relative to the assessment folder
+    points: dict[str, Annotated[float, Field(ge=0)]] = {}  # per test id; default 1 each
+    visibility: Visibility = Visibility.VISIBLE
+
+
+class IoCompare(StrEnum):
+    EXACT = "exact"
+    WHITESPACE = "whitespace"
+    REGEX = "regex"
+    NUMERIC = "numeric"
+
+
+class IoCase(Strict):
+    kind: Literal["io"]
+    id: Annotated[str, Field(pattern=QUESTION_ID)]
+    command: Annotated[list[str], Field(min_length=1)]
+    stdin: str = ""
+    expected: str
+    compare: IoCompare = IoCompare.WHITESPACE
+    tolerance: Annotated[float, Field(ge=0)] = 1e-6
+    points: Annotated[float, Field(ge=0)] = 1.0
+    visibility: Visibility = Visibility.VISIBLE
+
+
+class CommandSuite(Strict):
+    kind: Literal["command"]
+    id: Annotated[str, Field(pattern=QUESTION_ID)] = "grader"
+    command: Annotated[list[str], Field(min_length=1)]
+    path: str = "grader"  # the course team's grader files, relative to the assessment folder
+    results: Literal["auto", "gradescope", "prairielearn"] = "auto"
+    visibility: Visibility = Visibility.VISIBLE
+
+
+TestSuite = Annotated[PytestSuite | IoCase | CommandSuite, Field(discriminator="kind")]
+
+
+class RepositoryAssessment(AssessmentBase):
+    kind: Literal["repository"]
+    rubric: Annotated[str, Field(pattern=SLUG)]
+    tests: Annotated[list[TestSuite], Field(min_length=1)]
+    learner_files: Annotated[list[str], Field(min_length=1)] = ["**/*.py"]
+    reference: str = "reference"
+    starter: str = "starter"
+    limits: SandboxLimits = SandboxLimits()
+    submissions_per_hour: Annotated[int, Field(gt=0, le=1000)] | None = None
+
+
+# ---------------------------------------------------------------- portfolios
+
+
+class ArtifactType(StrEnum):
+    PDF = "pdf"
+    PNG = "png"
+    JPEG = "jpeg"
+    TEXT = "text"
+    MARKDOWN = "markdown"
+    ZIP = "zip"
+
+
+class Artifact(Strict):
+    id: Annotated[str, Field(pattern=QUESTION_ID)]
+    title: Annotated[str, Field(min_length=1)]
+    description: str = ""
+    types: Annotated[list[ArtifactType], Field(min_length=1)]
+    max_mb: Annotated[float, Field(gt=0, le=100)] = 10
+    required: bool = True
+
+
+class LinkSpec(Strict):
+    id: Annotated[str, Field(pattern=QUESTION_ID)]
+    title: Annotated[str, Field(min_length=1)]
+    description: str = ""
+    required: bool = True
+    hosts: list[str] = []  # allowed host names; empty: any public https host
+
+
+class PortfolioAssessment(AssessmentBase):
+    kind: Literal["portfolio"]
+    rubric: Annotated[str, Field(pattern=SLUG)]
+    artifacts: list[Artifact] = []
+    links: list[LinkSpec] = []
+
+    @model_validator(mode="after")
+    def _asks_for_something(self) -> PortfolioAssessment:
+        if not self.artifacts and not self.links:
+            raise ValueError("a portfolio needs at least one artifact or link")
+        ids = [a.id for a in self.artifacts] + [link.id for link in self.links]
+        if len(set(ids)) != len(ids):
+            raise ValueError("artifact and link ids must be unique")
+        return self
+
+
+AssessmentDefinition = Annotated[
+    QuizAssessment | RepositoryAssessment | PortfolioAssessment, Field(discriminator="kind")
+]
+
+
+# ---------------------------------------------------------------- programs
+
+
+class CredentialSpec(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Annotated[str, Field(min_length=1)]
+    criteria: Annotated[str, Field(min_length=1)]  # the narrative printed on the credential
+
+
+class RequirementSpec(Strict):
+    assessment: Annotated[str, Field(pattern=SLUG)]
+    min_score: Annotated[float, Field(gt=0, le=1)] | None = None
+
+
+class ProgramDefinition(Strict):
+    slug: Annotated[str, Field(pattern=SLUG)]
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Annotated[str, Field(min_length=1)]
+    credential: CredentialSpec
+    requirements: Annotated[list[RequirementSpec], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _no_duplicate_requirements(self) -> ProgramDefinition:
+        slugs = [r.assessment for r in self.requirements]
+        if len(set(slugs)) != len(slugs):
+            raise ValueError("an assessment is required twice")
+        return self
+
+
+def _check_choice_ids(choices: list[Choice], picked: list[str]) -> None:
+    ids = [c.id for c in choices]
+    if len(set(ids)) != len(ids):
+        raise ValueError("two choices share an id")
+    for answer in picked:
+        if answer not in ids:
+            raise ValueError(f"answer {answer!r} is not one of the choices {ids}")

@@ -1,0 +1,267 @@
+"""`grader demo`: the whole service on one machine, and `--smoke`, a learner's walk through the API.
+
+Embedded defaults: SQLite and Celery's filesystem transport under `./var`, one worker process
+started here, the reconciler in a thread. Ctrl-C stops the server, the reconciler and the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from grader.catalog.loader import read_catalog
+from grader.catalog.schema import QuizAssessment
+from grader.config import Settings
+from grader.db import make_engine, make_session_factory, session_scope
+from grader.errors import GraderError
+from grader.migrate import upgrade
+from grader.quiz import correct_answer
+from grader.services import accounts
+from grader.services.catalog import load_catalog
+
+DEMO_ACCOUNTS = (
+    ("learner@example.org", "Ada Learner", "learner"),
+    ("reviewer@example.org", "Rui Reviewer", "reviewer"),
+    ("admin@example.org", "Alex Admin", "admin"),
+)
+DEMO_PASSWORD = "demo-password-123"  # printed on start; the demo listens on 127.0.0.1 only
+SMOKE_TIMEOUT_SECONDS = 90
+
+
+def run_demo(settings: Settings, *, smoke: bool, port: int | None, catalog_path: Path | None) -> int:
+    settings = replace(settings, data_dir=settings.data_dir.resolve())
+    catalog_root = (catalog_path or settings.catalog_path).resolve()
+    try:
+        catalog = read_catalog(catalog_root)
+    except GraderError as exc:
+        for problem in exc.details.get("problems", []):
+            print(problem, file=sys.stderr)
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    engine = make_engine(settings)
+    upgrade(engine)
+    factory = make_session_factory(engine)
+    with session_scope(factory) as session:
+        report = load_catalog(session, catalog)
+        token = _demo_accounts(session, [p for p in catalog.programs])
+    print(f"catalog {catalog_root}: {report.summary()}")
+
+    host = "127.0.0.1"
+    port = port if port is not None else (_free_port() if smoke else 5000)
+    from grader.web import create_app
+
+    app = create_app(settings)
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except OSError as exc:
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror}; try --port", file=sys.stderr)
+        return 1
+    worker = _start_worker(settings)
+    stop = threading.Event()
+    reconciler = threading.Thread(target=_reconcile_loop, args=(settings, factory, stop), daemon=True)
+    reconciler.start()
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    base = f"http://{host}:{port}"
+    try:
+        if smoke:
+            return _smoke(base, settings, factory, catalog_root)
+        print(f"\nGrader demo on {base}  (Ctrl-C stops it)")
+        for email, _, role in DEMO_ACCOUNTS:
+            print(f"  {role:<9} {email}  password: {DEMO_PASSWORD}")
+        print(f"  learner API token: {token}")
+        while worker.poll() is None:
+            time.sleep(0.5)
+        print("error: the worker stopped unexpectedly", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping…")
+        return 0
+    finally:
+        stop.set()
+        _shutdown(server, worker)
+
+
+def _demo_accounts(session: Any, program_slugs: list[str]) -> str:
+    for email, name, role in DEMO_ACCOUNTS:
+        try:
+            user = accounts.find_user_by_email(session, email)
+        except GraderError:
+            user = accounts.create_user(session, email=email, name=name, password=DEMO_PASSWORD, role=role)
+        if role == "learner":
+            for slug in program_slugs:
+                accounts.enroll(session, user.id, slug)
+            learner = user
+    return accounts.create_token(session, learner.id, "demo").secret
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _worker_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        GRADER_DATA_DIR=str(settings.data_dir),
+        GRADER_DATABASE_URL=settings.resolved_database_url,
+        GRADER_BROKER_URL=settings.broker_url,
+        GRADER_SECRET_KEY=settings.secret_key,
+    )
+    return env
+
+
+def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    log = open(settings.data_dir / "worker.log", "ab")  # noqa: SIM115 - lives as long as the worker
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.main",
+            "worker",
+            "-Q",
+            "quiz,sandbox,checks",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "INFO",
+            "--hostname",
+            f"demo-{os.getpid()}@%h",
+        ],
+        env=_worker_env(settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C goes to us; we stop the worker in order
+    )
+
+
+def _reconcile_loop(settings: Settings, factory: Any, stop: threading.Event) -> None:
+    from grader.broker import CeleryTaskQueue
+    from grader.services.grading import reconcile
+
+    queue = CeleryTaskQueue(settings)
+    while not stop.wait(settings.reconcile_every_seconds):
+        try:
+            with session_scope(factory) as session:
+                reconcile(
+                    session,
+                    queue,
+                    lease_seconds=settings.lease_seconds,
+                    max_tries=settings.max_run_tries,
+                )
+        except Exception as exc:  # keep reconciling; a passing database hiccup must not stop it
+            print(f"reconciler: {exc}", file=sys.stderr)
+
+
+def _shutdown(server: BaseWSGIServer, worker: subprocess.Popen[bytes]) -> None:
+    server.shutdown()
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+# ---------------------------------------------------------------- smoke
+
+
+class SmokeFailure(Exception):
+    pass
+
+
+def _call(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def _smoke(base: str, settings: Settings, factory: Any, catalog_root: Path) -> int:
+    catalog = read_catalog(catalog_root)
+    with session_scope(factory) as session:
+        email = f"smoke-{secrets.token_hex(4)}@example.org"
+        user = accounts.create_user(
+            session, email=email, name="Smoke Test", password=secrets.token_urlsafe(16)
+        )
+        for slug in catalog.programs:
+            accounts.enroll(session, user.id, slug)
+        token = accounts.create_token(session, user.id, "smoke").secret
+    try:
+        for program in catalog.programs.values():
+            quiz_slug = next(
+                r.assessment
+                for r in program.definition.requirements
+                if isinstance(catalog.assessments[r.assessment].definition, QuizAssessment)
+            )
+            quiz = catalog.assessments[quiz_slug].definition
+            assert isinstance(quiz, QuizAssessment)
+            _smoke_quiz(base, token, quiz)
+            status, body = _call("GET", f"{base}/api/v1/programs/{program.slug}/progress", token)
+            if status != 200:
+                raise SmokeFailure(f"progress answered {status}: {body}")
+            print(f"progress in {program.slug}: {body['passed']}/{body['total']} requirements passed")
+    except SmokeFailure as exc:
+        print(f"smoke FAILED: {exc}", file=sys.stderr)
+        return 1
+    print("smoke OK")
+    return 0
+
+
+def _smoke_quiz(base: str, token: str, quiz: QuizAssessment) -> None:
+    status, attempt = _call("POST", f"{base}/api/v1/assessments/{quiz.slug}/attempts", token, {})
+    if status != 201:
+        raise SmokeFailure(f"starting {quiz.slug} answered {status}: {attempt}")
+    by_id = quiz.questions_by_id()
+    answers = {q["id"]: correct_answer(by_id[q["id"]]) for q in attempt["questions"]}
+    started = time.monotonic()
+    status, accepted = _call(
+        "POST",
+        f"{base}/api/v1/submissions",
+        token,
+        {"assessment": quiz.slug, "attempt": attempt["id"], "answers": answers},
+    )
+    if status != 202:
+        raise SmokeFailure(f"submitting {quiz.slug} answered {status}: {accepted}")
+    print(f"submitted {quiz.slug}: receipt {accepted['receipt']['sha256'][:16]}…")
+    deadline = started + SMOKE_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        status, view = _call("GET", base + accepted["status_url"], token)
+        if status == 200 and view["result"] is not None:
+            result = view["result"]
+            elapsed = time.monotonic() - started
+            print(
+                f"graded {quiz.slug} in {elapsed:.2f} s: {result['score']:g}/{result['max_score']:g}, "
+                f"passed={result['passed']}"
+            )
+            if not result["passed"]:
+                raise SmokeFailure(f"{quiz.slug} should have passed with every answer right")
+            return
+        if status == 200 and view["status"] == "error":
+            raise SmokeFailure(f"{quiz.slug} could not be graded")
+        time.sleep(0.1)
+    raise SmokeFailure(f"{quiz.slug} was not graded within {SMOKE_TIMEOUT_SECONDS} s (see var/worker.log)")

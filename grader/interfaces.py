@@ -1,0 +1,30 @@
+"""Ports the domain services call out through; implementations are wired by the composition roots."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class TaskQueue(Protocol):
+    """Carries a grading run id to a worker; the run row, not the message, is the source of truth."""
+
+    def enqueue_grading(self, run_id: str, queue: str) -> None:
+        """Send one run id to the named queue; raise on a broker fault (the reconciler retries)."""
+        ...
+
+    def pending_count(self, queue: str) -> int | None:
+        """Messages waiting in a queue, or None when the broker cannot tell cheaply."""
+        ...
+
+
+class RecordingQueue:
+    """A TaskQueue that only remembers what was sent: for unit tests and dry runs."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def enqueue_grading(self, run_id: str, queue: str) -> None:
+        self.sent.append((run_id, queue))
+
+    def pending_count(self, queue: str) -> int | None:
+        return sum(1 for _, q in self.sent if q == queue)

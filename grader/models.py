@@ -1,0 +1,325 @@
+"""Database models: the source of truth for accounts, catalog versions, submissions and grading runs.
+
+Celery and Redis only ever carry a `GradingRun.id`; everything needed to grade, to recover a lost
+message or to explain a result lives in these tables. SQLAlchemy only: no Flask, no Celery.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Role(StrEnum):
+    LEARNER = "learner"
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+
+class AssessmentKind(StrEnum):
+    QUIZ = "quiz"
+    REPOSITORY = "repository"
+    PORTFOLIO = "portfolio"
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    ERROR = "error"
+
+
+class SubmissionStatus(StrEnum):
+    QUEUED = "queued"
+    GRADING = "grading"
+    GRADED = "graded"
+    NEEDS_REVIEW = "needs_review"
+    ERROR = "error"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20), default=Role.LEARNER)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    # Only a SHA-256 of the token is kept: a leaked database does not leak working tokens.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    user: Mapped[User] = relationship()
+
+
+class Rubric(Base):
+    """One version of a rubric; results point at the exact version that scored them."""
+
+    __tablename__ = "rubric_versions"
+    __table_args__ = (UniqueConstraint("slug", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Assessment(Base):
+    __tablename__ = "assessments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(200))
+    current_version: Mapped[int] = mapped_column(Integer, default=1)
+
+    versions: Mapped[list[AssessmentVersion]] = relationship(
+        back_populates="assessment", order_by="AssessmentVersion.version"
+    )
+
+
+class AssessmentVersion(Base):
+    """The full definition of an assessment as loaded; a content change makes a new row."""
+
+    __tablename__ = "assessment_versions"
+    __table_args__ = (UniqueConstraint("assessment_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rubric_id: Mapped[int | None] = mapped_column(ForeignKey("rubric_versions.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    assessment: Mapped[Assessment] = relationship(back_populates="versions")
+    rubric: Mapped[Rubric | None] = relationship()
+
+
+class Program(Base):
+    __tablename__ = "programs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+    requirements: Mapped[list[Requirement]] = relationship(
+        back_populates="program", order_by="Requirement.position", cascade="all, delete-orphan"
+    )
+
+
+class Requirement(Base):
+    __tablename__ = "requirements"
+    __table_args__ = (UniqueConstraint("program_id", "assessment_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"))
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    # Fraction of the maximum score needed; None means the assessment's own pass mark decides.
+    min_score: Mapped[float | None] = mapped_column(Float, default=None)
+
+    program: Mapped[Program] = relationship(back_populates="requirements")
+    assessment: Mapped[Assessment] = relationship()
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+    __table_args__ = (UniqueConstraint("user_id", "program_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    program: Mapped[Program] = relationship()
+
+
+class QuizAttempt(Base):
+    """A drawn quiz: which questions, in which order (from `seed`), and until when."""
+
+    __tablename__ = "quiz_attempts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    assessment_version_id: Mapped[int] = mapped_column(ForeignKey("assessment_versions.id"))
+    seed: Mapped[int] = mapped_column(Integer)
+    question_ids: Mapped[list[Any]] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deadline_at: Mapped[datetime | None] = mapped_column(default=None)
+    submitted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    assessment_version: Mapped[AssessmentVersion] = relationship()
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key"),
+        Index("ix_submissions_user_assessment", "user_id", "assessment_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"))
+    assessment_version_id: Mapped[int] = mapped_column(ForeignKey("assessment_versions.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    attempt_number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default=SubmissionStatus.QUEUED)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # SHA-256 of the canonical payload: the learner's receipt of exactly what we received.
+    receipt_sha256: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    quiz_attempt_id: Mapped[str | None] = mapped_column(ForeignKey("quiz_attempts.id"), default=None)
+    git_url: Mapped[str | None] = mapped_column(String(2000), default=None)
+    commit_sha: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship()
+    assessment: Mapped[Assessment] = relationship()
+    assessment_version: Mapped[AssessmentVersion] = relationship()
+    runs: Mapped[list[GradingRun]] = relationship(
+        back_populates="submission", order_by="GradingRun.requested_at"
+    )
+
+
+class GradingRun(Base):
+    """One attempt to grade a submission: claimed under a lease, finished by the lease holder only."""
+
+    __tablename__ = "grading_runs"
+    __table_args__ = (Index("ix_grading_runs_status_queue", "status", "queue"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    queue: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default=RunStatus.QUEUED)
+    reason: Mapped[str] = mapped_column(String(20), default="submitted")
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    lease_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    worker: Mapped[str | None] = mapped_column(String(200), default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime | None] = mapped_column(default=None)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    submission: Mapped[Submission] = relationship(back_populates="runs")
+    result: Mapped[Result | None] = relationship(back_populates="run", uselist=False)
+
+
+class Result(Base):
+    __tablename__ = "results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("grading_runs.id"), unique=True)
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    score: Mapped[float] = mapped_column(Float)
+    max_score: Mapped[float] = mapped_column(Float)
+    # None while a reviewer still has to score manual criteria.
+    passed: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    outcome: Mapped[str] = mapped_column(String(30), default="graded")
+    feedback: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rubric_id: Mapped[int | None] = mapped_column(ForeignKey("rubric_versions.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    run: Mapped[GradingRun] = relationship(back_populates="result")
+
+    @property
+    def fraction(self) -> float:
+        return self.score / self.max_score if self.max_score else 0.0
+
+
+class Review(Base):
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id", ondelete="CASCADE"))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    criteria: Mapped[list[Any]] = mapped_column(JSON)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CredentialAward(Base):
+    """A learner earned a program's credential; signing the document comes on top of this row."""
+
+    __tablename__ = "credential_awards"
+    __table_args__ = (UniqueConstraint("user_id", "program_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    status: Mapped[str] = mapped_column(String(20), default="awarded")
+    evidence: Mapped[list[Any]] = mapped_column(JSON)
+    awarded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    program: Mapped[Program] = relationship()

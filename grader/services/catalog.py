@@ -1,0 +1,152 @@
+"""Loading a validated catalog into the database, idempotently, with versioning.
+
+An assessment whose content (or whose rubric's content) changed gets a new `AssessmentVersion`;
+submissions keep pointing at the version they were made against, so old results stay explainable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from grader.catalog.loader import Catalog, content_hash
+from grader.catalog.schema import PortfolioAssessment, RepositoryAssessment
+from grader.errors import NotFound
+from grader.models import Assessment, AssessmentVersion, Program, Requirement, Rubric
+
+
+@dataclass
+class LoadReport:
+    """What a load changed, for the CLI to print."""
+
+    created: list[str] = field(default_factory=list)
+    new_versions: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.created)} created, {len(self.new_versions)} new versions, "
+            f"{len(self.unchanged)} unchanged"
+        )
+
+
+def load_catalog(session: Session, catalog: Catalog) -> LoadReport:
+    """Write the catalog's rubrics, assessments and programs; a second identical load changes nothing."""
+    report = LoadReport()
+    rubric_rows: dict[str, Rubric] = {}
+    for slug, entry in catalog.rubrics.items():
+        latest = session.scalar(
+            select(Rubric).where(Rubric.slug == slug).order_by(Rubric.version.desc()).limit(1)
+        )
+        if latest is not None and latest.content_hash == entry.content_hash:
+            rubric_rows[slug] = latest
+            report.unchanged.append(f"rubric {slug}")
+            continue
+        row = Rubric(
+            slug=slug,
+            version=(latest.version + 1) if latest else 1,
+            content_hash=entry.content_hash,
+            definition=entry.data,
+        )
+        session.add(row)
+        rubric_rows[slug] = row
+        (report.new_versions if latest else report.created).append(f"rubric {slug} v{row.version}")
+    session.flush()
+
+    assessment_rows: dict[str, Assessment] = {}
+    for slug, entry in catalog.assessments.items():
+        definition = entry.definition
+        rubric = None
+        if isinstance(definition, RepositoryAssessment | PortfolioAssessment):
+            rubric = rubric_rows[definition.rubric]
+        # A rubric edit changes how the assessment grades, so it is part of the version's identity.
+        version_hash = content_hash([entry.content_hash, rubric.content_hash if rubric else None])
+        assessment = session.scalar(select(Assessment).where(Assessment.slug == slug))
+        if assessment is None:
+            assessment = Assessment(
+                slug=slug, kind=definition.kind, title=definition.title, current_version=0
+            )
+            session.add(assessment)
+            session.flush()
+        assessment_rows[slug] = assessment
+        latest_version = session.scalar(
+            select(AssessmentVersion)
+            .where(AssessmentVersion.assessment_id == assessment.id)
+            .order_by(AssessmentVersion.version.desc())
+            .limit(1)
+        )
+        if latest_version is not None and latest_version.content_hash == version_hash:
+            report.unchanged.append(f"assessment {slug}")
+            continue
+        number = (latest_version.version + 1) if latest_version else 1
+        session.add(
+            AssessmentVersion(
+                assessment_id=assessment.id,
+                version=number,
+                content_hash=version_hash,
+                definition=entry.data,
+                rubric_id=rubric.id if rubric else None,
+            )
+        )
+        assessment.kind = definition.kind
+        assessment.title = definition.title
+        assessment.current_version = number
+        (report.new_versions if latest_version else report.created).append(f"assessment {slug} v{number}")
+    session.flush()
+
+    for slug, entry in catalog.programs.items():
+        program = session.scalar(select(Program).where(Program.slug == slug))
+        if program is not None and program.content_hash == entry.content_hash:
+            report.unchanged.append(f"program {slug}")
+            continue
+        if program is None:
+            program = Program(slug=slug, title="", definition={}, content_hash="")
+            session.add(program)
+            report.created.append(f"program {slug}")
+        else:
+            report.new_versions.append(f"program {slug}")
+        definition_p = entry.definition
+        program.title = definition_p.title
+        program.description = definition_p.description
+        program.definition = entry.data
+        program.content_hash = entry.content_hash
+        program.requirements.clear()
+        session.flush()
+        for position, requirement in enumerate(definition_p.requirements):
+            program.requirements.append(
+                Requirement(
+                    assessment_id=assessment_rows[requirement.assessment].id,
+                    position=position,
+                    min_score=requirement.min_score,
+                )
+            )
+    session.flush()
+    return report
+
+
+def current_version(session: Session, assessment_slug: str) -> AssessmentVersion:
+    """The version new submissions are graded against; `NotFound` for an unknown slug."""
+    version = session.scalar(
+        select(AssessmentVersion)
+        .join(Assessment)
+        .where(
+            Assessment.slug == assessment_slug,
+            AssessmentVersion.version == Assessment.current_version,
+        )
+    )
+    if version is None:
+        raise NotFound(f"no assessment {assessment_slug!r}", details={"field": "assessment"})
+    return version
+
+
+def count_versions(session: Session, assessment_slug: str) -> int:
+    return (
+        session.scalar(
+            select(func.count(AssessmentVersion.id))
+            .join(Assessment)
+            .where(Assessment.slug == assessment_slug)
+        )
+        or 0
+    )

@@ -1,0 +1,376 @@
+"""Grading runs: claim under a lease, grade, record the result once, and recover lost runs.
+
+The lifecycle of a `GradingRun` is `queued -> running -> done | error`. A worker claims a run with a
+conditional UPDATE (only one claimant can win), renews its lease while it works, and writes the result
+in a transaction that succeeds only while it still holds the lease. So a message delivered twice
+grades once, and a worker that died is replaced by the reconciler once its lease has expired.
+Learner faults (wrong answers, failing tests, timeouts) are results; only infrastructure faults
+(`ServiceUnavailable`) put a run back in the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from grader.catalog.schema import AssessmentDefinition
+from grader.db import session_scope
+from grader.errors import ServiceUnavailable
+from grader.interfaces import TaskQueue
+from grader.models import (
+    GradingRun,
+    Result,
+    RunStatus,
+    Submission,
+    SubmissionStatus,
+    new_id,
+    utcnow,
+)
+from grader.services import progress
+from grader.services.submissions import parse_definition
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GradingJob:
+    """Everything a kind's grader needs, detached from the database session."""
+
+    run_id: str
+    submission_id: str
+    user_id: int
+    kind: str
+    definition: AssessmentDefinition
+    raw_definition: Mapping[str, Any]
+    payload: Mapping[str, Any]
+    rubric_definition: Mapping[str, Any] | None
+    rubric_id: int | None
+    attempt_number: int
+    commit_sha: str | None = None
+
+
+@dataclass(frozen=True)
+class Grade:
+    """A kind grader's verdict; `passed` is None while manual criteria await a reviewer."""
+
+    score: float
+    max_score: float
+    passed: bool | None
+    feedback: Mapping[str, Any]
+    needs_review: bool = False
+    outcome: str = "graded"
+
+
+class KindGrader(Protocol):
+    def grade(self, job: GradingJob) -> Grade:
+        """Grade one job; raise `ServiceUnavailable` only for faults on our side."""
+        ...
+
+
+class RunOutcome(StrEnum):
+    GRADED = "graded"
+    SKIPPED = "skipped"  # already claimed or finished: a duplicate delivery
+    LOST_LEASE = "lost_lease"
+    REQUEUED = "requeued"
+
+
+@dataclass(frozen=True)
+class Claim:
+    run_id: str
+    lease_id: str
+    tries: int
+
+
+def claim_run(
+    session: Session, run_id: str, *, worker: str, lease_seconds: int, now: datetime | None = None
+) -> Claim | None:
+    """Take a run that is queued (or running under an expired lease); None when someone else has it."""
+    now = now or utcnow()
+    lease_id = new_id()
+    claimed = session.execute(
+        update(GradingRun)
+        .where(
+            GradingRun.id == run_id,
+            or_(
+                GradingRun.status == RunStatus.QUEUED,
+                and_(GradingRun.status == RunStatus.RUNNING, GradingRun.lease_expires_at < now),
+            ),
+        )
+        .values(
+            status=RunStatus.RUNNING,
+            lease_id=lease_id,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            tries=GradingRun.tries + 1,
+            started_at=now,
+            worker=worker[:200],
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return None
+    run = session.get(GradingRun, run_id)
+    assert run is not None
+    session.refresh(run)
+    run.submission.status = SubmissionStatus.GRADING
+    session.commit()
+    return Claim(run_id=run_id, lease_id=lease_id, tries=run.tries)
+
+
+def renew_lease(session: Session, claim: Claim, lease_seconds: int) -> bool:
+    """Heartbeat: extend the lease; False when the lease was lost (the reconciler took the run)."""
+    renewed = session.execute(
+        update(GradingRun)
+        .where(
+            GradingRun.id == claim.run_id,
+            GradingRun.lease_id == claim.lease_id,
+            GradingRun.status == RunStatus.RUNNING,
+        )
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def load_job(session: Session, run_id: str) -> GradingJob:
+    run = session.get(GradingRun, run_id)
+    assert run is not None
+    submission = run.submission
+    version = submission.assessment_version
+    rubric = version.rubric
+    return GradingJob(
+        run_id=run.id,
+        submission_id=submission.id,
+        user_id=submission.user_id,
+        kind=submission.kind,
+        definition=parse_definition(version),
+        raw_definition=version.definition,
+        payload=submission.payload,
+        rubric_definition=rubric.definition if rubric else None,
+        rubric_id=rubric.id if rubric else None,
+        attempt_number=submission.attempt_number,
+        commit_sha=submission.commit_sha,
+    )
+
+
+def finish_run(session: Session, claim: Claim, grade: Grade, *, rubric_id: int | None) -> bool:
+    """Record the result if `claim` still holds the lease; progress and awards follow in the same commit."""
+    done = session.execute(
+        update(GradingRun)
+        .where(
+            GradingRun.id == claim.run_id,
+            GradingRun.lease_id == claim.lease_id,
+            GradingRun.status == RunStatus.RUNNING,
+        )
+        .values(status=RunStatus.DONE, finished_at=utcnow(), lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return False
+    run = session.get(GradingRun, claim.run_id)
+    assert run is not None
+    session.add(
+        Result(
+            run_id=run.id,
+            submission_id=run.submission_id,
+            score=grade.score,
+            max_score=grade.max_score,
+            passed=grade.passed,
+            needs_review=grade.needs_review,
+            outcome=grade.outcome,
+            feedback=dict(grade.feedback),
+            rubric_id=rubric_id,
+        )
+    )
+    submission = run.submission
+    submission.status = SubmissionStatus.NEEDS_REVIEW if grade.needs_review else SubmissionStatus.GRADED
+    session.flush()
+    progress.update_awards(session, submission.user_id, submission.assessment_id)
+    session.commit()
+    return True
+
+
+def release_run(session: Session, claim: Claim, error: str) -> None:
+    """Give a run back to the queue after an infrastructure fault (if we still hold it)."""
+    session.execute(
+        update(GradingRun)
+        .where(GradingRun.id == claim.run_id, GradingRun.lease_id == claim.lease_id)
+        .values(status=RunStatus.QUEUED, lease_id=None, lease_expires_at=None, last_error=error[:4000])
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+@dataclass
+class Heartbeat:
+    """Renews a claim's lease in the background while a long grading job runs."""
+
+    factory: sessionmaker[Session]
+    claim: Claim
+    lease_seconds: int
+    lost: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Heartbeat:
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{self.claim.run_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        interval = max(0.5, self.lease_seconds / 3)
+        while not self._stop.wait(interval):
+            try:
+                with session_scope(self.factory) as session:
+                    if not renew_lease(session, self.claim, self.lease_seconds):
+                        self.lost.set()
+                        return
+            except Exception:  # a missed beat is survivable; the next one may get through
+                log.warning("lease renewal for run %s failed", self.claim.run_id, exc_info=True)
+
+
+def process_run(
+    factory: sessionmaker[Session],
+    run_id: str,
+    graders: Mapping[str, KindGrader],
+    *,
+    worker: str,
+    lease_seconds: int,
+) -> RunOutcome:
+    """Claim, grade and record one run: the whole job of a worker task."""
+    with session_scope(factory) as session:
+        claim = claim_run(session, run_id, worker=worker, lease_seconds=lease_seconds)
+        if claim is None:
+            return RunOutcome.SKIPPED
+        job = load_job(session, run_id)
+    # The session is closed while grading: a sandbox run must not hold a database connection.
+    grader = graders.get(job.kind)
+    try:
+        if grader is None:
+            raise ServiceUnavailable(f"this worker has no grader for {job.kind!r} submissions")
+        with Heartbeat(factory, claim, lease_seconds):
+            grade = grader.grade(job)
+    except ServiceUnavailable as exc:
+        with session_scope(factory) as session:
+            release_run(session, claim, f"{exc.code}: {exc.message}")
+        raise
+    with session_scope(factory) as session:
+        if not finish_run(session, claim, grade, rubric_id=job.rubric_id):
+            log.warning("run %s lost its lease before its result was written; dropped", run_id)
+            return RunOutcome.LOST_LEASE
+    return RunOutcome.GRADED
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    requeued: tuple[str, ...]
+    failed: tuple[str, ...]
+
+
+def reconcile(
+    session: Session,
+    queue: TaskQueue,
+    *,
+    lease_seconds: int,
+    max_tries: int,
+    now: datetime | None = None,
+) -> ReconcileReport:
+    """Find runs whose message or worker was lost and send them again; give up after `max_tries`.
+
+    A run counts as lost when it is `running` past its lease (its worker died), or `queued` but never
+    handed to the broker, or `queued` for longer than a lease while its queue on the broker is empty.
+    """
+    now = now or utcnow()
+    requeued: list[str] = []
+    failed: list[str] = []
+    stale_running = session.scalars(
+        select(GradingRun).where(GradingRun.status == RunStatus.RUNNING, GradingRun.lease_expires_at < now)
+    ).all()
+    for run in stale_running:
+        if run.tries >= max_tries:
+            _give_up(run, f"gave up after {run.tries} tries: the worker stopped answering each time")
+            failed.append(run.id)
+        else:
+            run.status = RunStatus.QUEUED
+            run.lease_id = None
+            run.lease_expires_at = None
+            run.last_error = "worker lease expired"
+            run.enqueued_at = None
+    session.commit()
+
+    empty_queues: dict[str, bool] = {}
+
+    def broker_lost_it(run: GradingRun) -> bool:
+        if run.enqueued_at is None:
+            return True
+        if run.enqueued_at > now - timedelta(seconds=lease_seconds):
+            return False
+        if run.queue not in empty_queues:
+            pending = queue.pending_count(run.queue)
+            empty_queues[run.queue] = pending is None or pending == 0
+        return empty_queues[run.queue]
+
+    for run in session.scalars(select(GradingRun).where(GradingRun.status == RunStatus.QUEUED)).all():
+        if not broker_lost_it(run):
+            continue
+        try:
+            queue.enqueue_grading(run.id, run.queue)
+        except Exception:
+            log.warning("reconciler could not enqueue run %s", run.id, exc_info=True)
+            continue
+        run.enqueued_at = utcnow()
+        requeued.append(run.id)
+        session.commit()
+    for run_id in failed:
+        log.error("grading run %s marked error after %d tries", run_id, max_tries)
+    return ReconcileReport(requeued=tuple(requeued), failed=tuple(failed))
+
+
+def _give_up(run: GradingRun, reason: str) -> None:
+    run.status = RunStatus.ERROR
+    run.lease_id = None
+    run.lease_expires_at = None
+    run.finished_at = utcnow()
+    run.last_error = reason
+    run.submission.status = SubmissionStatus.ERROR
+
+
+def queue_position(session: Session, run: GradingRun) -> int | None:
+    """1-based position of a queued run among the runs waiting in its queue."""
+    if run.status != RunStatus.QUEUED:
+        return None
+    ahead = (
+        session.scalar(
+            select(func.count(GradingRun.id)).where(
+                GradingRun.queue == run.queue,
+                GradingRun.status == RunStatus.QUEUED,
+                GradingRun.requested_at < run.requested_at,
+            )
+        )
+        or 0
+    )
+    return ahead + 1
+
+
+def latest_result(session: Session, submission: Submission) -> Result | None:
+    return session.scalar(
+        select(Result).where(Result.submission_id == submission.id).order_by(Result.id.desc()).limit(1)
+    )
+
+
+GraderFactory = Callable[[], Mapping[str, KindGrader]]

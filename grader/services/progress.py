@@ -1,0 +1,200 @@
+"""Requirement outcomes, program progress and credential awards.
+
+A requirement is met by the learner's best submission: the latest result of any submission that
+passes (or reaches the program's `min_score`, where set). When every requirement of a program is met,
+a `CredentialAward` is recorded; if a regrade later withdraws a pass it rests on, the award is revoked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from grader.errors import NotFound, PermissionDenied
+from grader.models import (
+    CredentialAward,
+    Enrollment,
+    Program,
+    Requirement,
+    Result,
+    Submission,
+    User,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class RequirementStatus:
+    assessment: str
+    title: str
+    kind: str
+    status: str  # passed | failed | pending | not_attempted
+    best_fraction: float | None
+    min_score: float | None
+    submission_id: str | None
+
+
+@dataclass(frozen=True)
+class ProgramProgress:
+    program: str
+    title: str
+    requirements: tuple[RequirementStatus, ...]
+    complete: bool
+    credential_id: str | None
+    credential_status: str | None
+    awarded_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "program": self.program,
+            "title": self.title,
+            "complete": self.complete,
+            "passed": sum(1 for r in self.requirements if r.status == "passed"),
+            "total": len(self.requirements),
+            "requirements": [r.__dict__ for r in self.requirements],
+            "credential": None
+            if self.credential_id is None
+            else {
+                "id": self.credential_id,
+                "status": self.credential_status,
+                "awarded_at": self.awarded_at.isoformat() if self.awarded_at else None,
+            },
+        }
+
+
+def _latest_results(
+    session: Session, user_id: int, assessment_id: int
+) -> list[tuple[Submission, Result | None]]:
+    submissions = session.scalars(
+        select(Submission)
+        .where(Submission.user_id == user_id, Submission.assessment_id == assessment_id)
+        .order_by(Submission.created_at)
+    ).all()
+    pairs: list[tuple[Submission, Result | None]] = []
+    for submission in submissions:
+        latest = session.scalar(
+            select(Result).where(Result.submission_id == submission.id).order_by(Result.id.desc()).limit(1)
+        )
+        pairs.append((submission, latest))
+    return pairs
+
+
+def requirement_status(session: Session, user_id: int, requirement: Requirement) -> RequirementStatus:
+    pairs = _latest_results(session, user_id, requirement.assessment_id)
+    assessment = requirement.assessment
+    best: tuple[Submission, Result] | None = None
+    pending = False
+    for submission, result in pairs:
+        if result is None or result.passed is None:
+            pending = True
+            continue
+        if (
+            best is None
+            or _meets(result, requirement) > _meets(best[1], requirement)
+            or (
+                _meets(result, requirement) == _meets(best[1], requirement)
+                and result.fraction > best[1].fraction
+            )
+        ):
+            best = (submission, result)
+    if best is not None and _meets(best[1], requirement):
+        status = "passed"
+    elif pending:
+        status = "pending"
+    elif best is not None:
+        status = "failed"
+    else:
+        status = "not_attempted"
+    return RequirementStatus(
+        assessment=assessment.slug,
+        title=assessment.title,
+        kind=assessment.kind,
+        status=status,
+        best_fraction=round(best[1].fraction, 4) if best else None,
+        min_score=requirement.min_score,
+        submission_id=best[0].id if best else None,
+    )
+
+
+def _meets(result: Result, requirement: Requirement) -> bool:
+    if result.passed is None:
+        return False
+    if requirement.min_score is not None:
+        return result.fraction >= requirement.min_score - 1e-9
+    return result.passed
+
+
+def program_progress(session: Session, user: User, program_slug: str) -> ProgramProgress:
+    program = session.scalar(select(Program).where(Program.slug == program_slug))
+    if program is None:
+        raise NotFound(f"no program {program_slug!r}")
+    enrolled = session.scalar(
+        select(Enrollment.id).where(Enrollment.user_id == user.id, Enrollment.program_id == program.id)
+    )
+    if enrolled is None:
+        raise PermissionDenied(f"you are not enrolled in {program_slug!r}")
+    return _progress(session, user.id, program)
+
+
+def _progress(session: Session, user_id: int, program: Program) -> ProgramProgress:
+    statuses = tuple(requirement_status(session, user_id, r) for r in program.requirements)
+    award = session.scalar(
+        select(CredentialAward).where(
+            CredentialAward.user_id == user_id, CredentialAward.program_id == program.id
+        )
+    )
+    return ProgramProgress(
+        program=program.slug,
+        title=program.title,
+        requirements=statuses,
+        complete=all(s.status == "passed" for s in statuses),
+        credential_id=award.id if award else None,
+        credential_status=award.status if award else None,
+        awarded_at=award.awarded_at if award else None,
+    )
+
+
+def enrolled_programs(session: Session, user: User) -> list[ProgramProgress]:
+    programs = session.scalars(
+        select(Program).join(Enrollment).where(Enrollment.user_id == user.id).order_by(Program.title)
+    ).all()
+    return [_progress(session, user.id, p) for p in programs]
+
+
+def update_awards(session: Session, user_id: int, assessment_id: int) -> list[CredentialAward]:
+    """Award (or revoke) the credentials of every enrolled program that requires this assessment."""
+    programs = session.scalars(
+        select(Program)
+        .join(Requirement, Requirement.program_id == Program.id)
+        .join(Enrollment, Enrollment.program_id == Program.id)
+        .where(Requirement.assessment_id == assessment_id, Enrollment.user_id == user_id)
+    ).all()
+    changed: list[CredentialAward] = []
+    for program in programs:
+        progress = _progress(session, user_id, program)
+        award = session.scalar(
+            select(CredentialAward).where(
+                CredentialAward.user_id == user_id, CredentialAward.program_id == program.id
+            )
+        )
+        evidence = [
+            {"assessment": r.assessment, "submission": r.submission_id, "fraction": r.best_fraction}
+            for r in progress.requirements
+        ]
+        if progress.complete and (award is None or award.status != "awarded"):
+            if award is None:
+                award = CredentialAward(user_id=user_id, program_id=program.id, evidence=evidence)
+                session.add(award)
+            else:
+                award.status, award.evidence = "awarded", evidence
+                award.awarded_at, award.revoked_at = utcnow(), None
+            changed.append(award)
+        elif not progress.complete and award is not None and award.status == "awarded":
+            award.status, award.revoked_at = "revoked", utcnow()
+            changed.append(award)
+    session.flush()
+    return changed

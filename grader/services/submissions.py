@@ -1,0 +1,395 @@
+"""Intake: accept a learner's work, record it with a receipt, and queue it for grading.
+
+The submission and its first grading run are committed in one transaction; only then is the run id
+sent to the broker. A broker fault after the commit loses nothing: the run stays `queued` and the
+reconciler sends it again. Everything the learner sends is validated here, before anything is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from grader.catalog.schema import AssessmentDefinition, QuizAssessment
+from grader.config import Settings
+from grader.errors import (
+    AttemptsExhausted,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServiceUnavailable,
+    TimeLimitExceeded,
+)
+from grader.interfaces import TaskQueue
+from grader.models import (
+    Assessment,
+    AssessmentKind,
+    AssessmentVersion,
+    Enrollment,
+    GradingRun,
+    QuizAttempt,
+    Requirement,
+    Role,
+    RunStatus,
+    Submission,
+    User,
+    utcnow,
+)
+from grader.quiz import draw_questions, present_questions, validate_answers
+from grader.services.catalog import current_version
+
+log = logging.getLogger(__name__)
+
+QUEUE_FOR_KIND = {
+    AssessmentKind.QUIZ: "quiz",
+    AssessmentKind.REPOSITORY: "sandbox",
+    AssessmentKind.PORTFOLIO: "checks",
+}
+# A quiz answer sent in the last moment still travels over the network; forgive that much.
+QUIZ_DEADLINE_GRACE = timedelta(seconds=30)
+MAX_IDEMPOTENCY_KEY = 200
+
+_definition_adapter: TypeAdapter[AssessmentDefinition] = TypeAdapter(AssessmentDefinition)
+
+
+def parse_definition(version: AssessmentVersion) -> AssessmentDefinition:
+    """The typed definition of a stored assessment version (validated when the catalog loaded)."""
+    data = {k: v for k, v in version.definition.items() if k != "bundle"}
+    return _definition_adapter.validate_python(data)
+
+
+@dataclass(frozen=True)
+class SubmissionRequest:
+    """What a learner sent, already decoded from the form or JSON by the web layer."""
+
+    assessment: str
+    answers: Any = None
+    attempt_id: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    submission_id: str
+    receipt_sha256: str
+    created: bool  # False when an Idempotency-Key matched an earlier submission
+
+
+def start_quiz_attempt(
+    session: Session,
+    settings: Settings,
+    user: User,
+    assessment_slug: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Draw a quiz attempt (or return the learner's open one) with its questions and deadline."""
+    now = now or utcnow()
+    version = current_version(session, assessment_slug)
+    quiz = parse_definition(version)
+    if not isinstance(quiz, QuizAssessment):
+        raise InvalidInput(f"{assessment_slug!r} is not a quiz", details={"field": "assessment"})
+    _check_enrolled(session, user, version.assessment)
+    _check_attempt_policy(session, settings, user, version.assessment, quiz, now)
+    open_attempt = session.scalar(
+        select(QuizAttempt)
+        .where(
+            QuizAttempt.user_id == user.id,
+            QuizAttempt.assessment_version_id == version.id,
+            QuizAttempt.submitted_at.is_(None),
+        )
+        .order_by(QuizAttempt.started_at.desc())
+        .limit(1)
+    )
+    # Re-opening returns the same draw: asking again must not let a learner fish for easier questions.
+    if open_attempt is not None and (
+        open_attempt.deadline_at is None or open_attempt.deadline_at + QUIZ_DEADLINE_GRACE > now
+    ):
+        attempt = open_attempt
+    else:
+        seed = secrets.randbits(31)
+        attempt = QuizAttempt(
+            user_id=user.id,
+            assessment_version_id=version.id,
+            seed=seed,
+            question_ids=draw_questions(quiz, seed),
+            started_at=now,
+            deadline_at=now + timedelta(minutes=quiz.time_limit_minutes) if quiz.time_limit_minutes else None,
+        )
+        session.add(attempt)
+        session.flush()
+    return quiz_attempt_view(attempt, quiz)
+
+
+def quiz_attempt_view(attempt: QuizAttempt, quiz: QuizAssessment) -> dict[str, Any]:
+    return {
+        "id": attempt.id,
+        "assessment": quiz.slug,
+        "title": quiz.title,
+        "started_at": attempt.started_at.isoformat(),
+        "deadline": attempt.deadline_at.isoformat() if attempt.deadline_at else None,
+        "pass_mark": quiz.pass_mark,
+        "questions": present_questions(quiz, attempt.question_ids, attempt.seed),
+    }
+
+
+def submit(
+    session: Session,
+    queue: TaskQueue,
+    settings: Settings,
+    user: User,
+    request: SubmissionRequest,
+    now: datetime | None = None,
+) -> Accepted:
+    """Validate, store and queue one submission; see the module docstring for the guarantees."""
+    now = now or utcnow()
+    key = _idempotency_key(request.idempotency_key)
+    if key is not None:
+        earlier = session.scalar(
+            select(Submission).where(Submission.user_id == user.id, Submission.idempotency_key == key)
+        )
+        if earlier is not None:
+            return Accepted(earlier.id, earlier.receipt_sha256, created=False)
+    version = current_version(session, request.assessment)
+    assessment = version.assessment
+    definition = parse_definition(version)
+    _check_enrolled(session, user, assessment)
+    _check_attempt_policy(session, settings, user, assessment, definition, now)
+    _check_admission(session, settings, QUEUE_FOR_KIND[AssessmentKind(assessment.kind)])
+
+    if isinstance(definition, QuizAssessment):
+        payload, version, attempt = _quiz_payload(session, user, version, definition, request, now)
+    else:
+        raise InvalidInput(
+            f"submissions of kind {assessment.kind!r} are not accepted yet",
+            details={"field": "assessment"},
+        )
+
+    previous = (
+        session.scalar(
+            select(func.count(Submission.id)).where(
+                Submission.user_id == user.id, Submission.assessment_id == assessment.id
+            )
+        )
+        or 0
+    )
+    receipt = receipt_hash(assessment.slug, version.version, payload)
+    submission = Submission(
+        user_id=user.id,
+        assessment_id=assessment.id,
+        assessment_version_id=version.id,
+        kind=assessment.kind,
+        attempt_number=previous + 1,
+        payload=payload,
+        receipt_sha256=receipt,
+        idempotency_key=key,
+        quiz_attempt_id=attempt.id if attempt else None,
+        created_at=now,
+    )
+    run_queue = QUEUE_FOR_KIND[AssessmentKind(assessment.kind)]
+    run = GradingRun(submission=submission, queue=run_queue, requested_at=now)
+    if attempt is not None:
+        attempt.submitted_at = now
+    session.add_all([submission, run])
+    try:
+        session.commit()
+    except IntegrityError:
+        # Two retries raced with the same Idempotency-Key: the other one won; answer with it.
+        session.rollback()
+        earlier = session.scalar(
+            select(Submission).where(Submission.user_id == user.id, Submission.idempotency_key == key)
+        )
+        if earlier is None:
+            raise
+        return Accepted(earlier.id, earlier.receipt_sha256, created=False)
+    send_run(session, queue, run)
+    return Accepted(submission.id, receipt, created=True)
+
+
+def send_run(session: Session, queue: TaskQueue, run: GradingRun) -> bool:
+    """Hand a committed run to the broker; on a broker fault leave it for the reconciler."""
+    try:
+        queue.enqueue_grading(run.id, run.queue)
+    except Exception:  # any broker fault: the committed run row is the durable record
+        log.warning("could not enqueue run %s; the reconciler will retry", run.id, exc_info=True)
+        return False
+    run.enqueued_at = utcnow()
+    session.commit()
+    return True
+
+
+def receipt_hash(assessment_slug: str, version: int, payload: Mapping[str, Any]) -> str:
+    canonical = json.dumps(
+        {"assessment": assessment_slug, "version": version, "payload": payload},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _idempotency_key(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    key = raw.strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise InvalidInput(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters",
+            details={"field": "Idempotency-Key"},
+        )
+    return key
+
+
+def _check_enrolled(session: Session, user: User, assessment: Assessment) -> None:
+    if user.role == Role.ADMIN:
+        return
+    enrolled = session.scalar(
+        select(Enrollment.id)
+        .join(Requirement, Requirement.program_id == Enrollment.program_id)
+        .where(Enrollment.user_id == user.id, Requirement.assessment_id == assessment.id)
+        .limit(1)
+    )
+    if enrolled is None:
+        raise PermissionDenied(
+            f"you are not enrolled in a program that includes {assessment.slug!r}",
+            details={"field": "assessment"},
+        )
+
+
+def _check_attempt_policy(
+    session: Session,
+    settings: Settings,
+    user: User,
+    assessment: Assessment,
+    definition: AssessmentDefinition,
+    now: datetime,
+) -> None:
+    stats = session.execute(
+        select(func.count(Submission.id), func.max(Submission.created_at)).where(
+            Submission.user_id == user.id, Submission.assessment_id == assessment.id
+        )
+    ).one()
+    count, last = int(stats[0]), stats[1]
+    policy = definition.attempts
+    if policy.max is not None and count >= policy.max:
+        raise AttemptsExhausted(
+            f"all {policy.max} attempts at {assessment.slug!r} are used",
+            details={"attempts_used": count, "max_attempts": policy.max},
+        )
+    if last is not None and policy.cooldown_seconds:
+        ready_at = last + timedelta(seconds=policy.cooldown_seconds)
+        if ready_at > now:
+            wait = max(1, int((ready_at - now).total_seconds() + 0.999))
+            raise RateLimited(
+                f"please wait {wait} s before the next attempt",
+                retry_after=wait,
+                details={"ready_at": ready_at.isoformat()},
+            )
+    hourly = getattr(definition, "submissions_per_hour", None) or settings.submissions_per_hour
+    hour_ago = now - timedelta(hours=1)
+    recent = session.scalars(
+        select(Submission.created_at)
+        .where(
+            Submission.user_id == user.id,
+            Submission.assessment_id == assessment.id,
+            Submission.created_at > hour_ago,
+        )
+        .order_by(Submission.created_at)
+    ).all()
+    if len(recent) >= hourly:
+        wait = max(1, int((recent[0] + timedelta(hours=1) - now).total_seconds() + 0.999))
+        raise RateLimited(f"at most {hourly} submissions an hour for {assessment.slug!r}", retry_after=wait)
+
+
+def _check_admission(session: Session, settings: Settings, queue: str) -> None:
+    waiting = (
+        session.scalar(
+            select(func.count(GradingRun.id)).where(
+                GradingRun.queue == queue, GradingRun.status == RunStatus.QUEUED
+            )
+        )
+        or 0
+    )
+    if waiting >= settings.queue_admission_limit:
+        raise ServiceUnavailable(
+            "grading is at capacity right now; please retry in a minute",
+            details={"queue": queue, "waiting": waiting, "retry_after": 60},
+        )
+
+
+def _quiz_payload(
+    session: Session,
+    user: User,
+    version: AssessmentVersion,
+    quiz: QuizAssessment,
+    request: SubmissionRequest,
+    now: datetime,
+) -> tuple[dict[str, Any], AssessmentVersion, QuizAttempt]:
+    if request.attempt_id is not None:
+        if not isinstance(request.attempt_id, str):
+            raise InvalidInput("attempt must be an attempt id", details={"field": "attempt"})
+        attempt = session.get(QuizAttempt, request.attempt_id)
+        if attempt is None or attempt.user_id != user.id:
+            raise NotFound("no such quiz attempt", details={"field": "attempt"})
+        if attempt.assessment_version.assessment_id != version.assessment_id:
+            raise InvalidInput("that attempt belongs to another assessment", details={"field": "attempt"})
+        if attempt.submitted_at is not None:
+            raise Conflict("this attempt was already submitted", details={"field": "attempt"})
+        if attempt.deadline_at is not None and now > attempt.deadline_at + QUIZ_DEADLINE_GRACE:
+            raise TimeLimitExceeded(
+                "the time limit of this attempt has passed",
+                details={"field": "attempt", "deadline": attempt.deadline_at.isoformat()},
+            )
+        # An attempt is graded against the version it was drawn from, even if the quiz changed since.
+        version = attempt.assessment_version
+        quiz_for_attempt = parse_definition(version)
+        assert isinstance(quiz_for_attempt, QuizAssessment)
+        quiz = quiz_for_attempt
+    else:
+        if quiz.time_limit_minutes is not None or any(p.draw is not None for p in quiz.pools):
+            raise InvalidInput(
+                "this quiz draws its questions per attempt: start an attempt first "
+                f"(POST /api/v1/assessments/{quiz.slug}/attempts) and send its id as 'attempt'",
+                details={"field": "attempt"},
+            )
+        seed = secrets.randbits(31)
+        attempt = QuizAttempt(
+            user_id=user.id,
+            assessment_version_id=version.id,
+            seed=seed,
+            question_ids=draw_questions(quiz, seed),
+            started_at=now,
+        )
+        session.add(attempt)
+        session.flush()
+    answers = validate_answers(quiz, attempt.question_ids, request.answers)
+    payload = {
+        "attempt": attempt.id,
+        "question_ids": list(attempt.question_ids),
+        "answers": answers,
+    }
+    return payload, version, attempt
+
+
+def open_attempt_view(session: Session, user: User, attempt_id: str) -> dict[str, Any]:
+    """The questions of one of the learner's own quiz attempts, for the quiz page."""
+    attempt = session.get(QuizAttempt, attempt_id) if len(attempt_id) <= 64 else None
+    if attempt is None or attempt.user_id != user.id:
+        raise NotFound("no such quiz attempt")
+    quiz = parse_definition(attempt.assessment_version)
+    assert isinstance(quiz, QuizAssessment)
+    view = quiz_attempt_view(attempt, quiz)
+    view["submitted"] = attempt.submitted_at is not None
+    return view

@@ -1,0 +1,61 @@
+"""The one place errors become responses: a JSON envelope under /api, a friendly page elsewhere."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from grader.errors import GraderError, RateLimited
+
+log = logging.getLogger(__name__)
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _respond(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> Response:
+    if _wants_json():
+        response = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
+    else:
+        response = Response(
+            render_template("error.html", status=status, code=code, message=message, details=details or {}),
+            mimetype="text/html",
+        )
+    response.status_code = status
+    return response
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(GraderError)
+    def _grader_error(exc: GraderError) -> Response:
+        response = _respond(exc.http_status, exc.code, exc.message, exc.details)
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        elif "retry_after" in exc.details:
+            response.headers["Retry-After"] = str(exc.details["retry_after"])
+        return response
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge) -> Response:
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        return _respond(
+            413,
+            "payload_too_large",
+            f"the request is larger than the limit of {limit} bytes",
+            {"field": "body", "limit_bytes": limit},
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return _respond(status, code, exc.description or exc.name or "error")
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _respond(500, "internal_error", "something went wrong on our side; it has been logged")

@@ -1,0 +1,50 @@
+"""Thin Celery tasks: take a run id, call one grader service, retry only infrastructure faults."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from grader.broker import GRADE_TASK, RECONCILE_TASK
+from grader.db import session_scope
+from grader.errors import ServiceUnavailable
+from grader.services.grading import process_run, reconcile
+from workers.celery_app import runtime
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    name=GRADE_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(ServiceUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=5,
+    ignore_result=True,
+)
+def grade_run(self: object, run_id: str) -> str:
+    rt = runtime()
+    hostname = getattr(getattr(self, "request", None), "hostname", None) or "worker"
+    outcome = process_run(
+        rt.sessions, run_id, rt.graders, worker=hostname, lease_seconds=rt.settings.lease_seconds
+    )
+    log.info("run %s: %s", run_id, outcome.value)
+    return outcome.value
+
+
+@shared_task(name=RECONCILE_TASK, ignore_result=True)
+def reconcile_runs() -> dict[str, int]:
+    rt = runtime()
+    with session_scope(rt.sessions) as session:
+        report = reconcile(
+            session,
+            rt.queue,
+            lease_seconds=rt.settings.lease_seconds,
+            max_tries=rt.settings.max_run_tries,
+        )
+    return {"requeued": len(report.requeued), "failed": len(report.failed)}
