@@ -8,7 +8,7 @@ and sequence item, so a validation error's location (pydantic's `loc`) can be tu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,8 +59,17 @@ class LocatedDocument:
         return Problem(self.source, self.line_for(loc), message)
 
 
+# Beyond this many values the document is almost certainly an alias bomb ("billion laughs"):
+# PyYAML shares aliased nodes, but walking every path would expand them.
+MAX_VALUES = 100_000
+
+
 def load_located(text: str, source: str) -> LocatedDocument:
-    """Parse one YAML document; raise `SourceError` with the line of any syntax error."""
+    """Parse one YAML document; raise `SourceError` with the line of any syntax error.
+
+    Duplicate mapping keys are errors too: YAML loaders silently keep the last one, which hides a
+    course team's mistake (two `points:` on one level) instead of reporting it.
+    """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -73,47 +82,142 @@ def load_located(text: str, source: str) -> LocatedDocument:
     if node is None:
         return document
     document.lines[()] = node.start_mark.line + 1
-    _record_lines(node, (), document.lines)
+    walker = _Walker(source, document.lines)
+    walker.walk(node, ())
+    if walker.problems:
+        raise SourceError(walker.problems)
     try:
         document.data = yaml.safe_load(text)
     except yaml.YAMLError as exc:  # composition succeeded, so this is a constructor problem
-        raise SourceError([Problem(source, 1, f"invalid YAML: {exc}")]) from None
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        raise SourceError([Problem(source, line, f"invalid YAML: {exc}")]) from None
     return document
 
 
-def _record_lines(node: yaml.Node, path: Location, lines: dict[Location, int]) -> None:
-    if isinstance(node, yaml.MappingNode):
+class _Walker:
+    """Records the line of every path, and the duplicate keys and alias loops met on the way."""
+
+    def __init__(self, source: str, lines: dict[Location, int]) -> None:
+        self.source = source
+        self.lines = lines
+        self.problems: list[Problem] = []
+        self._active: set[int] = set()  # nodes on the current path, to catch recursive aliases
+
+    def walk(self, node: yaml.Node, path: Location) -> None:
+        if len(self.lines) > MAX_VALUES:
+            raise SourceError(
+                [
+                    Problem(
+                        self.source,
+                        node.start_mark.line + 1,
+                        f"document too large: more than {MAX_VALUES} values (aliases expanding?)",
+                    )
+                ]
+            )
+        if id(node) in self._active:
+            self.problems.append(
+                Problem(self.source, node.start_mark.line + 1, "an alias refers to a value that contains it")
+            )
+            return
+        self._active.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                self._mapping(node, path)
+            elif isinstance(node, yaml.SequenceNode):
+                for index, item in enumerate(node.value):
+                    child = (*path, index)
+                    self.lines[child] = item.start_mark.line + 1
+                    self.walk(item, child)
+        finally:
+            self._active.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: Location) -> None:
+        first_line: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            line = key_node.start_mark.line + 1
+            if key == "<<":  # a merge key may repeat; its keys belong to the parent mapping
+                self.walk(value_node, (*path, key))
+                continue
+            if key in first_line:
+                self.problems.append(
+                    Problem(self.source, line, f"duplicate key {key!r} (first at line {first_line[key]})")
+                )
+                continue
+            first_line[key] = line
             child = (*path, key)
-            lines[child] = key_node.start_mark.line + 1
-            _record_lines(value_node, child, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            child = (*path, index)
-            lines[child] = item.start_mark.line + 1
-            _record_lines(item, child, lines)
+            self.lines[child] = line
+            self.walk(value_node, child)
 
 
-def problems_from_pydantic(document: LocatedDocument, errors: Iterable[dict[str, Any]]) -> list[Problem]:
+def problems_from_pydantic(document: LocatedDocument, errors: Iterable[Mapping[str, Any]]) -> list[Problem]:
     """Turn pydantic's `ValidationError.errors()` into located problems, naming the field at fault."""
     problems: list[Problem] = []
     for error in errors:
         loc = tuple(part for part in error.get("loc", ()) if isinstance(part, str | int))
-        # pydantic appends the tag of a discriminated union member to loc; it is not a YAML path.
-        yaml_loc = tuple(p for p in loc if p in _path_keys(document, loc))
-        where = ".".join(str(p) for p in loc) or "document"
-        message = str(error.get("msg", "invalid value"))
-        problems.append(document.problem(yaml_loc, f"{where}: {message}"))
+        located, shown = _split_loc(document, loc)
+        where = _render(shown) or "document"
+        problems.append(document.problem(located, f"{where}: {_message(error, shown)}"))
     return problems
 
 
-def _path_keys(document: LocatedDocument, loc: Location) -> set[str | int]:
-    keys: set[str | int] = set()
+def _split_loc(document: LocatedDocument, loc: Location) -> tuple[Location, Location]:
+    """The deepest path of `loc` found in the document, and `loc` without union tags.
+
+    pydantic puts the tag of a discriminated union member into `loc` (`auto.lint.thresholds`);
+    it is not a key of the YAML, so it is dropped both for locating and for showing.
+    """
     path: Location = ()
-    for part in loc:
+    shown: list[str | int] = []
+    lost = False
+    for index, part in enumerate(loc):
         candidate = (*path, part)
-        if candidate in document.lines:
-            keys.add(part)
+        if not lost and candidate in document.lines:
             path = candidate
-    return keys
+            shown.append(part)
+            continue
+        if not lost and _is_tag(document, path, part, loc[index + 1 :]):
+            continue
+        lost = True  # a missing key, or a value below one: nothing further is in the document
+        shown.append(part)
+    return path, tuple(shown)
+
+
+def _is_tag(document: LocatedDocument, path: Location, part: str | int, rest: Location) -> bool:
+    if rest and (*path, rest[0]) in document.lines:
+        return True
+    value = _value_at(document.data, path)
+    # The tag is a value of the mapping (kind: lint), not one of its keys.
+    return isinstance(value, dict) and part not in value and part in value.values()
+
+
+def _value_at(data: Any, path: Location) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _render(loc: Location) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _message(error: Mapping[str, Any], shown: Location) -> str:
+    kind = str(error.get("type", ""))
+    key = shown[-1] if shown else "?"
+    if kind == "extra_forbidden":
+        return f"unknown key {key!r}"
+    if kind == "missing":
+        return f"missing required key {key!r}"
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    value = error.get("input")
+    # For type errors show what was written: `label: no` is read by YAML as false.
+    if kind.endswith("_type") and not isinstance(value, dict | list):
+        message += f" (got {value!r})"
+    return message
