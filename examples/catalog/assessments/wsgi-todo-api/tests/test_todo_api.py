@@ -225,7 +225,13 @@ def test_pagination_walks_every_item(seeded_app):
 
 @pytest.mark.parametrize(
     "query",
-    ["limit=0", "limit=101", "limit=ten", "offset=-1", "limit=5&offset=1.5"],
+    [
+        pytest.param("limit=0", id="zero-limit"),
+        pytest.param("limit=101", id="limit-above-100"),
+        pytest.param("limit=ten", id="limit-not-a-number"),
+        pytest.param("offset=-1", id="negative-offset"),
+        pytest.param("limit=5&offset=1.5", id="fractional-offset"),
+    ],
 )
 def test_pagination_rejects_bad_parameters(app, query):
     assert_error(call(app, "GET", "/todos", query=query), 400)
