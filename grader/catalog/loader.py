@@ -98,8 +98,9 @@ def read_catalog(root: Path) -> Catalog:
 
 
 def _relative(root: Path, path: Path) -> str:
+    """The path as the person running the check typed it: relative to the working directory."""
     try:
-        return str(path.relative_to(root.parent if root.parent != root else root))
+        return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
 
