@@ -22,6 +22,7 @@ from rubrics.model import (
     Rubric,
     criterion_problems,
     duplicate_id_problems,
+    pass_mark_problems,
     rubric_problems,
 )
 from rubrics.source import LocatedDocument, Problem, SourceError, load_located, problems_from_pydantic
@@ -83,10 +84,15 @@ def _build(document: LocatedDocument) -> Rubric:
 
 def _partial_problems(data: Mapping[str, Any]) -> list[Issue]:
     """Cross-field rules for the criteria that validated on their own, when the rubric did not."""
+    issues: list[Issue] = []
+    pass_mark = data.get("pass_mark")
+    if isinstance(pass_mark, int | float) and not isinstance(pass_mark, bool):
+        issues.extend(pass_mark_problems(float(pass_mark)))
     criteria = data.get("criteria")
     if not isinstance(criteria, list):
-        return []
-    issues: list[Issue] = []
+        return issues
+    if not criteria:
+        issues.append((("criteria",), "a rubric needs at least one criterion"))
     for index, raw in enumerate(criteria):
         try:
             criterion = Criterion.model_validate(raw, context=_CONTEXT)

@@ -5,7 +5,8 @@ A rubric has criteria. A criterion is scored one way:
 - levels (manual): the reviewer picks one level, the criterion earns that level's points;
 - point items (manual): the reviewer checks items; grading starts from 0 (`mode: positive`) or from
   `max_points` (`mode: negative`), adds the checked items' points and is clamped to
-  [`floor`, `ceiling`] (defaults 0 and `max_points`; a ceiling above `max_points` is extra credit);
+  [`floor`, `ceiling`] (defaults 0 and `max_points`; a ceiling above `max_points` is extra credit).
+  In positive mode `max_points` defaults to the sum of the positive items (or the ceiling, if lower);
 - free points (manual, only `max_points`): the reviewer gives points between 0 and `max_points`.
 
 The models are frozen. Rules that span fields (a criterion is either automatic or manual, labels are
@@ -130,8 +131,10 @@ class Criterion(BaseModel):
             return max(level.points for level in self.levels)
         if self.max_points is not None:
             return self.max_points
-        # Positive point items without an explicit maximum: all positive items checked.
-        return math.fsum(item.points for item in self.items if item.points > 0)
+        # Positive point items without an explicit maximum: all positive items checked, capped by
+        # the ceiling when there is one (then the ceiling is the maximum, not extra credit).
+        total = math.fsum(item.points for item in self.items if item.points > 0)
+        return total if self.ceiling is None else min(total, self.ceiling)
 
     @property
     def floor_points(self) -> float:
@@ -168,7 +171,7 @@ class Rubric(BaseModel):
     description: StrictStr = ""
     version: Annotated[StrictInt, Field(ge=1)] | None = None
     pass_mark: Annotated[float, Field(strict=True, allow_inf_nan=False)]
-    criteria: Annotated[tuple[Criterion, ...], Field(min_length=1)]
+    criteria: tuple[Criterion, ...]
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> Rubric:
@@ -317,14 +320,12 @@ def rubric_problems(rubric: Rubric) -> list[Issue]:
     for index, criterion in enumerate(rubric.criteria):
         issues.extend((("criteria", index, *loc), msg) for loc, msg in criterion_problems(criterion))
     issues.extend(duplicate_id_problems([c.id for c in rubric.criteria]))
-    if not 0 <= rubric.pass_mark <= 1:
-        issues.append(
-            (
-                ("pass_mark",),
-                f"pass_mark is a fraction of the maximum score between 0 "
-                f"and 1 (0.6 means 60%), got {fmt(rubric.pass_mark)}",
-            )
-        )
+    if not rubric.criteria:
+        # Checked here, not with min_length: pydantic also reports min_length when an item fails.
+        issues.append((("criteria",), "a rubric needs at least one criterion"))
+    pass_mark = pass_mark_problems(rubric.pass_mark)
+    if pass_mark:
+        issues.extend(pass_mark)
     elif not issues:
         # Only meaningful once every criterion is sound; otherwise its maximum is not trustworthy.
         best = math.fsum(c.weight * c.best_points for c in rubric.criteria)
@@ -338,6 +339,18 @@ def rubric_problems(rubric: Rubric) -> list[Issue]:
                 )
             )
     return issues
+
+
+def pass_mark_problems(pass_mark: float) -> list[Issue]:
+    if 0 <= pass_mark <= 1:
+        return []
+    return [
+        (
+            ("pass_mark",),
+            f"pass_mark is a fraction of the maximum score between 0 and 1 (0.6 means 60%), "
+            f"got {fmt(pass_mark)}",
+        )
+    ]
 
 
 def duplicate_id_problems(ids: list[str]) -> list[Issue]:
