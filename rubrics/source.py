@@ -213,6 +213,10 @@ def _message(error: Mapping[str, Any], shown: Location) -> str:
     key = shown[-1] if shown else "?"
     if kind == "extra_forbidden":
         return f"unknown key {key!r}"
+    if kind == "union_tag_invalid":
+        ctx = error.get("ctx") or {}
+        field = str(ctx.get("discriminator", "kind")).strip("'")
+        return f"unknown {field} {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
     if kind == "missing":
         return f"missing required key {key!r}"
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
