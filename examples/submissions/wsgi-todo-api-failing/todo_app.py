@@ -32,7 +32,9 @@ class TodoApi:
 
         todo = self.find(parts[1])
         if method not in ("GET", "DELETE"):
-            return self.reply(start_response, 405, {"error": "method not allowed"}, [("Allow", "GET, DELETE")])
+            return self.reply(
+                start_response, 405, {"error": "method not allowed"}, [("Allow", "GET, DELETE")]
+            )
         if todo is None:
             return self.reply(start_response, 404, {"error": "todo not found"})
         if method == "GET":
@@ -51,8 +53,10 @@ class TodoApi:
         if limit < 1 or offset < 0:
             return self.reply(start_response, 400, {"error": "limit and offset must be positive"})
         limit = min(limit, 100)  # cap the page size
-        page = self.todos[offset:offset + limit]
-        return self.reply(start_response, 200, {"items": page, "total": len(self.todos), "limit": limit, "offset": offset})
+        page = self.todos[offset : offset + limit]
+        return self.reply(
+            start_response, 200, {"items": page, "total": len(self.todos), "limit": limit, "offset": offset}
+        )
 
     def create(self, environ, start_response):
         if not environ.get("CONTENT_TYPE", "").startswith("application/json"):

@@ -92,7 +92,7 @@ def make_app():
     def list_todos(environ, start_response):
         page = parse_page(environ.get("QUERY_STRING", ""))
         every = [todos[k] for k in sorted(todos)]
-        window = every[page["offset"]:page["offset"] + page["limit"]]
+        window = every[page["offset"] : page["offset"] + page["limit"]]
         return send(start_response, 200, {"items": window, "total": len(every), **page})
 
     def create_todo(environ, start_response):

@@ -50,8 +50,9 @@ class TodoApp:
                 return self._list(environ)
             if method == "POST":
                 return self._create(environ)
-            raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on /todos",
-                            [("Allow", "GET, POST")])
+            raise HttpError(
+                HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on /todos", [("Allow", "GET, POST")]
+            )
         match = ITEM_PATH.match(path)
         if match:
             todo_id = int(match.group(1))
@@ -61,8 +62,11 @@ class TodoApp:
                 self._get(todo_id)
                 del self._todos[todo_id]
                 return HTTPStatus.NO_CONTENT, None, []
-            raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}",
-                            [("Allow", "GET, DELETE")])
+            raise HttpError(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                f"{method} is not allowed on {path}",
+                [("Allow", "GET, DELETE")],
+            )
         raise HttpError(HTTPStatus.NOT_FOUND, f"no route for {path}")
 
     # ------------------------------------------------------------ handlers
@@ -72,7 +76,7 @@ class TodoApp:
         limit = _int_param(query, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
         offset = _int_param(query, "offset", 0, minimum=0, maximum=None)
         ids = sorted(self._todos)
-        page = [self._todos[i] for i in ids[offset:offset + limit]]
+        page = [self._todos[i] for i in ids[offset : offset + limit]]
         return HTTPStatus.OK, {"items": page, "total": len(ids), "limit": limit, "offset": offset}, []
 
     def _create(self, environ):

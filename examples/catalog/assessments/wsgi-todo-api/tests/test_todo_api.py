@@ -16,7 +16,6 @@ import wsgiref.validate
 from dataclasses import dataclass
 
 import pytest
-
 import todo_app
 
 JSON = "application/json"
@@ -152,8 +151,9 @@ def test_create_rejects_invalid_payload(app, body):
 
 
 def test_create_requires_json_content_type(app):
-    response = call(app, "POST", "/todos", body=b"title=Walk+the+dog",
-                    content_type="application/x-www-form-urlencoded")
+    response = call(
+        app, "POST", "/todos", body=b"title=Walk+the+dog", content_type="application/x-www-form-urlencoded"
+    )
     assert_error(response, 415)
 
 
