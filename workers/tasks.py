@@ -31,7 +31,12 @@ def grade_run(self: object, run_id: str) -> str:
     rt = runtime()
     hostname = getattr(getattr(self, "request", None), "hostname", None) or "worker"
     outcome = process_run(
-        rt.sessions, run_id, rt.graders, worker=hostname, lease_seconds=rt.settings.lease_seconds
+        rt.sessions,
+        run_id,
+        rt.graders,
+        worker=hostname,
+        lease_seconds=rt.settings.lease_seconds,
+        max_tries=rt.settings.max_run_tries,
     )
     log.info("run %s: %s", run_id, outcome.value)
     return outcome.value

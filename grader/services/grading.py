@@ -200,14 +200,21 @@ def finish_run(session: Session, claim: Claim, grade: Grade, *, rubric_id: int |
     return True
 
 
-def release_run(session: Session, claim: Claim, error: str) -> None:
-    """Give a run back to the queue after an infrastructure fault (if we still hold it)."""
-    session.execute(
-        update(GradingRun)
-        .where(GradingRun.id == claim.run_id, GradingRun.lease_id == claim.lease_id)
-        .values(status=RunStatus.QUEUED, lease_id=None, lease_expires_at=None, last_error=error[:4000])
-        .execution_options(synchronize_session=False)
-    )
+def release_run(session: Session, claim: Claim, error: str, *, max_tries: int) -> None:
+    """Give a run back to the queue after a fault on our side, or mark it error after `max_tries`."""
+    run = session.get(GradingRun, claim.run_id)
+    if run is None or run.lease_id != claim.lease_id:
+        session.rollback()
+        return
+    if claim.tries >= max_tries:
+        _give_up(run, f"gave up after {claim.tries} tries: {error}"[:4000])
+        log.error("grading run %s marked error: %s", run.id, error)
+    else:
+        run.status = RunStatus.QUEUED
+        run.lease_id = None
+        run.lease_expires_at = None
+        run.last_error = error[:4000]
+        run.enqueued_at = None  # the reconciler sends it again
     session.commit()
 
 
@@ -251,6 +258,7 @@ def process_run(
     *,
     worker: str,
     lease_seconds: int,
+    max_tries: int = 3,
 ) -> RunOutcome:
     """Claim, grade and record one run: the whole job of a worker task."""
     with session_scope(factory) as session:
@@ -267,7 +275,12 @@ def process_run(
             grade = grader.grade(job)
     except ServiceUnavailable as exc:
         with session_scope(factory) as session:
-            release_run(session, claim, f"{exc.code}: {exc.message}")
+            release_run(session, claim, f"{exc.code}: {exc.message}", max_tries=max_tries)
+        raise
+    except Exception as exc:
+        # A bug on our side, not the learner's fault: keep the run recoverable and say why.
+        with session_scope(factory) as session:
+            release_run(session, claim, f"internal error: {exc!r}", max_tries=max_tries)
         raise
     with session_scope(factory) as session:
         if not finish_run(session, claim, grade, rubric_id=job.rubric_id):

@@ -1,0 +1,215 @@
+"""Real Redis, real Celery worker processes: grading end to end, crashes, duplicates, lost messages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from grader.broker import CeleryTaskQueue
+from grader.config import Settings
+from grader.models import GradingRun, Result
+from grader.services.grading import reconcile
+from tests.conftest import Account, bearer
+from tests.support.catalogs import BASICS_ANSWERS
+from tests.support.services import RedisServer, WorkerProcess, postgres_database, redis_server
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+LEASE_SECONDS = 3
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with redis_server(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield ""
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, redis: RedisServer) -> Settings:
+    data_dir = tmp_path / "var"
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url or f"sqlite:///{data_dir / 'grader.db'}",
+        broker_url=redis.url,
+        secret_key="test-secret-key",
+        catalog_path=tmp_path / "catalog",
+        lease_seconds=LEASE_SECONDS,
+    )
+
+
+@pytest.fixture
+def queue(settings: Settings) -> CeleryTaskQueue:  # type: ignore[override]
+    return CeleryTaskQueue(settings)
+
+
+@pytest.fixture
+def make_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    workers: list[WorkerProcess] = []
+
+    def make(app: str = "workers.main", **env: str) -> WorkerProcess:
+        worker = WorkerProcess(
+            env={
+                "GRADER_DATA_DIR": str(settings.data_dir),
+                "GRADER_DATABASE_URL": settings.resolved_database_url,
+                "GRADER_BROKER_URL": settings.broker_url,
+                "GRADER_SECRET_KEY": settings.secret_key,
+                "GRADER_LEASE_SECONDS": str(settings.lease_seconds),
+                **env,
+            },
+            log_path=tmp_path / "worker.log",
+            app=app,
+        )
+        workers.append(worker)
+        return worker
+
+    yield make
+    for worker in workers:
+        worker.stop()
+
+
+def submit(client: FlaskClient, account: Account) -> str:
+    response = client.post(
+        "/api/v1/submissions",
+        json={"assessment": "basics", "answers": BASICS_ANSWERS},
+        headers=bearer(account),
+    )
+    assert response.status_code == 202, response.get_json()
+    return str(response.get_json()["id"])
+
+
+def wait_for(
+    predicate: Callable[[], bool], timeout: float, what: str, tick: Callable[[], None] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if tick is not None:
+            tick()
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def results_for(sessions: sessionmaker[Session], submission_id: str) -> list[Result]:
+    with sessions() as session:
+        return list(session.scalars(select(Result).where(Result.submission_id == submission_id)))
+
+
+def the_run(sessions: sessionmaker[Session], submission_id: str) -> GradingRun:
+    with sessions() as session:
+        return session.scalars(select(GradingRun).where(GradingRun.submission_id == submission_id)).one()
+
+
+def test_a_real_worker_grades_a_quiz_end_to_end(
+    client: FlaskClient,
+    learner: Account,
+    loaded: sessionmaker[Session],
+    make_worker: Callable[..., WorkerProcess],
+) -> None:
+    make_worker().start()
+    submission_id = submit(client, learner)
+    wait_for(lambda: bool(results_for(loaded, submission_id)), 30, "the result")
+    view = client.get(f"/api/v1/submissions/{submission_id}", headers=bearer(learner)).get_json()
+    assert view["status"] == "graded" and view["result"]["passed"] is True
+    assert the_run(loaded, submission_id).tries == 1
+
+
+def test_sigkilled_worker_run_completes_exactly_once(
+    client: FlaskClient,
+    learner: Account,
+    loaded: sessionmaker[Session],
+    settings: Settings,
+    queue: CeleryTaskQueue,
+    make_worker: Callable[..., WorkerProcess],
+) -> None:
+    doomed = make_worker("tests.support.slow_worker", GRADER_TEST_GRADE_DELAY="30")
+    doomed.start()
+    submission_id = submit(client, learner)
+    run_id = the_run(loaded, submission_id).id
+    marker = settings.data_dir / f"grading-{run_id}"
+    wait_for(marker.exists, 30, "the worker to start grading")
+    doomed.kill()  # SIGKILL to the whole worker: main process and pool child
+    assert the_run(loaded, submission_id).status == "running"
+    assert results_for(loaded, submission_id) == []
+
+    make_worker("tests.support.slow_worker", GRADER_TEST_GRADE_DELAY="0.5").start()
+
+    def reconcile_once() -> None:
+        with loaded() as session:
+            reconcile(session, queue, lease_seconds=settings.lease_seconds, max_tries=3)
+
+    wait_for(lambda: bool(results_for(loaded, submission_id)), 60, "the run to complete", tick=reconcile_once)
+    time.sleep(2)  # give any stray duplicate a chance to (wrongly) write a second result
+    assert len(results_for(loaded, submission_id)) == 1
+    run = the_run(loaded, submission_id)
+    assert run.status == "done" and run.tries == 2
+
+
+def test_the_same_run_delivered_twice_gives_one_result(
+    client: FlaskClient,
+    learner: Account,
+    loaded: sessionmaker[Session],
+    queue: CeleryTaskQueue,
+    make_worker: Callable[..., WorkerProcess],
+) -> None:
+    submission_id = submit(client, learner)  # sent once by intake, no worker yet
+    run_id = the_run(loaded, submission_id).id
+    queue.enqueue_grading(run_id, "quiz")  # and once more, as a redelivery would
+    assert queue.pending_count("quiz") == 2
+    make_worker().start()
+    wait_for(lambda: queue.pending_count("quiz") == 0, 30, "both messages to be consumed")
+    wait_for(lambda: the_run(loaded, submission_id).status == "done", 30, "the run to finish")
+    time.sleep(1)
+    assert len(results_for(loaded, submission_id)) == 1
+    assert the_run(loaded, submission_id).tries == 1
+
+
+def test_redis_restart_keeps_queued_work_and_reconciler_recovers_lost_messages(
+    client: FlaskClient,
+    learner: Account,
+    loaded: sessionmaker[Session],
+    settings: Settings,
+    redis: RedisServer,
+    queue: CeleryTaskQueue,
+    make_worker: Callable[..., WorkerProcess],
+) -> None:
+    import signal
+
+    import redis as redis_client
+
+    kept = submit(client, learner)
+    redis.stop(signal.SIGKILL)  # a crash: only the append-only file survives
+    redis.start()
+    assert queue.pending_count("quiz") == 1
+
+    lost = submit(client, learner)
+    # A broker that lost a message (kombu pushes on the left and pops on the right).
+    assert redis_client.Redis.from_url(redis.url).lpop("quiz") is not None
+    assert queue.pending_count("quiz") == 1
+
+    make_worker().start()
+    wait_for(lambda: bool(results_for(loaded, kept)), 30, "the kept run")
+    assert results_for(loaded, lost) == []
+
+    def reconcile_once() -> None:
+        with loaded() as session:
+            # A lease's worth of time has not passed in this test: pretend it has.
+            reconcile(session, queue, lease_seconds=0, max_tries=3)
+
+    wait_for(lambda: bool(results_for(loaded, lost)), 30, "the lost run", tick=reconcile_once)
+    with loaded() as session:
+        assert session.scalar(select(func.count(Result.id))) == 2
