@@ -86,6 +86,7 @@ def content_hash(data: Any) -> str:
 def read_catalog(root: Path) -> Catalog:
     """Validate a whole catalog folder; raise `CatalogError` with every problem found."""
     problems: list[Problem] = []
+    root = root.resolve()
     if not root.is_dir():
         raise CatalogError([f"{root}:1: not a catalog folder"])
     rubrics = _read_rubrics(root, problems)
