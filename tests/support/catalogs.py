@@ -93,12 +93,16 @@ requirements:
 
 def write_catalog(root: Path, files: dict[str, str] | None = None) -> Path:
     """Write the standard test catalog (or `files`, relative path -> text) under `root`."""
-    files = files if files is not None else {
-        "assessments/basics.yaml": BASICS_QUIZ,
-        "assessments/timed.yaml": TIMED_QUIZ,
-        "programs/test-program.yaml": PROGRAM,
-        "programs/other-program.yaml": OTHER_PROGRAM,
-    }
+    files = (
+        files
+        if files is not None
+        else {
+            "assessments/basics.yaml": BASICS_QUIZ,
+            "assessments/timed.yaml": TIMED_QUIZ,
+            "programs/test-program.yaml": PROGRAM,
+            "programs/other-program.yaml": OTHER_PROGRAM,
+        }
+    )
     for relative, text in files.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -136,7 +136,9 @@ def test_malformed_envelope_names_the_field(
 
 def test_body_that_is_not_json_is_400(client: FlaskClient, learner: Account) -> None:
     response = client.post(
-        "/api/v1/submissions", data="assessment=basics", headers=bearer(learner),
+        "/api/v1/submissions",
+        data="assessment=basics",
+        headers=bearer(learner),
         content_type="application/x-www-form-urlencoded",
     )
     assert response.status_code == 400 and error_of(response)["details"]["field"] == "body"
@@ -166,7 +168,9 @@ def test_not_enrolled_is_403(client: FlaskClient, loaded: sessionmaker[Session])
     [{}, {"Authorization": "Bearer "}, {"Authorization": "Bearer gr_forged"}, {"Authorization": "Basic abc"}],
 )
 def test_missing_or_bad_token_is_401(client: FlaskClient, loaded, headers: dict) -> None:  # type: ignore[no-untyped-def]
-    response = client.post("/api/v1/submissions", json={"assessment": "basics", "answers": {}}, headers=headers)
+    response = client.post(
+        "/api/v1/submissions", json={"assessment": "basics", "answers": {}}, headers=headers
+    )
     assert response.status_code == 401
     assert error_of(response)["code"] == "authentication_required"
     assert count(loaded, Submission) == 0
@@ -195,7 +199,9 @@ def test_drawn_pool_rejects_questions_outside_the_attempt(client: FlaskClient, l
     # Asking again returns the same draw, so a learner cannot fish for easier questions.
     assert [q["id"] for q in start(client, learner)["questions"]] == drawn
     outside = ({"t1", "t2", "t3"} - set(drawn)).pop()
-    response = submit(client, learner, {"assessment": "timed", "attempt": attempt["id"], "answers": {outside: True}})
+    response = submit(
+        client, learner, {"assessment": "timed", "attempt": attempt["id"], "answers": {outside: True}}
+    )
     assert response.status_code == 400
     assert error_of(response)["details"]["field"] == f"answers.{outside}"
 
@@ -207,7 +213,10 @@ def test_pool_quiz_without_attempt_is_400(client: FlaskClient, learner: Account)
 
 def test_cooldown_is_429_with_retry_after(client: FlaskClient, learner: Account) -> None:
     attempt = start(client, learner)
-    assert submit(client, learner, {"assessment": "timed", "attempt": attempt["id"], "answers": {}}).status_code == 202
+    assert (
+        submit(client, learner, {"assessment": "timed", "attempt": attempt["id"], "answers": {}}).status_code
+        == 202
+    )
     response = client.post("/api/v1/assessments/timed/attempts", json={}, headers=bearer(learner))
     assert response.status_code == 429
     assert 55 <= int(response.headers["Retry-After"]) <= 60
@@ -244,7 +253,10 @@ def test_someone_elses_submission_is_404(
 
 
 def test_broker_down_still_accepts_and_keeps_the_run(
-    client: FlaskClient, learner: Account, queue: RecordingQueue, loaded: sessionmaker[Session],
+    client: FlaskClient,
+    learner: Account,
+    queue: RecordingQueue,
+    loaded: sessionmaker[Session],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def refuse(run_id: str, name: str) -> None:
