@@ -1,0 +1,17 @@
+# The grading service (web, workers, reconciler share this image). Build: docker build -t microcred-grader .
+FROM python:3.11-slim-bookworm
+RUN apt-get update && apt-get install -y --no-install-recommends git bubblewrap \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 grader
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY grader grader
+COPY workers workers
+COPY rubrics rubrics
+COPY sandbox sandbox
+COPY examples examples
+RUN pip install --no-cache-dir .
+USER grader
+ENV GRADER_DATA_DIR=/var/lib/grader
+EXPOSE 8000
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-", "grader.wsgi:app"]

@@ -1,0 +1,116 @@
+"""The catalog check reports every problem as file:line: message; load is idempotent and versioned."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from grader.catalog.loader import read_catalog
+from grader.errors import CatalogError
+from grader.models import Assessment, AssessmentVersion, Program
+from grader.services.catalog import load_catalog
+from tests.support.catalogs import BASICS_QUIZ, OTHER_PROGRAM, PROGRAM, TIMED_QUIZ, write_catalog
+
+ROOT = Path(__file__).resolve().parents[3]
+SAMPLE = ROOT / "examples" / "catalog"
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # problems name files relative to where the check runs
+
+
+def problems_of(tmp_path: Path, files: dict[str, str]) -> list[str]:
+    with pytest.raises(CatalogError) as caught:
+        read_catalog(write_catalog(tmp_path / "c", files))
+    return caught.value.problems
+
+
+def test_sample_catalog_is_valid() -> None:
+    catalog = read_catalog(SAMPLE)
+    assert set(catalog.programs) == {"python-web-developer", "supply-chain-management"}
+    kinds = {a.definition.kind for a in catalog.assessments.values()}
+    assert kinds == {"quiz", "repository", "portfolio"}
+
+
+def test_cli_check_prints_problems_with_lines_and_exits_1(tmp_path: Path) -> None:
+    broken = BASICS_QUIZ.replace("pass_mark: 0.75", "pass_mark: 1.5").replace("answer: b\n", "answer: z\n")
+    catalog = write_catalog(tmp_path / "c", {"assessments/basics.yaml": broken})
+    result = subprocess.run(
+        [sys.executable, "-m", "grader.cli", "catalog", "check", str(catalog)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("c/assessments/basics.yaml:4: pass_mark") for line in lines), lines
+    assert "Traceback" not in result.stderr
+
+
+def test_each_kind_of_problem_is_reported_with_its_line(tmp_path: Path) -> None:
+    files = {
+        "assessments/basics.yaml": BASICS_QUIZ.replace("title: HTTP basics", "title: HTTP basics\ncolour: red"),
+        "assessments/timed.yaml": TIMED_QUIZ.replace("draw: 2", "draw: 9"),
+        "assessments/dupe.yaml": BASICS_QUIZ.replace("slug: basics", "slug: dupe").replace("id: port", "id: header"),
+        "assessments/broken.yaml": "slug: broken\nkind: quiz\n  title: [unclosed\n",
+        "programs/test-program.yaml": PROGRAM.replace("- assessment: timed", "- assessment: ghost"),
+    }
+    problems = problems_of(tmp_path, files)
+    joined = "\n".join(problems)
+    assert "c/assessments/basics.yaml:4: " in joined and "colour" in joined
+    assert "c/assessments/timed.yaml:" in joined and "draw is 9" in joined
+    assert "c/assessments/dupe.yaml:" in joined and "used twice" in joined
+    assert "c/assessments/broken.yaml:3: invalid YAML" in joined
+    assert "c/programs/test-program.yaml:10: " in joined and "unknown assessment 'ghost'" in joined
+    assert "c/programs/test-program.yaml:9: unknown assessment 'basics'" in joined  # basics was invalid
+    assert all(p.split(":", 2)[1].isdigit() for p in problems)
+
+
+def test_requirement_below_the_quiz_pass_mark_is_impossible(tmp_path: Path) -> None:
+    lowered = OTHER_PROGRAM.replace("- assessment: basics", "- assessment: basics\n    min_score: 0.5")
+    problems = problems_of(tmp_path, {"assessments/basics.yaml": BASICS_QUIZ, "programs/other-program.yaml": lowered})
+    assert len(problems) == 1
+    assert problems[0].startswith("c/programs/other-program.yaml:7: min_score 0.5 is below the quiz's own pass mark")
+
+
+def test_slug_must_match_file_name(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, {"assessments/other-name.yaml": BASICS_QUIZ})
+    assert problems == ["c/assessments/other-name.yaml:1: slug 'basics' does not match the file name 'other-name'"]
+
+
+def test_a_catalog_with_errors_loads_nothing(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+    catalog = write_catalog(tmp_path / "c", {"programs/test-program.yaml": PROGRAM})
+    result = subprocess.run(
+        [sys.executable, "-m", "grader.cli", "catalog", "load", str(catalog)],
+        capture_output=True, text=True,
+        env={"GRADER_DATA_DIR": str(tmp_path / "var"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 1 and "unknown assessment 'basics'" in result.stderr
+    with sessions() as session:
+        assert session.scalar(select(func.count(Program.id))) == 0
+
+
+def test_load_is_idempotent_and_versions_changed_content(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+    root = write_catalog(tmp_path / "c")
+    with sessions() as session, session.begin():
+        first = load_catalog(session, read_catalog(root))
+    with sessions() as session, session.begin():
+        again = load_catalog(session, read_catalog(root))
+    assert len(first.created) == 4 and again.created == [] and again.new_versions == []
+    (root / "assessments/basics.yaml").write_text(BASICS_QUIZ.replace("pass_mark: 0.75", "pass_mark: 0.8"))
+    with sessions() as session, session.begin():
+        changed = load_catalog(session, read_catalog(root))
+    assert changed.new_versions == ["assessment basics v2"]
+    with sessions() as session:
+        basics = session.scalars(select(Assessment).where(Assessment.slug == "basics")).one()
+        assert basics.current_version == 2
+        assert session.scalar(select(func.count(AssessmentVersion.id))) == 3
+
+
+def test_main_module_entry_point() -> None:
+    result = subprocess.run([sys.executable, "-m", "grader.cli", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "catalog" in result.stdout
