@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -18,6 +19,7 @@ from grader.models import ApiToken, Enrollment, Program, Role, User, utcnow
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "gr_"
 MIN_PASSWORD_LENGTH = 10
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
 # Hashing a throwaway password keeps a login for an unknown email as slow as one for a known email.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
@@ -80,7 +82,10 @@ def user_for_token(session: Session, secret: str) -> User:
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(secret)))
     if token is None or token.revoked_at is not None or not token.user.active:
         raise AuthenticationRequired("invalid API token")
-    token.last_used_at = utcnow()
+    now = utcnow()
+    # Record use at most once a minute: a status poll must not turn every read into a write.
+    if token.last_used_at is None or now - token.last_used_at > TOKEN_USE_RESOLUTION:
+        token.last_used_at = now
     return token.user
 
 

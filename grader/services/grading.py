@@ -195,7 +195,9 @@ def finish_run(session: Session, claim: Claim, grade: Grade, *, rubric_id: int |
     submission = run.submission
     submission.status = SubmissionStatus.NEEDS_REVIEW if grade.needs_review else SubmissionStatus.GRADED
     session.flush()
-    progress.update_awards(session, submission.user_id, submission.assessment_id)
+    progress.update_awards(
+        session, submission.user_id, submission.assessment_id, new_result_passed=grade.passed
+    )
     session.commit()
     return True
 

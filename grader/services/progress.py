@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from grader.errors import NotFound, PermissionDenied
@@ -22,6 +22,7 @@ from grader.models import (
     Requirement,
     Result,
     Submission,
+    SubmissionStatus,
     User,
     utcnow,
 )
@@ -66,42 +67,26 @@ class ProgramProgress:
         }
 
 
-def _latest_results(
-    session: Session, user_id: int, assessment_id: int
-) -> list[tuple[Submission, Result | None]]:
-    submissions = session.scalars(
-        select(Submission)
-        .where(Submission.user_id == user_id, Submission.assessment_id == assessment_id)
-        .order_by(Submission.created_at)
-    ).all()
-    pairs: list[tuple[Submission, Result | None]] = []
-    for submission in submissions:
-        latest = session.scalar(
-            select(Result).where(Result.submission_id == submission.id).order_by(Result.id.desc()).limit(1)
-        )
-        pairs.append((submission, latest))
-    return pairs
-
-
 def requirement_status(session: Session, user_id: int, requirement: Requirement) -> RequirementStatus:
-    pairs = _latest_results(session, user_id, requirement.assessment_id)
+    """The learner's standing on one requirement, from the latest result of each of their submissions."""
     assessment = requirement.assessment
-    best: tuple[Submission, Result] | None = None
-    pending = False
-    for submission, result in pairs:
-        if result is None or result.passed is None:
-            pending = True
-            continue
-        if (
-            best is None
-            or _meets(result, requirement) > _meets(best[1], requirement)
-            or (
-                _meets(result, requirement) == _meets(best[1], requirement)
-                and result.fraction > best[1].fraction
-            )
-        ):
-            best = (submission, result)
-    if best is not None and _meets(best[1], requirement):
+    of_this_learner = (Submission.user_id == user_id, Submission.assessment_id == requirement.assessment_id)
+    latest_per_submission = (
+        select(func.max(Result.id)).join(Submission).where(*of_this_learner).group_by(Result.submission_id)
+    )
+    results = session.scalars(select(Result).where(Result.id.in_(latest_per_submission))).all()
+    pending = session.scalar(
+        select(func.count(Submission.id)).where(
+            *of_this_learner,
+            Submission.status.in_(
+                [SubmissionStatus.QUEUED, SubmissionStatus.GRADING, SubmissionStatus.NEEDS_REVIEW]
+            ),
+        )
+    )
+    decided = [r for r in results if r.passed is not None]
+    # Best first: meeting the requirement beats not meeting it, then the higher score wins.
+    best = max(decided, key=lambda r: (_meets(r, requirement), r.fraction), default=None)
+    if best is not None and _meets(best, requirement):
         status = "passed"
     elif pending:
         status = "pending"
@@ -114,9 +99,9 @@ def requirement_status(session: Session, user_id: int, requirement: Requirement)
         title=assessment.title,
         kind=assessment.kind,
         status=status,
-        best_fraction=round(best[1].fraction, 4) if best else None,
+        best_fraction=round(best.fraction, 4) if best else None,
         min_score=requirement.min_score,
-        submission_id=best[0].id if best else None,
+        submission_id=best.submission_id if best else None,
     )
 
 
@@ -165,8 +150,22 @@ def enrolled_programs(session: Session, user: User) -> list[ProgramProgress]:
     return [_progress(session, user.id, p) for p in programs]
 
 
-def update_awards(session: Session, user_id: int, assessment_id: int) -> list[CredentialAward]:
-    """Award (or revoke) the credentials of every enrolled program that requires this assessment."""
+def update_awards(
+    session: Session, user_id: int, assessment_id: int, *, new_result_passed: bool | None = None
+) -> list[CredentialAward]:
+    """Award (or revoke) the credentials of every enrolled program that requires this assessment.
+
+    A new result that did not pass cannot earn a credential; it can only matter if it withdraws one
+    (a regrade), so without a standing award there is nothing to recompute.
+    """
+    if new_result_passed is False or new_result_passed is None:
+        standing = session.scalar(
+            select(func.count(CredentialAward.id)).where(
+                CredentialAward.user_id == user_id, CredentialAward.status == "awarded"
+            )
+        )
+        if not standing:
+            return []
     programs = session.scalars(
         select(Program)
         .join(Requirement, Requirement.program_id == Program.id)

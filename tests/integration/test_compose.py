@@ -36,7 +36,13 @@ def resolved() -> dict[str, Any]:
 
 def test_compose_file_is_valid(resolved: dict[str, Any]) -> None:
     assert set(resolved["services"]) == {
-        "postgres", "redis", "migrate", "web", "worker-quiz", "worker-sandbox", "reconciler",
+        "postgres",
+        "redis",
+        "migrate",
+        "web",
+        "worker-quiz",
+        "worker-sandbox",
+        "reconciler",
     }
 
 

@@ -33,7 +33,9 @@ def test_pages_need_a_login(client: FlaskClient) -> None:
 
 def test_wrong_password_is_refused_without_saying_which_part(client: FlaskClient, learner: Account) -> None:
     token = csrf_token(client.get("/login").get_data(as_text=True))
-    page = client.post("/login", data={"email": learner.email, "password": "nope-nope-nope", "csrf_token": token})
+    page = client.post(
+        "/login", data={"email": learner.email, "password": "nope-nope-nope", "csrf_token": token}
+    )
     assert page.status_code == 200 and "wrong email or password" in page.get_data(as_text=True)
 
 
@@ -112,4 +114,6 @@ def test_unknown_page_is_a_friendly_404(client: FlaskClient, learner: Account) -
     log_in(client, learner)
     response = client.get("/programs/nope")
     assert response.status_code == 404
-    assert "Not found" in response.get_data(as_text=True) and "Traceback" not in response.get_data(as_text=True)
+    assert "Not found" in response.get_data(as_text=True) and "Traceback" not in response.get_data(
+        as_text=True
+    )

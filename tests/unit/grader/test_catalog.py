@@ -43,7 +43,9 @@ def test_cli_check_prints_problems_with_lines_and_exits_1(tmp_path: Path) -> Non
     catalog = write_catalog(tmp_path / "c", {"assessments/basics.yaml": broken})
     result = subprocess.run(
         [sys.executable, "-m", "grader.cli", "catalog", "check", str(catalog)],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert result.returncode == 1
     lines = result.stderr.splitlines()
@@ -53,9 +55,13 @@ def test_cli_check_prints_problems_with_lines_and_exits_1(tmp_path: Path) -> Non
 
 def test_each_kind_of_problem_is_reported_with_its_line(tmp_path: Path) -> None:
     files = {
-        "assessments/basics.yaml": BASICS_QUIZ.replace("title: HTTP basics", "title: HTTP basics\ncolour: red"),
+        "assessments/basics.yaml": BASICS_QUIZ.replace(
+            "title: HTTP basics", "title: HTTP basics\ncolour: red"
+        ),
         "assessments/timed.yaml": TIMED_QUIZ.replace("draw: 2", "draw: 9"),
-        "assessments/dupe.yaml": BASICS_QUIZ.replace("slug: basics", "slug: dupe").replace("id: port", "id: header"),
+        "assessments/dupe.yaml": BASICS_QUIZ.replace("slug: basics", "slug: dupe").replace(
+            "id: port", "id: header"
+        ),
         "assessments/broken.yaml": "slug: broken\nkind: quiz\n  title: [unclosed\n",
         "programs/test-program.yaml": PROGRAM.replace("- assessment: timed", "- assessment: ghost"),
     }
@@ -72,21 +78,28 @@ def test_each_kind_of_problem_is_reported_with_its_line(tmp_path: Path) -> None:
 
 def test_requirement_below_the_quiz_pass_mark_is_impossible(tmp_path: Path) -> None:
     lowered = OTHER_PROGRAM.replace("- assessment: basics", "- assessment: basics\n    min_score: 0.5")
-    problems = problems_of(tmp_path, {"assessments/basics.yaml": BASICS_QUIZ, "programs/other-program.yaml": lowered})
+    problems = problems_of(
+        tmp_path, {"assessments/basics.yaml": BASICS_QUIZ, "programs/other-program.yaml": lowered}
+    )
     assert len(problems) == 1
-    assert problems[0].startswith("c/programs/other-program.yaml:7: min_score 0.5 is below the quiz's own pass mark")
+    assert problems[0].startswith(
+        "c/programs/other-program.yaml:7: min_score 0.5 is below the quiz's own pass mark"
+    )
 
 
 def test_slug_must_match_file_name(tmp_path: Path) -> None:
     problems = problems_of(tmp_path, {"assessments/other-name.yaml": BASICS_QUIZ})
-    assert problems == ["c/assessments/other-name.yaml:1: slug 'basics' does not match the file name 'other-name'"]
+    assert problems == [
+        "c/assessments/other-name.yaml:1: slug 'basics' does not match the file name 'other-name'"
+    ]
 
 
 def test_a_catalog_with_errors_loads_nothing(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
     catalog = write_catalog(tmp_path / "c", {"programs/test-program.yaml": PROGRAM})
     result = subprocess.run(
         [sys.executable, "-m", "grader.cli", "catalog", "load", str(catalog)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
         env={"GRADER_DATA_DIR": str(tmp_path / "var"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 1 and "unknown assessment 'basics'" in result.stderr
@@ -94,7 +107,9 @@ def test_a_catalog_with_errors_loads_nothing(tmp_path: Path, sessions: sessionma
         assert session.scalar(select(func.count(Program.id))) == 0
 
 
-def test_load_is_idempotent_and_versions_changed_content(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+def test_load_is_idempotent_and_versions_changed_content(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
     root = write_catalog(tmp_path / "c")
     with sessions() as session, session.begin():
         first = load_catalog(session, read_catalog(root))

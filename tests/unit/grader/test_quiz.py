@@ -35,7 +35,13 @@ def test_all_right_passes_with_full_marks() -> None:
 
 @pytest.mark.parametrize(
     ("picked", "expected"),
-    [(["get", "head"], 1.0), (["get"], 0.5), (["get", "post"], 0.0), (["get", "head", "post"], 0.5), ([], 0.0)],
+    [
+        (["get", "head"], 1.0),
+        (["get"], 0.5),
+        (["get", "post"], 0.0),
+        (["get", "head", "post"], 0.5),
+        ([], 0.0),
+    ],
 )
 def test_multiple_choice_right_minus_wrong(picked: list[str], expected: float) -> None:
     assert points({"safe-methods": picked})["safe-methods"] == expected
@@ -51,7 +57,11 @@ def test_short_text_normalised_and_patterns(answer: str, right: bool) -> None:
 
 def test_numeric_tolerance_and_true_false() -> None:
     assert points({"port": 443.0, "idempotent-put": True}) | {} == {
-        "status-created": 0, "safe-methods": 0, "idempotent-put": 1.0, "port": 1.0, "header": 0,
+        "status-created": 0,
+        "safe-methods": 0,
+        "idempotent-put": 1.0,
+        "port": 1.0,
+        "header": 0,
     }
     assert points({"port": 443.5})["port"] == 0
 
