@@ -126,7 +126,8 @@ def run(n: int, concurrency: int, workers: int, database_url: str, tmp: Path) ->
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     backend = "postgresql" if database_url else "sqlite"
     print(
-        f"quiz throughput: {n} submissions, {concurrency} clients, {workers} worker processes, {backend}, redis broker"
+        f"quiz throughput: {n} submissions, {concurrency} clients, "
+        f"{workers} worker processes, {backend}, redis broker"
     )
     print(f"  submissions/s        {n / elapsed:8.1f}")
     print(f"  POST→result p50      {p50 * 1000:8.1f} ms")

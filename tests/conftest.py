@@ -70,7 +70,9 @@ def make_account(
     sessions: sessionmaker[Session], email: str, role: str = "learner", programs: tuple[str, ...] = ()
 ) -> Account:
     with session_scope(sessions) as session:
-        user = accounts.create_user(session, email=email, name=email.split("@")[0], password=PASSWORD, role=role)
+        user = accounts.create_user(
+            session, email=email, name=email.split("@")[0], password=PASSWORD, role=role
+        )
         for program in programs:
             accounts.enroll(session, user.id, program)
         token = accounts.create_token(session, user.id).secret
