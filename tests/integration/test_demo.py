@@ -1,0 +1,27 @@
+"""`grader demo --smoke` on a fresh data folder: the embedded stack grades a learner's quizzes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_smoke_passes_on_a_fresh_data_folder(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRADER_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "grader.cli", "demo", "--smoke", "--catalog", str(ROOT / "examples/catalog")],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "smoke OK" in result.stdout
+    assert "graded python-web-fundamentals" in result.stdout
+    assert "graded supply-chain-fundamentals" in result.stdout
+    assert (tmp_path / "var" / "grader.db").exists()  # embedded defaults: SQLite under ./var
