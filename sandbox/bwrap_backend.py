@@ -1,0 +1,405 @@
+"""The bubblewrap backend: a box made of Linux namespaces, rlimits and (where allowed) cgroups.
+
+Each job gets a fresh work dir (a size-capped tmpfs when we run as root), a read-only root made of
+the grading root filesystem, new user/pid/net/ipc/uts/cgroup namespaces, a cleared environment and
+no capabilities. bwrap itself is started as an unprivileged host user (`setpriv`), so even the
+user namespace maps the box to nobody, never to root. Memory and process counts are capped by a
+per-job cgroup (v1 or v2) where the host lets us create one; CPU time, file size, open files and
+address space by rlimits; the wall clock by a timer here that kills the whole process group and
+cgroup. bwrap's pid namespace guarantees nothing outlives the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.capture import BoundedStream, read_no_follow
+from sandbox.contract import WORKDIR, JobSpec, Outcome, RunResult, sandbox_error
+
+BOX_UID = 65534  # nobody: never an account that owns anything on the host
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_PARENT = "microcred"
+DEFAULT_JOBS_DIR = Path("/var/lib/microcred/jobs")
+
+
+@dataclass
+class Cgroups:
+    """The per-job cgroup directories we could create (empty when the host does not allow it)."""
+
+    memory: Path | None = None
+    pids: Path | None = None
+    unified: Path | None = None
+
+    @property
+    def active(self) -> bool:
+        return any((self.memory, self.pids, self.unified))
+
+    def procs_files(self) -> list[Path]:
+        return [d / "cgroup.procs" for d in (self.memory, self.pids, self.unified) if d is not None]
+
+    def kill_all(self) -> None:
+        for procs in self.procs_files():
+            try:
+                pids = [int(p) for p in procs.read_text().split()]
+            except OSError:
+                continue
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def oom_killed(self) -> bool:
+        if self.memory is not None:
+            try:
+                for line in (self.memory / "memory.oom_control").read_text().splitlines():
+                    if line.startswith("oom_kill ") and int(line.split()[1]) > 0:
+                        return True
+            except OSError:
+                pass
+        if self.unified is not None:
+            try:
+                for line in (self.unified / "memory.events").read_text().splitlines():
+                    if line.startswith("oom_kill ") and int(line.split()[1]) > 0:
+                        return True
+            except OSError:
+                pass
+        return False
+
+    def peak_memory(self) -> int | None:
+        candidates = []
+        if self.memory is not None:
+            candidates.append(self.memory / "memory.max_usage_in_bytes")
+        if self.unified is not None:
+            candidates.append(self.unified / "memory.peak")
+        for path in candidates:
+            try:
+                return int(path.read_text().strip())
+            except (OSError, ValueError):
+                continue
+        return None
+
+    def remove(self) -> None:
+        for directory in (self.memory, self.pids, self.unified):
+            if directory is None:
+                continue
+            for _ in range(50):
+                try:
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)  # the last process is still being reaped
+
+
+def cgroup_support() -> str | None:
+    """None when per-job cgroups work here, else why not (for `doctor`)."""
+    if os.geteuid() != 0:
+        return "cgroups need the worker to run as root; memory and pids fall back to rlimits"
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        controllers = (CGROUP_ROOT / "cgroup.controllers").read_text().split()
+        missing = {"memory", "pids"} - set(controllers)
+        return f"cgroup v2 lacks controllers {sorted(missing)}" if missing else None
+    if (CGROUP_ROOT / "memory").is_dir() and (CGROUP_ROOT / "pids").is_dir():
+        return None
+    return "no memory/pids cgroup hierarchy is mounted"
+
+
+def _make_cgroups(job_id: str, memory_bytes: int, pids: int) -> Cgroups:
+    groups = Cgroups()
+    if cgroup_support() is not None:
+        return groups
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        parent = CGROUP_ROOT / CGROUP_PARENT
+        parent.mkdir(exist_ok=True)
+        with contextlib.suppress(OSError):
+            (parent / "cgroup.subtree_control").write_text("+memory +pids")
+        unified = parent / job_id
+        unified.mkdir()
+        (unified / "memory.max").write_text(str(memory_bytes))
+        (unified / "memory.swap.max").write_text("0")
+        (unified / "pids.max").write_text(str(pids))
+        groups.unified = unified
+        return groups
+    memory = CGROUP_ROOT / "memory" / CGROUP_PARENT / job_id
+    memory.mkdir(parents=True)
+    groups.memory = memory
+    (memory / "memory.limit_in_bytes").write_text(str(memory_bytes))
+    swap = memory / "memory.memsw.limit_in_bytes"
+    if swap.exists():  # memory+swap equal to memory: no swapping past the limit
+        swap.write_text(str(memory_bytes))
+    pid_group = CGROUP_ROOT / "pids" / CGROUP_PARENT / job_id
+    pid_group.mkdir(parents=True)
+    (pid_group / "pids.max").write_text(str(pids))
+    groups.pids = pid_group
+    return groups
+
+
+class BwrapRunner:
+    """Runs jobs with bubblewrap over a root filesystem shared with the Docker image."""
+
+    name = "bwrap"
+
+    def __init__(self, rootfs: Path, *, jobs_dir: Path = DEFAULT_JOBS_DIR, bwrap: str = "bwrap") -> None:
+        self.rootfs = rootfs
+        self.jobs_dir = jobs_dir
+        self.bwrap = shutil.which(bwrap) or bwrap
+        self.setpriv = shutil.which("setpriv")
+
+    def _command(self, spec: JobSpec, box_dir: Path) -> list[str]:
+        limits = spec.limits
+        scratch = str(limits.disk_mb * 1024 * 1024)
+        argv: list[str] = []
+        if os.geteuid() == 0:
+            if self.setpriv is None:
+                raise RuntimeError("setpriv (util-linux) is needed to drop root before bwrap")
+            argv += [
+                self.setpriv,
+                f"--reuid={BOX_UID}",
+                f"--regid={BOX_UID}",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+            ]
+        argv += [
+            self.bwrap,
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--uid",
+            str(BOX_UID),
+            "--gid",
+            str(BOX_UID),
+            "--die-with-parent",
+            "--new-session",
+            "--clearenv",
+            "--cap-drop",
+            "ALL",
+            "--ro-bind",
+            str(self.rootfs),
+            "/",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+            scratch,
+            "--tmpfs",
+            "/tmp",
+            "--size",
+            scratch,
+            "--tmpfs",
+            "/dev/shm",
+            "--bind",
+            str(box_dir),
+            WORKDIR,
+            "--chdir",
+            WORKDIR,
+            "--hostname",
+            "box",
+        ]
+        for key, value in spec.box_env().items():
+            argv += ["--setenv", key, value]
+        return [*argv, "--", *spec.command]
+
+    def run(self, spec: JobSpec) -> RunResult:
+        if not self.rootfs.is_dir():
+            return sandbox_error(self.name, f"root filesystem {self.rootfs} is missing")
+        job_id = uuid.uuid4().hex
+        started = time.monotonic()
+        job_dir: Path | None = None
+        mounted = False
+        groups = Cgroups()
+        try:
+            self.jobs_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
+            job_dir = Path(tempfile.mkdtemp(prefix=f"{job_id}-", dir=self.jobs_dir))
+            # The box user may pass through (to reach its bind source) but not list the jobs.
+            job_dir.chmod(0o711)
+            box_dir = job_dir / "box"
+            box_dir.mkdir(mode=0o700)
+            if os.geteuid() == 0:
+                size = spec.limits.disk_mb * 1024 * 1024
+                subprocess.run(
+                    [
+                        "mount",
+                        "-t",
+                        "tmpfs",
+                        "-o",
+                        f"size={size},mode=0700,nosuid,nodev",
+                        "tmpfs",
+                        str(box_dir),
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
+                mounted = True
+            self._place_files(spec, box_dir)
+            groups = _make_cgroups(job_id, spec.limits.memory_mb * 1024 * 1024, spec.limits.pids)
+            return self._execute(spec, box_dir, groups, started)
+        except Exception as exc:  # anything here is our fault, never the job's
+            return sandbox_error(self.name, f"{type(exc).__name__}: {exc}", time.monotonic() - started)
+        finally:
+            groups.kill_all()
+            groups.remove()
+            if job_dir is not None:
+                if mounted:
+                    subprocess.run(["umount", "-l", str(job_dir / "box")], capture_output=True)
+                shutil.rmtree(job_dir, ignore_errors=True)
+
+    def _place_files(self, spec: JobSpec, box_dir: Path) -> None:
+        owner = BOX_UID if os.geteuid() == 0 else -1
+        root_fd = os.open(box_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for box_file in spec.files:
+                parts = box_file.path.split("/")
+                fd = os.dup(root_fd)
+                try:
+                    for part in parts[:-1]:
+                        try:
+                            os.mkdir(part, 0o755, dir_fd=fd)
+                            if owner >= 0:
+                                os.chown(part, owner, owner, dir_fd=fd, follow_symlinks=False)
+                        except FileExistsError:
+                            pass
+                        next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                        os.close(fd)
+                        fd = next_fd
+                    file_fd = os.open(
+                        parts[-1],
+                        os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+                        box_file.mode,
+                        dir_fd=fd,
+                    )
+                    try:
+                        os.write(file_fd, box_file.content)
+                        os.fchmod(file_fd, box_file.mode)
+                        if owner >= 0:
+                            os.fchown(file_fd, owner, owner)
+                    finally:
+                        os.close(file_fd)
+                finally:
+                    os.close(fd)
+            if owner >= 0:
+                os.chown(box_dir, owner, owner)
+        finally:
+            os.close(root_fd)
+
+    def _execute(self, spec: JobSpec, box_dir: Path, groups: Cgroups, started: float) -> RunResult:
+        limits = spec.limits
+        memory = limits.memory_mb * 1024 * 1024
+
+        def in_box_limits() -> None:
+            pid = str(os.getpid())
+            for procs in groups.procs_files():
+                procs.write_text(pid)
+            # A cgroup enforces memory exactly; the address-space cap is a second line of defence
+            # (wider, so the cgroup's verdict wins where both exist).
+            address_space = memory * 8 + 1024**3 if groups.active else memory
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+            resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb * 1024 * 1024,) * 2)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limits.nofile, limits.nofile))
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if not groups.active:
+                resource.setrlimit(resource.RLIMIT_NPROC, (limits.pids, limits.pids))
+
+        process = subprocess.Popen(
+            self._command(spec, box_dir),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=in_box_limits,
+            start_new_session=True,
+            env={},
+        )
+        reason: list[Outcome] = []
+
+        def stop(why: Outcome) -> Callable[[], None]:
+            def kill() -> None:
+                if not reason:
+                    reason.append(why)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                groups.kill_all()
+
+            return kill
+
+        out = BoundedStream(process.stdout, limits.output_bytes, stop(Outcome.OUTPUT_LIMIT))  # type: ignore[arg-type]
+        err = BoundedStream(process.stderr, limits.output_bytes, stop(Outcome.OUTPUT_LIMIT))  # type: ignore[arg-type]
+        feeder = threading.Thread(target=_feed, args=(process, spec.stdin), daemon=True)
+        feeder.start()
+        timer = threading.Timer(limits.wall_seconds, stop(Outcome.TIMEOUT))
+        timer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            timer.cancel()
+        process.returncode = status  # Popen must not wait for a pid we already reaped
+        wall = time.monotonic() - started
+        groups.kill_all()  # anything left behind dies now, whatever the pid namespace did
+        stdout, stderr = out.result(), err.result()
+        exit_code, sig = _decode(status)
+        if reason:
+            outcome = reason[0]
+        elif groups.oom_killed():
+            outcome = Outcome.MEMORY_LIMIT
+        elif sig == signal.SIGXCPU:  # RLIMIT_CPU ran out
+            outcome = Outcome.TIMEOUT
+        else:
+            outcome = Outcome.COMPLETED
+        if exit_code == 1 and stderr.startswith(b"bwrap:"):
+            return sandbox_error(self.name, stderr.decode(errors="replace").strip(), wall)
+        files: dict[str, bytes] = {}
+        missing: list[str] = []
+        for relative in spec.collect:
+            data = read_no_follow(str(box_dir), relative, limits.collect_bytes)
+            if data is None:
+                missing.append(relative)
+            else:
+                files[relative] = data
+        return RunResult(
+            outcome=outcome,
+            exit_code=exit_code,
+            signal=sig,
+            wall_seconds=wall,
+            cpu_seconds=usage.ru_utime + usage.ru_stime,
+            peak_memory_bytes=groups.peak_memory() or usage.ru_maxrss * 1024,
+            stdout=stdout,
+            stderr=stderr,
+            output_truncated=out.overflowed or err.overflowed,
+            files=files,
+            missing_files=tuple(missing),
+            backend=self.name,
+        )
+
+
+def _feed(process: subprocess.Popen[bytes], data: bytes) -> None:
+    assert process.stdin is not None
+    try:
+        if data:
+            process.stdin.write(data)
+    except (BrokenPipeError, OSError):
+        pass  # the job did not read its input; that is its business
+    finally:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+
+
+def _decode(status: int) -> tuple[int | None, int | None]:
+    """Exit code and signal the way Docker reports them: a signal also shows as 128 + its number."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return 128 + sig, sig
+    code = os.WEXITSTATUS(status)
+    return code, (code - 128 if 128 < code < 128 + 65 else None)
