@@ -1,0 +1,345 @@
+"""The Docker backend: one locked-down container per job, driven only through the Docker API.
+
+The container's first process is an idle keeper; the job runs in it through `exec`, so files go in
+with `put_archive` before the job starts and come out with `get_archive` after every process of the
+job is dead, while the work dir stays a size-capped tmpfs (a tmpfs would vanish if the container
+stopped). No network, read-only root, tmpfs work dir, /tmp and /dev/shm, user nobody, every
+capability dropped, no-new-privileges, pids limit, memory equal to memory+swap, one CPU, rlimits for
+open files, file size, CPU time and core dumps; the wall clock is enforced here and the container is
+always removed. This is the only module that imports `docker`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+import struct
+import tarfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import DockerException, ImageNotFound
+from docker.types import LogConfig, Ulimit
+
+from sandbox.contract import WORKDIR, JobSpec, Outcome, RunResult, sandbox_error
+
+BOX_USER = "65534:65534"
+KEEPER = ("sleep", "infinity")
+CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/docker")
+
+
+class _Buffer:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[bytes] = []
+        self.kept = 0
+        self.overflowed = False
+
+    def add(self, chunk: bytes) -> bool:
+        """Keep what fits; True when the stream went past its limit."""
+        room = self.limit - self.kept
+        if room > 0:
+            self.parts.append(chunk[:room])
+            self.kept += min(room, len(chunk))
+        if len(chunk) > room:
+            self.overflowed = True
+        return self.overflowed
+
+    def value(self) -> bytes:
+        return b"".join(self.parts)
+
+
+class DockerRunner:
+    name = "docker"
+
+    def __init__(self, image: str, *, client: Any = None, cpus: float = 1.0) -> None:
+        self.image = image
+        self.cpus = cpus
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = docker.from_env(timeout=60)
+        return self._client
+
+    def check(self) -> None:
+        """Raise DockerException/ImageNotFound unless the daemon answers and the image exists."""
+        self.client.ping()
+        self.client.images.get(self.image)
+
+    def run(self, spec: JobSpec) -> RunResult:
+        started = time.monotonic()
+        container = None
+        try:
+            container = self._create(spec)
+            container.start()
+            self._put_files(container, spec)
+            return self._execute(container, spec, started)
+        except (DockerException, OSError) as exc:
+            return sandbox_error(self.name, f"{type(exc).__name__}: {exc}", time.monotonic() - started)
+        finally:
+            if container is not None:
+                with contextlib.suppress(DockerException):
+                    container.remove(force=True)
+
+    def _put_files(self, container: Any, spec: JobSpec) -> None:
+        """Stream the job's files as a tar into `tar -x` inside the box: Docker refuses put_archive on
+        a read-only root, and this keeps every byte on the API's channel rather than a host path."""
+        if not spec.files:
+            return
+        api = self.client.api
+        exec_id = api.exec_create(
+            container.id,
+            ["tar", "-x", "-f", "-", "-C", WORKDIR, "--no-same-owner"],
+            stdin=True,
+            stdout=True,
+            stderr=True,
+            user=BOX_USER,
+        )["Id"]
+        raw = _raw_socket(api.exec_start(exec_id, socket=True))
+        try:
+            _feed(raw, _tar(spec))
+            out, err = _Buffer(4096), _Buffer(4096)
+            _demux(raw, out, err, lambda: None)
+        finally:
+            raw.close()
+        if api.exec_inspect(exec_id).get("ExitCode") != 0:
+            raise OSError(f"placing files in the box failed: {err.value().decode(errors='replace')}")
+
+    def _create(self, spec: JobSpec) -> Any:
+        limits = spec.limits
+        scratch = f"rw,nosuid,nodev,size={limits.disk_mb}m"
+        memory = f"{limits.memory_mb}m"
+        return self.client.containers.create(
+            self.image,
+            command=list(KEEPER),
+            user=BOX_USER,
+            working_dir=WORKDIR,
+            environment=spec.box_env(),
+            network_mode="none",
+            read_only=True,
+            tmpfs={WORKDIR: f"{scratch},mode=0700,uid=65534,gid=65534", "/tmp": f"{scratch},mode=1777"},
+            shm_size=limits.disk_mb * 1024 * 1024,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            pids_limit=limits.pids,
+            mem_limit=memory,
+            memswap_limit=memory,
+            nano_cpus=int(self.cpus * 1e9),
+            ipc_mode="private",
+            ulimits=[
+                Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
+                Ulimit(
+                    name="fsize",
+                    soft=limits.file_size_mb * 1024 * 1024,
+                    hard=limits.file_size_mb * 1024 * 1024,
+                ),
+                Ulimit(name="core", soft=0, hard=0),
+                Ulimit(name="cpu", soft=limits.cpu_seconds, hard=limits.cpu_seconds + 1),
+            ],
+            log_config=LogConfig(type="json-file", config={"max-size": "64k"}),
+            labels={"microcred.sandbox": "job"},
+        )
+
+    def _execute(self, container: Any, spec: JobSpec, started: float) -> RunResult:
+        limits = spec.limits
+        api = self.client.api
+        exec_id = api.exec_create(
+            container.id,
+            list(spec.command),
+            stdin=True,
+            stdout=True,
+            stderr=True,
+            user=BOX_USER,
+            workdir=WORKDIR,
+            environment=spec.box_env(),
+        )["Id"]
+        raw = _raw_socket(api.exec_start(exec_id, socket=True))
+        out, err = _Buffer(limits.output_bytes), _Buffer(limits.output_bytes)
+        reason: list[Outcome] = []
+        done = threading.Event()
+
+        def kill(why: Outcome) -> None:
+            if not reason:
+                reason.append(why)
+            with contextlib.suppress(DockerException):
+                container.kill()
+
+        feeder = threading.Thread(target=_feed, args=(raw, spec.stdin), daemon=True)
+        feeder.start()
+
+        def reap_when_main_exits() -> None:
+            # A daemonised child keeps the output pipe open; once the job's main process is gone,
+            # everything else of the job is killed so the stream ends (as the pid namespace does in bwrap).
+            while not done.wait(0.05):
+                try:
+                    if not api.exec_inspect(exec_id).get("Running", True):
+                        self._kill_leftovers(container)
+                        return
+                except DockerException:
+                    return
+
+        threading.Thread(target=reap_when_main_exits, daemon=True).start()
+        timer = threading.Timer(limits.wall_seconds, kill, args=(Outcome.TIMEOUT,))
+        timer.start()
+        try:
+            _demux(raw, out, err, lambda: kill(Outcome.OUTPUT_LIMIT))
+        finally:
+            timer.cancel()
+            done.set()
+            with contextlib.suppress(OSError):
+                raw.close()
+        wall = time.monotonic() - started
+        info = api.exec_inspect(exec_id)
+        exit_code = info.get("ExitCode")
+        peak, oom = _cgroup_memory(container.id)
+        files: dict[str, bytes] = {}
+        missing: list[str] = []
+        if not reason:
+            self._kill_leftovers(container)  # nothing of the job may touch its files while we read them
+            for relative in spec.collect:
+                data = self._collect(container, relative, limits.collect_bytes)
+                if data is None:
+                    missing.append(relative)
+                else:
+                    files[relative] = data
+        else:
+            missing = list(spec.collect)
+        sig = exit_code - 128 if isinstance(exit_code, int) and 128 < exit_code < 128 + 65 else None
+        if reason:
+            outcome = reason[0]
+        elif oom:
+            outcome = Outcome.MEMORY_LIMIT
+        elif sig == 24:  # SIGXCPU: the CPU-time rlimit ran out
+            outcome = Outcome.TIMEOUT
+        else:
+            outcome = Outcome.COMPLETED
+        return RunResult(
+            outcome=outcome,
+            exit_code=exit_code if isinstance(exit_code, int) else None,
+            signal=sig,
+            wall_seconds=wall,
+            cpu_seconds=None,
+            peak_memory_bytes=peak,
+            stdout=out.value(),
+            stderr=err.value(),
+            output_truncated=out.overflowed or err.overflowed,
+            files=files,
+            missing_files=tuple(missing),
+            backend=self.name,
+        )
+
+    def _kill_leftovers(self, container: Any) -> None:
+        """SIGKILL every process of the box user except the keeper (pid 1 is exempt from kill -1)."""
+        api = self.client.api
+        with contextlib.suppress(DockerException):
+            api.exec_start(api.exec_create(container.id, ["sh", "-c", "kill -9 -1"], user=BOX_USER)["Id"])
+
+    def _collect(self, container: Any, relative: str, limit: int) -> bytes | None:
+        """One file out of the box as a tar from `tar -c` (which never follows symlinks); Docker's
+        get_archive cannot see into tmpfs mounts. Only a single regular file within the cap counts."""
+        api = self.client.api
+        exec_id = api.exec_create(
+            container.id,
+            ["tar", "-c", "-f", "-", "-C", WORKDIR, "--", relative],
+            stdout=True,
+            stderr=True,
+            user=BOX_USER,
+        )["Id"]
+        raw = _raw_socket(api.exec_start(exec_id, socket=True))
+        data, err = _Buffer(limit + 64 * 1024), _Buffer(4096)
+        try:
+            _demux(raw, data, err, lambda: None)
+        finally:
+            raw.close()
+        if data.overflowed or api.exec_inspect(exec_id).get("ExitCode") != 0:
+            return None
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data.value())) as archive:
+                members = archive.getmembers()
+                if len(members) != 1 or not members[0].isreg() or members[0].size > limit:
+                    return None
+                handle = archive.extractfile(members[0])
+                return handle.read() if handle is not None else None
+        except tarfile.TarError:
+            return None
+
+
+def _tar(spec: JobSpec) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        directories: set[str] = set()
+        for box_file in spec.files:
+            parts = box_file.path.split("/")
+            for depth in range(1, len(parts)):
+                directory = "/".join(parts[:depth])
+                if directory not in directories:
+                    directories.add(directory)
+                    info = tarfile.TarInfo(directory)
+                    info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, 65534, 65534
+                    archive.addfile(info)
+            info = tarfile.TarInfo(box_file.path)
+            info.size, info.mode, info.uid, info.gid = len(box_file.content), box_file.mode, 65534, 65534
+            archive.addfile(info, io.BytesIO(box_file.content))
+    return buffer.getvalue()
+
+
+def _raw_socket(sock: Any) -> socket.socket:
+    inner = getattr(sock, "_sock", sock)
+    assert isinstance(inner, socket.socket)
+    return inner
+
+
+def _feed(raw: socket.socket, data: bytes) -> None:
+    try:
+        if data:
+            raw.sendall(data)
+        raw.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # the job closed its input or is already gone
+
+
+def _demux(raw: socket.socket, out: _Buffer, err: _Buffer, on_overflow: Any) -> None:
+    """Read Docker's multiplexed stream (8-byte frame headers) until the exec ends."""
+    reader = raw.makefile("rb")
+    overflowed = False
+    while True:
+        header = reader.read(8)
+        if len(header) < 8:
+            return
+        stream, length = header[0], struct.unpack(">I", header[4:])[0]
+        remaining = length
+        while remaining:
+            chunk = reader.read(min(remaining, 64 * 1024))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+            target = err if stream == 2 else out
+            if target.add(chunk) and not overflowed:
+                # Stop reading first: a daemon blocked writing to a full socket answers kill slowly.
+                with contextlib.suppress(OSError):
+                    raw.shutdown(socket.SHUT_RDWR)
+                on_overflow()
+                return
+
+
+def _cgroup_memory(container_id: str) -> tuple[int | None, bool]:
+    """Peak memory and whether the OOM killer struck, read from the local cgroup (v1) when visible."""
+    directory = CGROUP_MEMORY / container_id
+    try:
+        peak = int((directory / "memory.max_usage_in_bytes").read_text())
+        oom = any(
+            line.startswith("oom_kill ") and int(line.split()[1]) > 0
+            for line in (directory / "memory.oom_control").read_text().splitlines()
+        )
+        return peak, oom
+    except (OSError, ValueError):
+        return None, False
+
+
+__all__ = ["DockerRunner", "ImageNotFound"]
