@@ -122,7 +122,8 @@ def test_host_files_cannot_be_read(runner: Runner, tmp_path: Path) -> None:
             runner,
             "sh",
             "-c",
-            f"cat {secret} /etc/shadow /proc/1/environ; ls /var/lib/microcred; grep -r TOP-SECRET / 2>/dev/null | head -1",
+            f"cat {secret} /etc/shadow /proc/1/environ; ls /var/lib/microcred; "
+            "grep -r TOP-SECRET / 2>/dev/null | head -1",
         )
     finally:
         secret.unlink()
