@@ -1,0 +1,661 @@
+"""Git intake: validate a learner's repository URL, pin a ref to a commit, fetch that commit's work tree.
+
+This module owns every git process the service starts on a learner's behalf. The threats it answers
+(docs/intake.md, threats.md section 3): transport tricks (`ext::`, `file://`, ssh, option injection),
+SSRF to internal hosts (checked at validation time *and* pinned against DNS rebinding with
+`http.curloptResolve`, redirects off), hooks/fsmonitor/filters/LFS/submodules running or fetching anything,
+symlinks escaping the tree, and repositories too big or too slow to fetch.
+
+Git runs as a plain subprocess with an environment built from scratch (not `os.environ` plus overrides as
+GitPython does), so nothing the worker inherits (`GIT_DIR`, `GIT_CONFIG_PARAMETERS`, `GIT_SSH_COMMAND`,
+a user's `~/.gitconfig`) can change what git does. Every argument is ours; learner data only ever appears
+after validation, as the URL (after `--`) or as a 40-hex commit id.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import SplitResult, urlsplit
+
+from grader.errors import InvalidGitUrl, RepositoryUnavailable
+
+MIB = 1024 * 1024
+MAX_URL_LENGTH = 2000
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+# `<transport>::<address>` is git's remote-helper syntax (`ext::sh -c ...` runs a command).
+_TRANSPORT_RE = re.compile(r"^[A-Za-z0-9+.-]*::")
+# scp-like syntax `[user@]host:path` (git treats it as ssh when there is no `/` before the colon).
+_SCP_RE = re.compile(r"^(?:[^@/]+@)?[^/:]+:(?!//)")
+_HOST_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_GIT_BINARY = "git"
+
+
+@dataclass(frozen=True)
+class GitPolicy:
+    """What the service agrees to fetch. The defaults are the production policy."""
+
+    allowed_hosts: tuple[str, ...] = ("github.com", "gitlab.com", "codeberg.org", "bitbucket.org")
+    # TESTS ONLY: accept http:// and loopback servers (127.0.0.0/8, ::1, `localhost`), on any port.
+    allow_insecure_loopback: bool = False
+    clone_timeout_seconds: int = 60
+    max_repo_bytes: int = 50 * MIB
+    max_files: int = 5000
+
+
+@dataclass(frozen=True)
+class ValidatedGitUrl:
+    """A URL that passed `validate_git_url`; `addresses` are the vetted IPs `host` resolved to."""
+
+    url: str
+    host: str
+    port: int | None
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WorkTree:
+    """The checked-out files of one commit, without `.git`."""
+
+    path: Path
+    commit: str
+    file_count: int
+    total_bytes: int
+
+
+def _reject_url(rule: str, message: str) -> NoReturn:
+    raise InvalidGitUrl(message, details={"field": "git_url", "rule": rule})
+
+
+def _reject_ref(rule: str, message: str) -> NoReturn:
+    raise InvalidGitUrl(message, details={"field": "ref", "rule": rule})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# URL validation
+
+
+def validate_git_url(url: str, policy: GitPolicy) -> ValidatedGitUrl:
+    """Check `url` against `policy` and resolve its host; raise `InvalidGitUrl` naming the failed rule.
+
+    Rules, in order: length, control characters/whitespace, leading `-`, `<transport>::` syntax, local paths
+    and `file:`, scp-style `host:path`, scheme (https; http only for loopback tests), userinfo, port, query
+    and fragment, host syntax, allow-list, path, and finally every resolved address must be public.
+    """
+    if not isinstance(url, str) or not url:
+        _reject_url("empty", "enter the URL of your git repository")
+    if len(url) > MAX_URL_LENGTH:
+        _reject_url("too_long", f"the repository URL is longer than {MAX_URL_LENGTH} characters")
+    # Whitespace and control characters: nothing legitimate needs them and they smuggle extra arguments,
+    # header lines or (CVE-2025-48384-style) trailing CRs into git.
+    if any(ch.isspace() or ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in url):
+        _reject_url("control_chars", "the repository URL must not contain spaces or control characters")
+    if url.startswith("-"):
+        _reject_url("option_injection", "the repository URL must not start with '-'")
+    if _TRANSPORT_RE.match(url):
+        _reject_url("transport", "git transport syntax ('<transport>::') is not allowed")
+    lowered = url.lower()
+    if lowered.startswith(("file:", "/", ".", "~", "\\")) or re.match(r"^[a-z]:[\\/]", lowered):
+        _reject_url("local_path", "local paths and file:// URLs are not allowed")
+    if not _SCHEME_RE.match(url) or (_SCP_RE.match(url) and "://" not in url):
+        if _SCP_RE.match(url):
+            _reject_url("scp_syntax", "use an https:// URL, not the scp-style 'user@host:path' form")
+        _reject_url("scheme", "the repository URL must start with https://")
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a non-numeric or out-of-range port
+    except ValueError:
+        _reject_url("malformed", "the repository URL is not a valid URL")
+    scheme = parts.scheme.lower()
+    if scheme != "https" and not (scheme == "http" and policy.allow_insecure_loopback):
+        _reject_url("scheme", "the repository URL must start with https://")
+    if "@" in parts.netloc or parts.username is not None or parts.password is not None:
+        _reject_url("userinfo", "the repository URL must not contain a user name or password")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        _reject_url("query", "the repository URL must not contain '?' or '#'")
+
+    host = _host_of(parts)
+    literal = _ip_literal(host)
+    if literal is not None:
+        # An IP literal is checked before the allow-list so that the rejection names the real problem.
+        _check_address(literal, policy)
+    loopback_name = policy.allow_insecure_loopback and (
+        host == "localhost" or (literal is not None and literal.is_loopback)
+    )
+    if host not in policy.allowed_hosts and not loopback_name:
+        _reject_url("host_not_allowed", f"repositories on {host} are not accepted")
+    default_port = 443 if scheme == "https" else 80
+    if port is not None and port != default_port and not policy.allow_insecure_loopback:
+        _reject_url("port", "the repository URL must not name a port")
+    if not parts.path.strip("/") or "\\" in parts.path or "/../" in f"{parts.path}/":
+        _reject_url("path", "the repository URL must name a repository, e.g. https://github.com/you/project")
+
+    addresses = _resolve(host, port or default_port, policy)
+    host_in_url = f"[{host}]" if ":" in host else host
+    port_in_url = f":{port}" if port is not None and port != default_port else ""
+    normalized = f"{scheme}://{host_in_url}{port_in_url}{parts.path}"
+    return ValidatedGitUrl(url=normalized, host=host, port=port, addresses=addresses)
+
+
+def _host_of(parts: SplitResult) -> str:
+    raw = parts.hostname  # lower-cased, brackets removed for IPv6 literals
+    if not raw:
+        _reject_url("host", "the repository URL has no host name")
+    host = raw.rstrip(".") if not raw.endswith("..") else raw
+    if not host.isascii():
+        _reject_url("host", "the host name must be plain ASCII (use its punycode form)")
+    if "%" in host:
+        _reject_url("host", "IPv6 zone identifiers are not allowed")
+    if _ip_literal(host) is None and not _HOST_RE.match(host):
+        _reject_url("host", "the host name is not valid")
+    return host
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address hidden in an IPv4-mapped, NAT64, 6to4 or Teredo IPv6 address, if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    return None
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    # `is_global` already excludes private, loopback, link-local, reserved, unspecified and shared ranges;
+    # the explicit checks keep the intent readable and cover multicast (some multicast is "global").
+    if (
+        not address.is_global
+        or address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    ):
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = _embedded_ipv4(address)
+        if inner is not None:
+            return _is_public(inner)
+    return True
+
+
+def _is_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def _check_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, policy: GitPolicy) -> None:
+    if _is_public(address):
+        return
+    if policy.allow_insecure_loopback and _is_loopback(address):
+        return
+    _reject_url("private_address", "the repository host is not a public internet address")
+
+
+def _resolve(host: str, port: int, policy: GitPolicy) -> tuple[str, ...]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        _reject_url("unresolvable", f"the host name {host} cannot be resolved")
+    addresses: list[str] = []
+    for _family, _type, _proto, _canon, sockaddr in infos:
+        text = str(sockaddr[0]).split("%", 1)[0]
+        address = _ip_literal(text)
+        if address is None:
+            _reject_url("unresolvable", f"the host name {host} resolved to something that is not an address")
+        # Every result must pass: git/curl may pick any of them.
+        _check_address(address, policy)
+        if text not in addresses:
+            addresses.append(text)
+    if not addresses:
+        _reject_url("unresolvable", f"the host name {host} cannot be resolved")
+    return tuple(addresses)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Refs
+
+
+def validate_ref(ref: str) -> str:
+    """Check a learner-supplied ref like `git check-ref-format --allow-onelevel` would; raise `InvalidGitUrl`.
+
+    A 40-hex commit id is accepted as is (lower-cased). The rules are stricter than git's where that costs
+    nothing: ASCII only, at most 255 characters.
+    """
+    if not ref:
+        _reject_ref("empty", "the branch, tag or commit is empty")
+    if ref.startswith("-"):
+        _reject_ref("option_injection", "a branch or tag name must not start with '-'")
+    if _SHA_RE.match(ref.lower()):
+        return ref.lower()
+    if len(ref) > 255 or not ref.isascii():
+        _reject_ref("format", "the branch or tag name is too long or not plain ASCII")
+    bad_chars = set(" ~^:?*[\\\x7f")
+    if any(ord(ch) < 0x20 or ch in bad_chars for ch in ref):
+        _reject_ref("format", "the branch or tag name contains a character git does not allow")
+    if ".." in ref or "@{" in ref or "//" in ref or ref == "@" or ref.endswith(("/", ".")):
+        _reject_ref("format", "the branch or tag name is not a valid git ref name")
+    for component in ref.split("/"):
+        if component.startswith(".") or component.endswith(".lock"):
+            _reject_ref("format", "the branch or tag name is not a valid git ref name")
+    return ref
+
+
+def resolve_commit(url: ValidatedGitUrl, ref: str | None, policy: GitPolicy) -> str:
+    """The 40-hex commit `ref` (a branch, tag, `refs/...` name or commit id; default the remote HEAD) names.
+
+    Raises `InvalidGitUrl` (field "ref") for a malformed ref and `RepositoryUnavailable` with rule
+    "not_found", "ref_not_found" (field "ref"), "timeout" or "unreachable". A full commit id is returned
+    as is once the repository is known to exist: `fetch_worktree` verifies the object.
+    """
+    checked = validate_ref(ref) if ref is not None else None
+    with _git_home() as home:
+        env = _git_env(url, policy, home)
+        if checked is None:
+            patterns = ["HEAD"]
+        elif _SHA_RE.match(checked):
+            patterns = ["HEAD"]  # only to prove that the repository exists and is reachable
+        elif checked.startswith("refs/"):
+            patterns = [checked]
+        else:
+            patterns = [f"refs/heads/{checked}", f"refs/tags/{checked}"]
+        deadline = time.monotonic() + policy.clone_timeout_seconds
+        result = _run_git(["ls-remote", "--", url.url, *patterns], env=env, cwd=home, deadline=deadline)
+        if result.returncode != 0:
+            _raise_remote_failure(result.stderr)
+    advertised: dict[str, str] = {}
+    for line in result.stdout.decode("utf-8", "replace").splitlines():
+        sha, _, name = line.partition("\t")
+        if _SHA_RE.match(sha):
+            advertised[name] = sha
+    if checked is not None and _SHA_RE.match(checked):
+        return checked
+    if checked is None:
+        if "HEAD" not in advertised:
+            raise RepositoryUnavailable(
+                "the repository is empty or has no default branch",
+                details={"field": "git_url", "rule": "ref_not_found"},
+            )
+        return advertised["HEAD"]
+    for candidate in patterns:
+        # An annotated tag is advertised twice: the tag object and, with `^{}`, the commit it points to.
+        if f"{candidate}^{{}}" in advertised:
+            return advertised[f"{candidate}^{{}}"]
+        if candidate in advertised:
+            return advertised[candidate]
+    raise RepositoryUnavailable(
+        f"the repository has no branch or tag named {checked}",
+        details={"field": "ref", "rule": "ref_not_found"},
+    )
+
+
+def _raise_remote_failure(stderr: bytes) -> NoReturn:
+    text = stderr.decode("utf-8", "replace").lower()
+    # Forges answer 404 for a missing repository and 401/403 for a private one (prompts are disabled);
+    # to the learner both mean "we cannot see it".
+    if any(
+        marker in text
+        for marker in ("not found", "404", "401", "403", "could not read username", "authentication")
+    ):
+        raise RepositoryUnavailable(
+            "the repository does not exist or is not public",
+            details={"field": "git_url", "rule": "not_found"},
+        )
+    raise RepositoryUnavailable(
+        "the repository could not be reached; try again later",
+        details={"field": "git_url", "rule": "unreachable"},
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fetch
+
+
+def fetch_worktree(url: ValidatedGitUrl, commit: str, dest: Path, policy: GitPolicy) -> WorkTree:
+    """Fetch exactly `commit` (shallow, no tags, no submodules) into a new directory `dest`, without `.git`.
+
+    Raises `RepositoryUnavailable` with rule "timeout", "too_large", "too_many_files", "ref_not_found" (the
+    commit is not in the repository), "not_found", "unreachable" or "unsafe_tree"; `dest` is removed on
+    any failure. `dest` must not exist.
+    """
+    commit = commit.lower()
+    if not _SHA_RE.match(commit):
+        # Callers pass what `resolve_commit` returned; anything else is a bug, not learner input.
+        raise ValueError("commit must be a 40-hex commit id")
+    dest.mkdir(parents=True)
+    os.chmod(dest, 0o755)
+    try:
+        with _git_home() as home:
+            env = _git_env(url, policy, home)
+            git_dir = dest / ".git"
+            # GIT_DIR/GIT_WORK_TREE are explicit so git never discovers some other repository.
+            env["GIT_DIR"] = str(git_dir)
+            env["GIT_WORK_TREE"] = str(dest)
+            deadline = time.monotonic() + policy.clone_timeout_seconds
+
+            def git(*args: str, watch: tuple[Path, int] | None = None) -> _GitResult:
+                return _run_git(args, env=env, cwd=home, deadline=deadline, watch=watch)
+
+            _checked(git("init", "--quiet", "--", str(dest)))
+            fetch = git(
+                *("fetch", "--quiet", "--depth=1", "--no-tags", "--no-recurse-submodules"),
+                *("--no-write-fetch-head", "--", url.url, commit),
+                # The pack is streamed into .git/objects/pack/tmp_pack_*: watching the directory stops a
+                # huge repository long before it fills the disk.
+                watch=(git_dir, policy.max_repo_bytes),
+            )
+            if fetch.returncode != 0:
+                _raise_fetch_failure(fetch.stderr)
+            resolved = git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}")
+            if resolved.returncode != 0 or resolved.stdout.decode().strip() != commit:
+                _commit_missing()
+            _check_tree_listing(git("ls-tree", "-r", "-z", "-l", "--full-tree", commit), policy)
+            _checked(git("checkout", "--quiet", "--force", "--detach", commit, "--"))
+            head = git("rev-parse", "--verify", "HEAD")
+            if head.returncode != 0 or head.stdout.decode().strip() != commit:
+                raise RepositoryUnavailable(
+                    "the fetched commit is not the one requested",
+                    details={"field": "ref", "rule": "ref_mismatch"},
+                )
+        # Only the work tree goes on: learner-controlled `.git` content must never meet a git on the host.
+        shutil.rmtree(dest / ".git")
+        file_count, total_bytes = _scan_tree(dest, policy)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    return WorkTree(path=dest, commit=commit, file_count=file_count, total_bytes=total_bytes)
+
+
+def _commit_missing() -> NoReturn:
+    raise RepositoryUnavailable(
+        "the repository does not contain that commit", details={"field": "ref", "rule": "ref_not_found"}
+    )
+
+
+def _check_tree_listing(listing: _GitResult, policy: GitPolicy) -> None:
+    """Count and size the commit's blobs from the object headers before anything is written to disk."""
+    _checked(listing)
+    count = 0
+    total = 0
+    for record in listing.stdout.split(b"\0"):
+        if not record:
+            continue
+        meta, _, _path = record.partition(b"\t")
+        fields = meta.split()
+        if len(fields) != 4:
+            continue
+        mode, kind, _sha, size = fields
+        if kind != b"blob":
+            continue  # gitlinks (submodules) are never fetched; checkout leaves an empty directory
+        count += 1
+        total += int(size) if size.isdigit() else 0
+        if mode == b"120000":
+            continue  # checked out as a small regular file holding the link text (core.symlinks=false)
+        if count > policy.max_files:
+            _too_many_files(policy)
+        if total > policy.max_repo_bytes:
+            _too_large(policy)
+
+
+def _scan_tree(root: Path, policy: GitPolicy) -> tuple[int, int]:
+    """Walk the checked-out tree without following links: count and size files, refuse anything else."""
+    count = 0
+    total = 0
+    root_real = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath) / name
+            info = path.lstat()
+            if stat.S_ISDIR(info.st_mode):
+                if not path.resolve().is_relative_to(root_real):
+                    _unsafe_tree(name)
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                # core.symlinks=false means git writes none; finding one means something is wrong.
+                _unsafe_tree(name)
+            count += 1
+            total += info.st_size
+    if count > policy.max_files:
+        _too_many_files(policy)
+    if total > policy.max_repo_bytes:
+        _too_large(policy)
+    return count, total
+
+
+def _unsafe_tree(name: str) -> NoReturn:
+    raise RepositoryUnavailable(
+        f"the repository contains an entry that is not a plain file or directory: {name}",
+        details={"field": "git_url", "rule": "unsafe_tree"},
+    )
+
+
+def _too_many_files(policy: GitPolicy) -> NoReturn:
+    raise RepositoryUnavailable(
+        f"the repository has more than {policy.max_files} files",
+        details={"field": "git_url", "rule": "too_many_files", "limit": policy.max_files},
+    )
+
+
+def _too_large(policy: GitPolicy) -> NoReturn:
+    raise RepositoryUnavailable(
+        f"the repository is larger than {policy.max_repo_bytes // MIB} MiB",
+        details={"field": "git_url", "rule": "too_large", "limit": policy.max_repo_bytes},
+    )
+
+
+def _raise_fetch_failure(stderr: bytes) -> NoReturn:
+    text = stderr.decode("utf-8", "replace").lower()
+    if "not our ref" in text or "no such remote ref" in text or "couldn't find remote ref" in text:
+        _commit_missing()
+    _raise_remote_failure(stderr)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Running git
+
+
+@dataclass(frozen=True)
+class _GitResult:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def _checked(result: _GitResult) -> _GitResult:
+    if result.returncode != 0:
+        raise RepositoryUnavailable(
+            "the repository could not be checked out", details={"field": "git_url", "rule": "unreachable"}
+        )
+    return result
+
+
+@contextmanager
+def _git_home() -> Iterator[Path]:
+    """A throw-away HOME (and cwd) so git reads no user configuration and discovers no repository."""
+    with tempfile.TemporaryDirectory(prefix="grader-git-") as tmp:
+        home = Path(tmp)
+        (home / "templates").mkdir()
+        yield home
+
+
+def _git_env(url: ValidatedGitUrl, policy: GitPolicy, home: Path) -> dict[str, str]:
+    """The complete environment for git: built from nothing, never from `os.environ`."""
+    protocols = "https:http" if policy.allow_insecure_loopback else "https"
+    config: list[tuple[str, str]] = [
+        ("core.hooksPath", "/dev/null"),  # no hook ever runs, whatever a template or repo provides
+        ("core.fsmonitor", "false"),  # .git/config-driven command execution
+        ("core.symlinks", "false"),  # symlinks become small text files: nothing points out of the tree
+        ("core.protectNTFS", "true"),
+        ("core.protectHFS", "true"),
+        ("core.autocrlf", "false"),
+        ("transfer.fsckObjects", "true"),  # reject malformed objects (the classic .gitmodules/path attacks)
+        ("fetch.fsckObjects", "true"),
+        ("http.followRedirects", "false"),  # a redirect would bypass the address check
+        ("submodule.recurse", "false"),
+        ("fetch.recurseSubmodules", "false"),
+        ("protocol.allow", "never"),  # GIT_ALLOW_PROTOCOL below is authoritative; this is the fallback
+        ("protocol.https.allow", "always"),
+        ("credential.helper", ""),
+        ("http.lowSpeedLimit", "1024"),  # curl gives up on a trickling server before our own kill does
+        ("http.lowSpeedTime", str(max(5, min(30, policy.clone_timeout_seconds)))),
+        ("gc.auto", "0"),
+        ("maintenance.auto", "false"),
+        ("advice.detachedHead", "false"),
+        ("init.defaultBranch", "main"),
+        ("safe.directory", "*"),  # our own temp directories only; avoids ownership errors under sandboxes
+    ]
+    if policy.allow_insecure_loopback:
+        config.append(("protocol.http.allow", "always"))
+    if _ip_literal(url.host) is None:
+        # Pin the host to the address we vetted so a second DNS answer (rebinding) cannot redirect git.
+        port = url.port or (443 if url.url.startswith("https:") else 80)
+        pinned = url.addresses[0]
+        pinned_text = f"[{pinned}]" if ":" in pinned else pinned
+        config.append(("http.curloptResolve", f"{url.host}:{port}:{pinned_text}"))
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home),
+        "LANG": "C",
+        "LC_ALL": "C",
+        "GIT_ALLOW_PROTOCOL": protocols,
+        "GIT_PROTOCOL_FROM_USER": "0",
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": "/bin/false",
+        "SSH_ASKPASS": "/bin/false",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_CONFIG_SYSTEM": "/dev/null",
+        "GIT_TEMPLATE_DIR": str(home / "templates"),  # empty: no sample hooks, no template config
+        "GIT_LFS_SKIP_SMUDGE": "1",
+        "GIT_NO_REPLACE_OBJECTS": "1",
+        "GIT_CEILING_DIRECTORIES": str(home.parent),
+        "GIT_CONFIG_COUNT": str(len(config)),
+    }
+    for index, (key, value) in enumerate(config):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    return env
+
+
+def _directory_bytes(path: Path) -> int:
+    total = 0
+    for dirpath, _dirnames, filenames in os.walk(path, followlinks=False):
+        for name in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                continue  # git renames temporary files while we look
+    return total
+
+
+def _run_git(
+    args: Sequence[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    deadline: float,
+    watch: tuple[Path, int] | None = None,
+) -> _GitResult:
+    """Run git with `args`; kill its whole process group at `deadline` or when `watch` grows too big."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        _timeout()
+    # A new session makes git and its helpers (git-remote-https, index-pack) one killable process group.
+    process = subprocess.Popen(
+        [_GIT_BINARY, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+        close_fds=True,
+    )
+    too_large = threading.Event()
+    finished = threading.Event()
+    watcher: threading.Thread | None = None
+    if watch is not None:
+        watched, limit = watch
+
+        def watch_size() -> None:
+            while not finished.wait(0.05):
+                if _directory_bytes(watched) > limit:
+                    too_large.set()
+                    _kill_group(process)
+                    return
+
+        watcher = threading.Thread(target=watch_size, name="git-size-watch", daemon=True)
+        watcher.start()
+    try:
+        stdout, stderr = process.communicate(timeout=remaining)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        process.communicate()
+        _timeout()
+    except BaseException:
+        _kill_group(process)
+        process.communicate()
+        raise
+    finally:
+        finished.set()
+        if watcher is not None:
+            watcher.join()
+    if too_large.is_set():
+        raise RepositoryUnavailable(
+            "the repository is too large to fetch",
+            details={"field": "git_url", "rule": "too_large", "limit": watch[1] if watch else None},
+        )
+    return _GitResult(returncode=process.returncode, stdout=stdout, stderr=stderr)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _timeout() -> NoReturn:
+    raise RepositoryUnavailable(
+        "fetching the repository took too long", details={"field": "git_url", "rule": "timeout"}
+    )
+
+
+__all__: Sequence[str] = [
+    "GitPolicy",
+    "ValidatedGitUrl",
+    "WorkTree",
+    "fetch_worktree",
+    "resolve_commit",
+    "validate_git_url",
+    "validate_ref",
+]
