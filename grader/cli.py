@@ -243,6 +243,22 @@ def reconcile_command(every: float | None) -> None:
         time.sleep(every)
 
 
+@main.command("regrade")
+@click.option("--assessment", "slug", required=True, help="Assessment slug.")
+@click.option("--only-latest", is_flag=True, help="Only each learner's latest submission.")
+@friendly_errors
+def regrade_command(slug: str, only_latest: bool) -> None:
+    """Grade existing submissions again against the current version; earlier results are kept."""
+    from grader.broker import CeleryTaskQueue
+    from grader.db import session_scope
+    from grader.services.regrade import regrade
+
+    settings = _settings()
+    with session_scope(_session_factory(settings)) as session:
+        report = regrade(session, CeleryTaskQueue(settings), slug, only_latest=only_latest)
+    click.echo(f"queued {len(report.queued)} regrades of {slug}; {report.skipped_busy} already in grading")
+
+
 @main.command("demo")
 @click.option(
     "--smoke", is_flag=True, help="Act as a learner through the API, then stop (exit 0 on success)."

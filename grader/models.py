@@ -258,6 +258,11 @@ class GradingRun(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
     queue: Mapped[str] = mapped_column(String(20))
+    # The assessment version this run grades against: the submission's own, or the current one for a
+    # regrade after the course team fixed its tests.
+    assessment_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assessment_versions.id"), default=None
+    )
     status: Mapped[str] = mapped_column(String(20), default=RunStatus.QUEUED)
     reason: Mapped[str] = mapped_column(String(20), default="submitted")
     tries: Mapped[int] = mapped_column(Integer, default=0)
@@ -271,6 +276,7 @@ class GradingRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
     submission: Mapped[Submission] = relationship(back_populates="runs")
+    assessment_version: Mapped[AssessmentVersion | None] = relationship()
     result: Mapped[Result | None] = relationship(back_populates="run", uselist=False)
 
 
@@ -288,6 +294,9 @@ class Result(Base):
     outcome: Mapped[str] = mapped_column(String(30), default="graded")
     feedback: Mapped[dict[str, Any]] = mapped_column(JSON)
     rubric_id: Mapped[int | None] = mapped_column(ForeignKey("rubric_versions.id"), default=None)
+    assessment_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assessment_versions.id"), default=None
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     run: Mapped[GradingRun] = relationship(back_populates="result")

@@ -32,7 +32,7 @@ class WorkerRuntime:
 def default_graders(settings: Settings) -> Mapping[str, KindGrader]:
     from grader.services.graders import default_graders as build
 
-    return build()
+    return build(settings)
 
 
 _graders_factory: Callable[[Settings], Mapping[str, KindGrader]] = default_graders

@@ -43,6 +43,9 @@ from rubrics.source import (
 # without access to the catalog folder; this caps what one assessment may carry.
 MAX_BUNDLE_BYTES = 5 * 1024 * 1024
 BUNDLED_FOLDERS_KEY = "bundle"
+# Test ids the reference solution produced when `grader catalog check` ran it (expected_tests.json).
+EXPECTED_TESTS_KEY = "expected_tests"
+EXPECTED_TESTS_FILE = "expected_tests.json"
 
 _assessment_adapter: TypeAdapter[AssessmentDefinition] = TypeAdapter(AssessmentDefinition)
 
@@ -195,6 +198,9 @@ def _read_assessments(root: Path, problems: list[Problem]) -> dict[str, Assessme
             if bundle is None:
                 continue
             data[BUNDLED_FOLDERS_KEY] = bundle
+            expected = _expected_tests(subfolder, source, problems)
+            if expected is not None:
+                data[EXPECTED_TESTS_KEY] = expected
         assessments[slug] = AssessmentEntry(
             slug=slug,
             source=source,
@@ -245,6 +251,22 @@ def _bundle(
         problems.append(document.problem((), f"the assessment's files exceed {MAX_BUNDLE_BYTES} bytes"))
         ok = False
     return files if ok else None
+
+
+def _expected_tests(folder: Path, source: str, problems: list[Problem]) -> list[str] | None:
+    path = folder / EXPECTED_TESTS_FILE
+    if not path.is_file():
+        return None
+    where = str(Path(source).parent / EXPECTED_TESTS_FILE)
+    try:
+        ids = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        problems.append(Problem(where, 1, f"not valid JSON: {exc}"))
+        return None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        problems.append(Problem(where, 1, "expected a JSON list of test ids"))
+        return None
+    return ids
 
 
 def _read_programs(root: Path, problems: list[Problem]) -> dict[str, ProgramEntry]:

@@ -53,6 +53,7 @@ class GradingJob:
     payload: Mapping[str, Any]
     rubric_definition: Mapping[str, Any] | None
     rubric_id: int | None
+    assessment_version_id: int
     attempt_number: int
     commit_sha: str | None = None
 
@@ -145,7 +146,7 @@ def load_job(session: Session, run_id: str) -> GradingJob:
     run = session.get(GradingRun, run_id)
     assert run is not None
     submission = run.submission
-    version = submission.assessment_version
+    version = run.assessment_version or submission.assessment_version
     rubric = version.rubric
     return GradingJob(
         run_id=run.id,
@@ -157,12 +158,20 @@ def load_job(session: Session, run_id: str) -> GradingJob:
         payload=submission.payload,
         rubric_definition=rubric.definition if rubric else None,
         rubric_id=rubric.id if rubric else None,
+        assessment_version_id=version.id,
         attempt_number=submission.attempt_number,
         commit_sha=submission.commit_sha,
     )
 
 
-def finish_run(session: Session, claim: Claim, grade: Grade, *, rubric_id: int | None) -> bool:
+def finish_run(
+    session: Session,
+    claim: Claim,
+    grade: Grade,
+    *,
+    rubric_id: int | None,
+    assessment_version_id: int | None = None,
+) -> bool:
     """Record the result if `claim` still holds the lease; progress and awards follow in the same commit."""
     done = session.execute(
         update(GradingRun)
@@ -190,6 +199,7 @@ def finish_run(session: Session, claim: Claim, grade: Grade, *, rubric_id: int |
             outcome=grade.outcome,
             feedback=dict(grade.feedback),
             rubric_id=rubric_id,
+            assessment_version_id=assessment_version_id,
         )
     )
     submission = run.submission
@@ -285,7 +295,10 @@ def process_run(
             release_run(session, claim, f"internal error: {exc!r}", max_tries=max_tries)
         raise
     with session_scope(factory) as session:
-        if not finish_run(session, claim, grade, rubric_id=job.rubric_id):
+        recorded = finish_run(
+            session, claim, grade, rubric_id=job.rubric_id, assessment_version_id=job.assessment_version_id
+        )
+        if not recorded:
             log.warning("run %s lost its lease before its result was written; dropped", run_id)
             return RunOutcome.LOST_LEASE
     return RunOutcome.GRADED

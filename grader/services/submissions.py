@@ -11,9 +11,11 @@ import hashlib
 import json
 import logging
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -21,7 +23,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from grader.catalog.schema import AssessmentDefinition, QuizAssessment
+from grader.catalog.loader import BUNDLED_FOLDERS_KEY, EXPECTED_TESTS_KEY
+from grader.catalog.schema import AssessmentDefinition, QuizAssessment, RepositoryAssessment
 from grader.config import Settings
 from grader.errors import (
     AttemptsExhausted,
@@ -50,6 +53,7 @@ from grader.models import (
 )
 from grader.quiz import draw_questions, present_questions, validate_answers
 from grader.services.catalog import current_version
+from grader.services.workspace import accept_archive, accept_git
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +66,13 @@ QUEUE_FOR_KIND = {
 QUIZ_DEADLINE_GRACE = timedelta(seconds=30)
 MAX_IDEMPOTENCY_KEY = 200
 
+STORED_EXTRAS = frozenset({BUNDLED_FOLDERS_KEY, EXPECTED_TESTS_KEY})
 _definition_adapter: TypeAdapter[AssessmentDefinition] = TypeAdapter(AssessmentDefinition)
 
 
 def parse_definition(version: AssessmentVersion) -> AssessmentDefinition:
     """The typed definition of a stored assessment version (validated when the catalog loaded)."""
-    data = {k: v for k, v in version.definition.items() if k != "bundle"}
+    data = {k: v for k, v in version.definition.items() if k not in STORED_EXTRAS}
     return _definition_adapter.validate_python(data)
 
 
@@ -79,6 +84,10 @@ class SubmissionRequest:
     answers: Any = None
     attempt_id: str | None = None
     idempotency_key: str | None = None
+    git_url: Any = None
+    ref: Any = None
+    archive: bytes | None = None
+    archive_name: str = "upload"
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,7 @@ class Accepted:
     submission_id: str
     receipt_sha256: str
     created: bool  # False when an Idempotency-Key matched an earlier submission
+    commit: str | None = None  # the pinned commit of a git submission
 
 
 def start_quiz_attempt(
@@ -161,7 +171,7 @@ def submit(
             select(Submission).where(Submission.user_id == user.id, Submission.idempotency_key == key)
         )
         if earlier is not None:
-            return Accepted(earlier.id, earlier.receipt_sha256, created=False)
+            return Accepted(earlier.id, earlier.receipt_sha256, created=False, commit=earlier.commit_sha)
     version = current_version(session, request.assessment)
     assessment = version.assessment
     definition = parse_definition(version)
@@ -169,8 +179,11 @@ def submit(
     _check_attempt_policy(session, settings, user, assessment, definition, now)
     _check_admission(session, settings, QUEUE_FOR_KIND[AssessmentKind(assessment.kind)])
 
+    attempt: QuizAttempt | None = None
     if isinstance(definition, QuizAssessment):
         payload, version, attempt = _quiz_payload(session, user, version, definition, request, now)
+    elif isinstance(definition, RepositoryAssessment):
+        payload = _repository_payload(settings, request)
     else:
         raise InvalidInput(
             f"submissions of kind {assessment.kind!r} are not accepted yet",
@@ -196,6 +209,8 @@ def submit(
         receipt_sha256=receipt,
         idempotency_key=key,
         quiz_attempt_id=attempt.id if attempt else None,
+        git_url=payload.get("git_url"),
+        commit_sha=payload.get("commit"),
         created_at=now,
     )
     run_queue = QUEUE_FOR_KIND[AssessmentKind(assessment.kind)]
@@ -215,7 +230,23 @@ def submit(
             raise
         return Accepted(earlier.id, earlier.receipt_sha256, created=False)
     send_run(session, queue, run)
-    return Accepted(submission.id, receipt, created=True)
+    return Accepted(submission.id, receipt, created=True, commit=submission.commit_sha)
+
+
+def _repository_payload(settings: Settings, request: SubmissionRequest) -> dict[str, Any]:
+    if request.answers is not None or request.attempt_id is not None:
+        raise InvalidInput(
+            "a repository assessment takes git_url or archive, not answers", details={"field": "answers"}
+        )
+    if (request.git_url is None) == (request.archive is None):
+        raise InvalidInput("send exactly one of git_url or archive", details={"field": "git_url"})
+    if request.git_url is not None:
+        return accept_git(settings, request.git_url, request.ref)
+    assert request.archive is not None
+    if request.ref is not None:
+        raise InvalidInput("ref only goes with git_url", details={"field": "ref"})
+    with tempfile.TemporaryDirectory(prefix="intake-") as scratch:
+        return accept_archive(settings, request.archive, request.archive_name, Path(scratch) / "tree")
 
 
 def send_run(session: Session, queue: TaskQueue, run: GradingRun) -> bool:

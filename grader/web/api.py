@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from grader.errors import InvalidInput
-from grader.services import progress, queries, submissions
+from grader.errors import InvalidInput, PayloadTooLarge
+from grader.services import progress, queries, reviews, submissions
 from grader.services.catalog import current_version
 from grader.web.auth import api_user, csrf
 from grader.web.context import db, web
@@ -67,29 +67,77 @@ def start_attempt(slug: str) -> tuple[Response, int]:
 
 @bp.post("/submissions")
 def create_submission() -> tuple[Response, int, dict[str, str]]:
+    """A quiz (JSON answers), a repository by git URL (JSON) or by archive (multipart form data)."""
     user = api_user()
-    data = _json_body()
-    unknown = set(data) - {"assessment", "attempt", "answers"}
-    if unknown:
-        field = sorted(unknown)[0]
-        raise InvalidInput(f"unknown field {field!r}", details={"field": field})
-    slug = _string_field(data, "assessment")
-    assert slug is not None
-    request_ = submissions.SubmissionRequest(
-        assessment=slug,
-        answers=data.get("answers"),
-        attempt_id=_string_field(data, "attempt", required=False),
-        idempotency_key=request.headers.get("Idempotency-Key"),
-    )
+    multipart = request.mimetype == "multipart/form-data"
+    request_ = _archive_request() if multipart else _json_request()
     accepted = submissions.submit(db(), web().queue, web().settings, user, request_)
     status_url = url_for("api.get_submission", submission_id=accepted.submission_id)
     body = {
         "id": accepted.submission_id,
         "status_url": status_url,
-        "receipt": {"sha256": accepted.receipt_sha256},
+        "receipt": {"sha256": accepted.receipt_sha256, "commit": accepted.commit},
         "replayed": not accepted.created,
     }
     return jsonify(body), 202, {"Location": status_url}
+
+
+def _json_request() -> submissions.SubmissionRequest:
+    data = _json_body()
+    unknown = set(data) - {"assessment", "attempt", "answers", "git_url", "ref"}
+    if unknown:
+        field = sorted(unknown)[0]
+        raise InvalidInput(f"unknown field {field!r}", details={"field": field})
+    slug = _string_field(data, "assessment")
+    assert slug is not None
+    return submissions.SubmissionRequest(
+        assessment=slug,
+        answers=data.get("answers"),
+        attempt_id=_string_field(data, "attempt", required=False),
+        git_url=data.get("git_url"),
+        ref=data.get("ref"),
+        idempotency_key=request.headers.get("Idempotency-Key"),
+    )
+
+
+def _archive_request() -> submissions.SubmissionRequest:
+    unknown = (set(request.form) | set(request.files)) - {"assessment", "archive"}
+    if unknown:
+        field = sorted(unknown)[0]
+        raise InvalidInput(f"unknown field {field!r}", details={"field": field})
+    slug = request.form.get("assessment", "")
+    if not slug or len(slug) > 200:
+        raise InvalidInput("'assessment' must be a non-empty string", details={"field": "assessment"})
+    upload = request.files.get("archive")
+    if upload is None or not upload.filename:
+        raise InvalidInput("attach the archive as the 'archive' file field", details={"field": "archive"})
+    limit = web().settings.max_archive_bytes
+    # Read at most one byte past the cap: a larger upload is refused without being held in memory.
+    data = upload.stream.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(
+            f"the archive is larger than {limit} bytes", details={"field": "archive", "limit_bytes": limit}
+        )
+    return submissions.SubmissionRequest(
+        assessment=slug,
+        archive=data,
+        archive_name=upload.filename,
+        idempotency_key=request.headers.get("Idempotency-Key"),
+    )
+
+
+@bp.post("/submissions/<submission_id>/reviews")
+def review_submission(submission_id: str) -> Response:
+    """A reviewer's scores for the manual criteria of a submission's rubric."""
+    user = api_user()
+    data = _json_body()
+    comment = data.get("comment", "")
+    if not isinstance(comment, str):
+        raise InvalidInput("comment must be text", details={"field": "comment"})
+    outcome = reviews.record_review(
+        db(), user, submission_id, reviews.parse_reviews(data.get("criteria")), comment
+    )
+    return jsonify(outcome)
 
 
 @bp.get("/submissions/<submission_id>")

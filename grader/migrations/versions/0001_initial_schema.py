@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 23:52:38.647704
+Create Date: 2026-11-29 00:12:47.418235
 """
 
 from __future__ import annotations
@@ -195,6 +195,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("submission_id", sa.String(length=32), nullable=False),
         sa.Column("queue", sa.String(length=20), nullable=False),
+        sa.Column("assessment_version_id", sa.Integer(), nullable=True),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("reason", sa.String(length=20), nullable=False),
         sa.Column("tries", sa.Integer(), nullable=False),
@@ -206,6 +207,10 @@ def upgrade() -> None:
         sa.Column("enqueued_at", grader.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("started_at", grader.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("finished_at", grader.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["assessment_version_id"],
+            ["assessment_versions.id"],
+        ),
         sa.ForeignKeyConstraint(["submission_id"], ["submissions.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -224,7 +229,12 @@ def upgrade() -> None:
         sa.Column("outcome", sa.String(length=30), nullable=False),
         sa.Column("feedback", sa.JSON(), nullable=False),
         sa.Column("rubric_id", sa.Integer(), nullable=True),
+        sa.Column("assessment_version_id", sa.Integer(), nullable=True),
         sa.Column("created_at", grader.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["assessment_version_id"],
+            ["assessment_versions.id"],
+        ),
         sa.ForeignKeyConstraint(
             ["rubric_id"],
             ["rubric_versions.id"],
