@@ -89,16 +89,67 @@ def catalog() -> None:
 
 @catalog.command("check")
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option("--no-run", is_flag=True, help="Only validate files; do not run the hidden tests.")
+@click.option("--backend", type=click.Choice(["auto", "docker", "bwrap"]), default=None)
 @friendly_errors
-def catalog_check(path: Path) -> None:
-    """Validate a catalog folder; print every problem as file:line: message."""
+def catalog_check(path: Path, no_run: bool, backend: str | None) -> None:
+    """Validate a catalog folder; print every problem as file:line: message.
+
+    Unless --no-run, each repository assessment's hidden tests run in the sandbox against its
+    reference solution (all must pass) and starter code (some must fail), and the test ids the
+    reference produced are recorded in expected_tests.json.
+    """
     from grader.catalog.loader import read_catalog
 
     loaded = read_catalog(path)
-    click.echo(
-        f"catalog OK: {len(loaded.programs)} programs, {len(loaded.assessments)} assessments, "
+    summary = (
+        f"{len(loaded.programs)} programs, {len(loaded.assessments)} assessments, "
         f"{len(loaded.rubrics)} rubrics"
     )
+    if not no_run and any(a.definition.kind == "repository" for a in loaded.assessments.values()):
+        from grader.services.trial import check_autograders
+
+        settings = _settings()
+        problems = []
+        for check in check_autograders(loaded, _runner(settings, backend)):
+            problems.extend(check.problems)
+            if not check.problems:
+                click.echo(
+                    f"  {check.slug}: reference passes {check.reference_passed} tests, "
+                    f"starter fails {check.starter_failed}; {len(check.expected_tests)} test ids recorded"
+                )
+        if problems:
+            raise CatalogError(problems)
+    click.echo(f"catalog OK: {summary}")
+
+
+def _runner(settings: Settings, backend: str | None) -> Any:
+    from grader.errors import SandboxUnavailable
+    from sandbox.errors import SandboxUnavailable as NoBackend
+    from sandbox.select import select_runner
+
+    try:
+        return select_runner(
+            backend or settings.sandbox_backend, image=settings.sandbox_image, rootfs=settings.sandbox_rootfs
+        )
+    except NoBackend as exc:
+        raise SandboxUnavailable(f"{exc}; fix: {exc.fix}") from None
+
+
+@main.command("grade")
+@click.option("--assessment", "slug", required=True, help="Repository assessment slug.")
+@click.option("--catalog", "catalog_path", type=click.Path(path_type=Path), default=None)
+@click.option("--backend", type=click.Choice(["auto", "docker", "bwrap"]), default=None)
+@click.argument("path", type=click.Path(path_type=Path))
+@friendly_errors
+def grade_command(slug: str, catalog_path: Path | None, backend: str | None, path: Path) -> None:
+    """Grade a local folder or archive exactly as the service would, and print the result as JSON."""
+    from grader.catalog.loader import read_catalog
+    from grader.services.trial import grade_path
+
+    settings = _settings()
+    loaded = read_catalog(catalog_path or settings.catalog_path)
+    click.echo(json.dumps(grade_path(settings, loaded, slug, path, _runner(settings, backend)), indent=2))
 
 
 @catalog.command("load")
