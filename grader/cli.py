@@ -110,7 +110,7 @@ def catalog_check(path: Path, no_run: bool, backend: str | None) -> None:
         from grader.services.trial import check_autograders
 
         settings = _settings()
-        problems = []
+        problems: list[str] = []
         for check in check_autograders(loaded, _runner(settings, backend)):
             problems.extend(check.problems)
             if not check.problems:

@@ -94,22 +94,24 @@ def _reject_ref(rule: str, message: str) -> NoReturn:
 def validate_git_url(url: str, policy: GitPolicy) -> ValidatedGitUrl:
     """Check `url` against `policy` and resolve its host; raise `InvalidGitUrl` naming the failed rule.
 
-    Rules, in order: length, control characters/whitespace, leading `-`, `<transport>::` syntax, local paths
-    and `file:`, scp-style `host:path`, scheme (https; http only for loopback tests), userinfo, port, query
-    and fragment, host syntax, allow-list, path, and finally every resolved address must be public.
+    Rules (details["rule"]), in order: "empty", "too_long", "option_injection" (leading `-`), "transport"
+    (`<transport>::`), "control_chars" (also whitespace), "local_path" (also `file:`), "scp_syntax", "scheme"
+    (https; http only under allow_insecure_loopback), "malformed", "userinfo", "query", "host",
+    "private_address" (IP literals), "host_not_allowed", "port", "path", then "unresolvable" and
+    "private_address" for every address the host resolves to.
     """
     if not isinstance(url, str) or not url:
         _reject_url("empty", "enter the URL of your git repository")
     if len(url) > MAX_URL_LENGTH:
         _reject_url("too_long", f"the repository URL is longer than {MAX_URL_LENGTH} characters")
-    # Whitespace and control characters: nothing legitimate needs them and they smuggle extra arguments,
-    # header lines or (CVE-2025-48384-style) trailing CRs into git.
-    if any(ch.isspace() or ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in url):
-        _reject_url("control_chars", "the repository URL must not contain spaces or control characters")
     if url.startswith("-"):
         _reject_url("option_injection", "the repository URL must not start with '-'")
     if _TRANSPORT_RE.match(url):
         _reject_url("transport", "git transport syntax ('<transport>::') is not allowed")
+    # Whitespace and control characters: nothing legitimate needs them and they smuggle extra arguments,
+    # header lines or (CVE-2025-48384-style) trailing CRs into git.
+    if any(ch.isspace() or ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in url):
+        _reject_url("control_chars", "the repository URL must not contain spaces or control characters")
     lowered = url.lower()
     if lowered.startswith(("file:", "/", ".", "~", "\\")) or re.match(r"^[a-z]:[\\/]", lowered):
         _reject_url("local_path", "local paths and file:// URLs are not allowed")
@@ -290,7 +292,9 @@ def resolve_commit(url: ValidatedGitUrl, ref: str | None, policy: GitPolicy) -> 
         else:
             patterns = [f"refs/heads/{checked}", f"refs/tags/{checked}"]
         deadline = time.monotonic() + policy.clone_timeout_seconds
-        result = _run_git(["ls-remote", "--", url.url, *patterns], env=env, cwd=home, deadline=deadline)
+        # The peeled `^{}` names must be asked for explicitly, or an annotated tag yields its tag object.
+        wanted = [*patterns, *(f"{pattern}^{{}}" for pattern in patterns if pattern != "HEAD")]
+        result = _run_git(["ls-remote", "--", url.url, *wanted], env=env, cwd=home, deadline=deadline)
         if result.returncode != 0:
             _raise_remote_failure(result.stderr)
     advertised: dict[str, str] = {}

@@ -7,11 +7,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from grader.catalog.schema import QuizAssessment
+from grader.catalog.schema import QuizAssessment, RepositoryAssessment
 from grader.errors import NotFound
-from grader.models import Result, Role, Submission, User
+from grader.models import Result, Role, Submission, User, utcnow
 from grader.quiz import feedback_allows_answers
 from grader.services.grading import latest_result, queue_position
+from grader.services.repository import visible_tests
 from grader.services.submissions import parse_definition
 
 
@@ -42,13 +43,22 @@ def submission_view(session: Session, user: User, submission_id: str) -> dict[st
     }
     result = latest_result(session, submission)
     if result is not None:
-        view["result"] = result_view(session, submission, result)
+        view["result"] = result_view(session, submission, result, staff=user.role != Role.LEARNER)
     return view
 
 
-def result_view(session: Session, submission: Submission, result: Result) -> dict[str, Any]:
+def result_view(
+    session: Session, submission: Submission, result: Result, *, staff: bool = False
+) -> dict[str, Any]:
     feedback = dict(result.feedback)
     definition = parse_definition(submission.assessment_version)
+    if isinstance(definition, RepositoryAssessment):
+        feedback.pop("files", None)
+        if not staff:
+            feedback["tests"] = visible_tests(feedback.get("tests", []), definition.due, utcnow())
+            if any(t.get("hidden") for t in feedback["tests"]):
+                # Collection errors quote the hidden tests' code; learners get the count, not the text.
+                feedback["notes"] = [n for n in feedback.get("notes", []) if "could not collect" not in n]
     if isinstance(definition, QuizAssessment):
         used = (
             session.scalar(
