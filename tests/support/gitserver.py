@@ -115,7 +115,9 @@ class GitServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="git-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name="git-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -193,7 +195,8 @@ class GitServer:
         submodules = {name: spec for name, spec in entries.items() if isinstance(spec, Submodule)}
         if submodules and ".gitmodules" not in entries:
             entries[".gitmodules"] = "".join(
-                f'[submodule "{name}"]\n\tpath = {name}\n\turl = {spec.url}\n' for name, spec in submodules.items()
+                f'[submodule "{name}"]\n\tpath = {name}\n\turl = {spec.url}\n'
+                for name, spec in submodules.items()
             )
         try:
             for name, spec in sorted(entries.items()):
@@ -240,7 +243,7 @@ class _GitHandler(BaseHTTPRequestHandler):
     owner: GitServer
     protocol_version = "HTTP/1.0"  # one request per connection keeps the CGI relay simple
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def do_GET(self) -> None:
@@ -290,7 +293,9 @@ class _GitHandler(BaseHTTPRequestHandler):
             env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
         if self.headers.get("Content-Encoding"):
             env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
-        result = subprocess.run(["git", "http-backend"], input=body, capture_output=True, env=env, check=False)
+        result = subprocess.run(
+            ["git", "http-backend"], input=body, capture_output=True, env=env, check=False
+        )
         head, separator, payload = result.stdout.partition(b"\r\n\r\n")
         if not separator:
             head, _, payload = result.stdout.partition(b"\n\n")
