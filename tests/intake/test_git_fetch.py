@@ -17,7 +17,11 @@ from tests.support.gitserver import Executable, FileSpec, GitServer, Submodule, 
 
 pytestmark = pytest.mark.git
 
-FILES: dict[str, FileSpec] = {"README.md": "# demo\n", "src/app.py": "print('v1')\n", "run.sh": Executable("#!/bin/sh\necho hi\n")}
+FILES: dict[str, FileSpec] = {
+    "README.md": "# demo\n",
+    "src/app.py": "print('v1')\n",
+    "run.sh": Executable("#!/bin/sh\necho hi\n"),
+}
 
 
 def _validated(server: GitServer, repo: str, policy: GitPolicy) -> ValidatedGitUrl:
