@@ -19,6 +19,7 @@ from grader.migrate import upgrade
 from grader.services import accounts
 from grader.services.catalog import load_catalog
 from tests.support.catalogs import write_catalog
+from tests.support.sandboxes import sandbox_ready  # noqa: F401 - a fixture for every suite
 
 PASSWORD = "correct horse battery"
 

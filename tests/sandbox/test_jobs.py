@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.contract import BoxFile, JobSpec, Limits, Outcome, Runner
-from tests.sandbox.conftest import make_runner
+from tests.support.sandboxes import make_runner
 
 ROOT = Path(__file__).resolve().parents[2]
 
