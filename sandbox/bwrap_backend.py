@@ -157,6 +157,7 @@ class BwrapRunner:
         self.jobs_dir = jobs_dir
         self.bwrap = shutil.which(bwrap) or bwrap
         self.setpriv = shutil.which("setpriv")
+        sweep_orphans(jobs_dir)
 
     def _command(self, spec: JobSpec, box_dir: Path) -> list[str]:
         limits = spec.limits
@@ -217,7 +218,8 @@ class BwrapRunner:
     def run(self, spec: JobSpec) -> RunResult:
         if not self.rootfs.is_dir():
             return sandbox_error(self.name, f"root filesystem {self.rootfs} is missing")
-        job_id = uuid.uuid4().hex
+        # Our pid leads the name so that a later runner can tell a dead worker's leftovers from live jobs.
+        job_id = f"{os.getpid()}-{uuid.uuid4().hex}"
         started = time.monotonic()
         job_dir: Path | None = None
         mounted = False
@@ -241,8 +243,9 @@ class BwrapRunner:
         finally:
             groups.kill_all()
             # Removing the cgroup waits for the kernel to finish reaping; nothing of the job runs any
-            # more, so the cleanup leaves the critical path.
-            threading.Thread(target=_clean_up, args=(groups, job_dir, mounted), daemon=True).start()
+            # more, so the cleanup leaves the critical path. Not a daemon thread: the interpreter
+            # waits for it at exit, so no mount, directory or cgroup outlives a one-shot process.
+            threading.Thread(target=_clean_up, args=(groups, job_dir, mounted)).start()
 
     def _place_files(self, spec: JobSpec, box_dir: Path) -> None:
         owner = BOX_UID if os.geteuid() == 0 else -1
@@ -389,6 +392,47 @@ def _clean_up(groups: Cgroups, job_dir: Path | None, mounted: bool) -> None:
         if mounted:
             _LIBC.umount2(str(job_dir / "box").encode(), MNT_DETACH)
         shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def _owner_alive(name: str) -> bool:
+    pid = name.split("-", 1)[0]
+    if not pid.isdigit():
+        return True  # not one of ours: leave it alone
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def sweep_orphans(jobs_dir: Path = DEFAULT_JOBS_DIR) -> int:
+    """Remove the job dirs, tmpfs mounts and cgroups of workers that died mid-job (SIGKILL, OOM).
+
+    Returns how many leftovers were removed. Names start with the owner's pid, so live jobs of other
+    workers on this host are never touched.
+    """
+    removed = 0
+    with contextlib.suppress(OSError):
+        for job_dir in jobs_dir.iterdir():
+            if _owner_alive(job_dir.name):
+                continue
+            _LIBC.umount2(str(job_dir / "box").encode(), MNT_DETACH)
+            shutil.rmtree(job_dir, ignore_errors=True)  # never follows the box's symlinks
+            removed += 1
+    parents = [CGROUP_ROOT / "memory" / CGROUP_PARENT, CGROUP_ROOT / "pids" / CGROUP_PARENT]
+    parents.append(CGROUP_ROOT / CGROUP_PARENT)
+    for parent in parents:
+        with contextlib.suppress(OSError):
+            for group in parent.iterdir():
+                if not group.is_dir() or _owner_alive(group.name):
+                    continue
+                stale = Cgroups(memory=group) if "memory" in parent.parts else Cgroups(pids=group)
+                stale.kill_all()
+                stale.remove()
+                removed += 1
+    return removed
 
 
 def _feed(process: subprocess.Popen[bytes], data: bytes) -> None:

@@ -106,6 +106,10 @@ def run(
     except SandboxUnavailable as exc:
         click.echo(f"error: {exc}\nfix: {exc.fix}", err=True)
         sys.exit(1)
+    from sandbox.docker_backend import DockerRunner
+
+    if isinstance(runner, DockerRunner):
+        runner.warm = 0  # one job: a warm spare would only be made to be thrown away
     result = runner.run(job)
     click.echo(json.dumps(result.to_json_dict(), indent=2))
     if result.outcome is Outcome.SANDBOX_ERROR:

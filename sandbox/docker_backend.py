@@ -14,11 +14,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import io
+import os
 import socket
 import struct
 import tarfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,9 @@ PLACE_FILES_THEN_RUN = (
     'exec "$@"'
 )
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/docker")
+CGROUP_CPUACCT = Path("/sys/fs/cgroup/cpuacct/docker")
+LABEL = "microcred.sandbox"
+OWNER_LABEL = "microcred.owner"
 
 
 class _Buffer:
@@ -71,11 +76,16 @@ class DockerRunner:
         self.warm = warm
         self._pool: dict[tuple[Any, ...], list[Any]] = {}
         self._pool_lock = threading.Lock()
+        self._closed = False
+        # Every container we make carries our owner tag, so a worker that died without cleaning up
+        # (SIGKILL, OOM) has its boxes removed by the next runner on the same host.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         atexit.register(self.close)
 
     def close(self) -> None:
-        """Remove the warm containers (run at exit)."""
+        """Remove the warm containers; later refills remove what they make. Also run at exit."""
         with self._pool_lock:
+            self._closed = True
             waiting = [c for containers in self._pool.values() for c in containers]
             self._pool.clear()
         for container in waiting:
@@ -89,8 +99,10 @@ class DockerRunner:
         if container is None:
             container = self._create(spec)
             container.start()
-        if self.warm:
-            threading.Thread(target=self._refill, args=(key, spec), daemon=True).start()
+        if self.warm and not self._closed:
+            # Not a daemon thread: the interpreter waits for it at exit, and `close` (atexit, which
+            # runs after that wait) then removes what it made, so no box outlives the process.
+            threading.Thread(target=self._refill, args=(key, spec)).start()
         return container
 
     def _refill(self, key: tuple[Any, ...], spec: JobSpec) -> None:
@@ -103,12 +115,32 @@ class DockerRunner:
             except DockerException:
                 return
             with self._pool_lock:
-                self._pool.setdefault(key, []).append(container)
+                if not self._closed:
+                    self._pool.setdefault(key, []).append(container)
+                    continue
+            _remove(container)
+            return
+
+    def sweep_orphans(self) -> int:
+        """Remove boxes whose owning process on this host is gone; returns how many."""
+        host = socket.gethostname()
+        removed = 0
+        for container in self.client.containers.list(all=True, filters={"label": LABEL}):
+            owner = container.labels.get(OWNER_LABEL, "")
+            owner_host, _, rest = owner.partition(":")
+            pid_text = rest.partition(":")[0]
+            if owner_host != host or not pid_text.isdigit() or _alive(int(pid_text)):
+                continue
+            _remove(container)
+            removed += 1
+        return removed
 
     @property
     def client(self) -> Any:
         if self._client is None:
             self._client = docker.from_env(timeout=60)
+            with contextlib.suppress(DockerException):
+                self.sweep_orphans()
         return self._client
 
     def check(self) -> None:
@@ -127,8 +159,9 @@ class DockerRunner:
         finally:
             if container is not None:
                 # Every process of the job is already dead or dies with the container; removing it
-                # off the critical path saves a daemon round trip per job.
-                threading.Thread(target=_remove, args=(container,), daemon=True).start()
+                # off the critical path saves a daemon round trip per job. Not a daemon thread, so
+                # the interpreter waits for the removal at exit.
+                threading.Thread(target=_remove, args=(container,)).start()
 
     def _create(self, spec: JobSpec) -> Any:
         limits = spec.limits
@@ -162,7 +195,7 @@ class DockerRunner:
                 Ulimit(name="cpu", soft=limits.cpu_seconds, hard=limits.cpu_seconds + 1),
             ],
             log_config=LogConfig(type="json-file", config={"max-size": "64k"}),
-            labels={"microcred.sandbox": "job"},
+            labels={LABEL: "job", OWNER_LABEL: self.owner},
         )
 
     def _execute(self, container: Any, spec: JobSpec, started: float) -> RunResult:
@@ -221,6 +254,9 @@ class DockerRunner:
         info = api.exec_inspect(exec_id)
         exit_code = info.get("ExitCode")
         peak, oom = _cgroup_memory(container.id)
+        if exit_code == 137 and not reason and not oom:
+            oom = _oom_killed_state(container)  # the cgroup was not visible from here (remote daemon)
+        cpu = _cgroup_cpu(container.id)
         files: dict[str, bytes] = {}
         missing: list[str] = []
         if not reason and spec.collect:
@@ -247,7 +283,7 @@ class DockerRunner:
             exit_code=exit_code if isinstance(exit_code, int) else None,
             signal=sig,
             wall_seconds=wall,
-            cpu_seconds=None,
+            cpu_seconds=cpu,
             peak_memory_bytes=peak,
             stdout=out.value(),
             stderr=err.value(),
@@ -308,6 +344,32 @@ def _pool_key(spec: JobSpec) -> tuple[Any, ...]:
 def _remove(container: Any) -> None:
     with contextlib.suppress(DockerException):
         container.remove(force=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _oom_killed_state(container: Any) -> bool:
+    try:
+        container.reload()
+        return bool(container.attrs.get("State", {}).get("OOMKilled"))
+    except DockerException:
+        return False
+
+
+def _cgroup_cpu(container_id: str) -> float | None:
+    """CPU seconds of the whole box (the keeper costs nothing), from the local cgroup v1 when visible."""
+    try:
+        return int((CGROUP_CPUACCT / container_id / "cpuacct.usage").read_text()) / 1e9
+    except (OSError, ValueError):
+        return None
 
 
 def _tar(spec: JobSpec) -> bytes:
