@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, NoReturn
 from urllib.parse import SplitResult, urlsplit
 
 from grader.errors import InvalidGitUrl, RepositoryUnavailable
@@ -45,6 +45,9 @@ _SCP_RE = re.compile(r"^(?:[^@/]+@)?[^/:]+:(?!//)")
 _HOST_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _GIT_BINARY = "git"
+_CHUNK = 64 * 1024
+_MAX_STDOUT = 8 * MIB
+_MAX_STDERR = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -383,7 +386,15 @@ def fetch_worktree(url: ValidatedGitUrl, commit: str, dest: Path, policy: GitPol
             resolved = git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}")
             if resolved.returncode != 0 or resolved.stdout.decode().strip() != commit:
                 _commit_missing()
-            _check_tree_listing(git("ls-tree", "-r", "-z", "-l", "--full-tree", commit), policy)
+            listing = _run_git(
+                ("ls-tree", "-r", "-z", "-l", "--full-tree", commit),
+                env=env,
+                cwd=home,
+                deadline=deadline,
+                # Generous per-entry room (long paths), still a bound on memory.
+                max_stdout=max(_MAX_STDOUT, policy.max_files * 512),
+            )
+            _check_tree_listing(listing, policy)
             _checked(git("checkout", "--quiet", "--force", "--detach", commit, "--"))
             head = git("rev-parse", "--verify", "HEAD")
             if head.returncode != 0 or head.stdout.decode().strip() != commit:
@@ -408,23 +419,27 @@ def _commit_missing() -> NoReturn:
 
 def _check_tree_listing(listing: _GitResult, policy: GitPolicy) -> None:
     """Count and size the commit's blobs from the object headers before anything is written to disk."""
+    if listing.overflowed:
+        _too_many_files(policy)
     _checked(listing)
     count = 0
     total = 0
     for record in listing.stdout.split(b"\0"):
         if not record:
             continue
-        meta, _, _path = record.partition(b"\t")
+        meta, _, path = record.partition(b"\t")
         fields = meta.split()
         if len(fields) != 4:
             continue
-        mode, kind, _sha, size = fields
+        _mode, kind, _sha, size = fields
+        # git refuses to check out `.git` components itself; naming the problem beats a failed checkout.
+        if any(part.rstrip(b". ").lower() == b".git" for part in path.split(b"/")):
+            _unsafe_tree(path.decode("utf-8", "replace"))
         if kind != b"blob":
             continue  # gitlinks (submodules) are never fetched; checkout leaves an empty directory
+        # Symlinks count too: they are checked out as small files holding the link text.
         count += 1
         total += int(size) if size.isdigit() else 0
-        if mode == b"120000":
-            continue  # checked out as a small regular file holding the link text (core.symlinks=false)
         if count > policy.max_files:
             _too_many_files(policy)
         if total > policy.max_repo_bytes:
@@ -479,6 +494,12 @@ def _too_large(policy: GitPolicy) -> NoReturn:
 
 def _raise_fetch_failure(stderr: bytes) -> NoReturn:
     text = stderr.decode("utf-8", "replace").lower()
+    # transfer.fsckObjects refused an object (a `.git` tree entry, a malicious .gitmodules, bad paths).
+    if "fsck" in text or "error in object" in text or "invalid object" in text:
+        raise RepositoryUnavailable(
+            "the repository contains objects that git considers unsafe (for example a .git folder)",
+            details={"field": "git_url", "rule": "unsafe_tree"},
+        )
     if "not our ref" in text or "no such remote ref" in text or "couldn't find remote ref" in text:
         _commit_missing()
     _raise_remote_failure(stderr)
@@ -493,6 +514,7 @@ class _GitResult:
     returncode: int
     stdout: bytes
     stderr: bytes
+    overflowed: bool = False
 
 
 def _checked(result: _GitResult) -> _GitResult:
@@ -590,8 +612,14 @@ def _run_git(
     cwd: Path,
     deadline: float,
     watch: tuple[Path, int] | None = None,
+    max_stdout: int = _MAX_STDOUT,
 ) -> _GitResult:
-    """Run git with `args`; kill its whole process group at `deadline` or when `watch` grows too big."""
+    """Run git with `args`; kill its whole process group at `deadline` or when `watch` grows too big.
+
+    Output is read by threads into bounded buffers: a hostile server or a tree of millions of entries
+    (nested, deduplicated subtrees make that a tiny pack) must not fill our memory. Past `max_stdout` the
+    process is killed and the result says `overflowed`.
+    """
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         _timeout()
@@ -606,9 +634,26 @@ def _run_git(
         start_new_session=True,
         close_fds=True,
     )
+    assert process.stdout is not None and process.stderr is not None
     too_large = threading.Event()
+    overflowed = threading.Event()
     finished = threading.Event()
-    watcher: threading.Thread | None = None
+    stdout = bytearray()
+    stderr = bytearray()
+
+    def pump(stream: IO[bytes], sink: bytearray, limit: int, kill_on_overflow: bool) -> None:
+        while chunk := stream.read(_CHUNK):
+            if len(sink) + len(chunk) > limit:
+                if kill_on_overflow:
+                    overflowed.set()
+                    _kill_group(process)
+                continue  # stderr: keep draining, stop keeping
+            sink.extend(chunk)
+
+    threads = [
+        threading.Thread(target=pump, args=(process.stdout, stdout, max_stdout, True), daemon=True),
+        threading.Thread(target=pump, args=(process.stderr, stderr, _MAX_STDERR, False), daemon=True),
+    ]
     if watch is not None:
         watched, limit = watch
 
@@ -619,28 +664,39 @@ def _run_git(
                     _kill_group(process)
                     return
 
-        watcher = threading.Thread(target=watch_size, name="git-size-watch", daemon=True)
-        watcher.start()
+        threads.append(threading.Thread(target=watch_size, name="git-size-watch", daemon=True))
+    for thread in threads:
+        thread.start()
+    timed_out = False
     try:
-        stdout, stderr = process.communicate(timeout=remaining)
+        process.wait(timeout=remaining)
     except subprocess.TimeoutExpired:
+        timed_out = True
         _kill_group(process)
-        process.communicate()
-        _timeout()
+        process.wait()
     except BaseException:
         _kill_group(process)
-        process.communicate()
+        process.wait()
         raise
     finally:
         finished.set()
-        if watcher is not None:
-            watcher.join()
+        for thread in threads:
+            thread.join()
+        process.stdout.close()
+        process.stderr.close()
+    if timed_out:
+        _timeout()
     if too_large.is_set():
         raise RepositoryUnavailable(
             "the repository is too large to fetch",
             details={"field": "git_url", "rule": "too_large", "limit": watch[1] if watch else None},
         )
-    return _GitResult(returncode=process.returncode, stdout=stdout, stderr=stderr)
+    return _GitResult(
+        returncode=process.returncode,
+        stdout=bytes(stdout),
+        stderr=bytes(stderr),
+        overflowed=overflowed.is_set(),
+    )
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -315,3 +315,54 @@ def test_the_work_tree_must_not_exist_yet(
             loopback_git_policy,
         )
     assert (tmp_path / "work" / "keep.txt").read_text() == "mine"
+
+
+def test_redirects_are_not_followed(
+    git_server: GitServer, loopback_git_policy: GitPolicy, tmp_path: Path
+) -> None:
+    """A redirect could lead git to an address nobody vetted (cloud metadata, an internal forge)."""
+    git_server.commit("elsewhere", FILES)
+    git_server.redirects["moved"] = git_server.url("elsewhere")
+    url = _validated(git_server, "moved", loopback_git_policy)
+
+    with pytest.raises(RepositoryUnavailable):
+        resolve_commit(url, None, loopback_git_policy)
+    with pytest.raises(RepositoryUnavailable):
+        fetch_worktree(url, "a" * 40, tmp_path / "work", loopback_git_policy)
+    assert any(request.startswith("/moved.git/") for request in git_server.requests)
+    assert not any(request.startswith("/elsewhere.git/") for request in git_server.requests)
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_tree_of_millions_of_files_in_a_tiny_pack(git_server: GitServer, tmp_path: Path) -> None:
+    """Shared subtrees: 10 entries per level, 6 levels, one blob; a million paths from a few objects."""
+    blob = git_server.blob("fanout", "x")
+    tree = git_server.tree("fanout", {f"f{i}": ("100644", blob) for i in range(10)})
+    for _level in range(5):
+        tree = git_server.tree("fanout", {f"d{i}": ("040000", tree) for i in range(10)})
+    commit = git_server.commit_tree("fanout", tree)
+    policy = GitPolicy(allow_insecure_loopback=True, clone_timeout_seconds=20)
+
+    started = time.monotonic()
+    with pytest.raises(RepositoryUnavailable) as caught:
+        fetch_worktree(_validated(git_server, "fanout", policy), commit, tmp_path / "work", policy)
+    assert caught.value.details["rule"] == "too_many_files"
+    assert time.monotonic() - started < 15
+    assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize("name", [".git", ".GIT", ".git."])
+def test_a_committed_git_directory_is_refused(
+    name: str, git_server: GitServer, loopback_git_policy: GitPolicy, tmp_path: Path
+) -> None:
+    config = git_server.blob("dotgit", "[core]\n\tfsmonitor = touch /tmp/pwned\n")
+    inner = git_server.tree("dotgit", {"config": ("100644", config)})
+    sub = git_server.tree("dotgit", {name: ("040000", inner), "ok.txt": ("100644", config)})
+    commit = git_server.commit_tree("dotgit", git_server.tree("dotgit", {"sub": ("040000", sub)}))
+    url = _validated(git_server, "dotgit", loopback_git_policy)
+
+    with pytest.raises(RepositoryUnavailable) as caught:
+        fetch_worktree(url, commit, tmp_path / "work", loopback_git_policy)
+    # transfer.fsckObjects refuses the pack; the ls-tree check would refuse the tree if fsck did not.
+    assert caught.value.details == {"field": "git_url", "rule": "unsafe_tree"}
+    assert not (tmp_path / "work").exists()

@@ -232,3 +232,14 @@ def test_accepted_refs(ref: str) -> None:
 
 def test_a_commit_id_is_accepted_and_lower_cased() -> None:
     assert validate_ref("A" * 40) == "a" * 40
+
+
+@pytest.mark.parametrize("path", [b"sub/.git/config", b".GIT/hooks/x", b"a/.git. /config"])
+def test_the_tree_listing_check_refuses_git_directories_even_if_fsck_let_them_through(path: bytes) -> None:
+    from grader.errors import RepositoryUnavailable
+    from grader.intake.git import _check_tree_listing, _GitResult
+
+    listing = b"100644 blob " + b"a" * 40 + b"       12\t" + path + b"\0"
+    with pytest.raises(RepositoryUnavailable) as caught:
+        _check_tree_listing(_GitResult(returncode=0, stdout=listing, stderr=b""), DEFAULT)
+    assert caught.value.details == {"field": "git_url", "rule": "unsafe_tree"}

@@ -21,7 +21,10 @@ API:
   `Submodule(url, commit)` (a gitlink 160000; a `.gitmodules` entry is added unless you give one).
 - `tag(repo, name, target, *, annotated=False) -> str`: creates `refs/tags/<name>`; returns the tag ref's
   object id (the tag object for annotated tags).
+- `blob(repo, content)`, `tree(repo, {name: (mode, sha)})`, `commit_tree(repo, tree, branch=...)`: raw
+  objects for trees git's index would refuse (a `.git` entry, millions of files from shared subtrees).
 - `url(repo) -> str`, `repo_path(repo) -> Path`, `base_url`, `port`, `requests` (paths served, in order).
+- `redirects[repo] = "http://.../other.git"`: every request for `repo` answers 302 to that URL.
 - `hang` (bool property): while true, each request blocks (checked every 50 ms) without answering.
 """
 
@@ -99,6 +102,8 @@ class GitServer:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.requests: list[str] = []
+        # `{repo: base_url}`: requests for `/<repo>.git/...` get a 302 to `<base_url>/<rest of the path>`.
+        self.redirects: dict[str, str] = {}
         self._hang = threading.Event()
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -228,6 +233,44 @@ class GitServer:
         _git(path, "update-ref", f"refs/heads/{branch}", sha)
         return sha
 
+    # Low-level building blocks for trees `commit` cannot express (git's own index refuses them).
+
+    def blob(self, repo: str, content: str | bytes, *, branch: str = "main") -> str:
+        path = self._ensure_repo(repo, branch)
+        return _git(
+            path,
+            "hash-object",
+            "-w",
+            "--stdin",
+            data=content.encode() if isinstance(content, str) else content,
+        )
+
+    def tree(self, repo: str, entries: Mapping[str, tuple[str, str]], *, branch: str = "main") -> str:
+        """A tree from `{name: (mode, sha)}`; mode "040000" makes `sha` a subtree. Names are unchecked."""
+        path = self._ensure_repo(repo, branch)
+        lines = []
+        for name, (mode, sha) in sorted(entries.items()):
+            kind = "tree" if mode == "040000" else "commit" if mode == "160000" else "blob"
+            lines.append(f"{mode} {kind} {sha}\t{name}\n")
+        return _git(path, "mktree", "--missing", data="".join(lines).encode())
+
+    def commit_tree(self, repo: str, tree: str, *, branch: str = "main", message: str = "commit") -> str:
+        """Commit an existing tree (from `tree`) on top of `branch` and move the branch."""
+        path = self._ensure_repo(repo, branch)
+        current = (
+            subprocess.run(
+                ["git", f"--git-dir={path}", "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
+                capture_output=True,
+                env=_git_env(),
+                check=False,
+            )
+            .stdout.decode()
+            .strip()
+        )
+        sha = _git(path, "commit-tree", tree, *(["-p", current] if current else []), "-m", message)
+        _git(path, "update-ref", f"refs/heads/{branch}", sha)
+        return sha
+
     def tag(self, repo: str, name: str, target: str, *, annotated: bool = False) -> str:
         path = self.repo_path(repo)
         if annotated:
@@ -275,6 +318,15 @@ class _GitHandler(BaseHTTPRequestHandler):
             return
         body = self._read_body()
         path, _, query = self.path.partition("?")
+        for repo, target in owner.redirects.items():
+            if path.startswith(f"/{repo}.git/"):
+                self.send_response(302)
+                self.send_header(
+                    "Location", target.rstrip("/") + "/" + path[len(f"/{repo}.git/") :] + f"?{query}"
+                )
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
         env = _git_env(
             {
                 "GIT_PROJECT_ROOT": str(owner.root),
