@@ -55,7 +55,8 @@ class GitPolicy:
     """What the service agrees to fetch. The defaults are the production policy."""
 
     allowed_hosts: tuple[str, ...] = ("github.com", "gitlab.com", "codeberg.org", "bitbucket.org")
-    # TESTS ONLY: accept http:// and loopback servers (127.0.0.0/8, ::1, `localhost`), on any port.
+    # TESTS ONLY: accept http:// and loopback servers (127.0.0.0/8, ::1, `localhost`, any name resolving only
+    # to loopback), on any port. The default never does.
     allow_insecure_loopback: bool = False
     clone_timeout_seconds: int = 60
     max_repo_bytes: int = 50 * MIB
@@ -144,7 +145,11 @@ def validate_git_url(url: str, policy: GitPolicy) -> ValidatedGitUrl:
     loopback_name = policy.allow_insecure_loopback and (
         host == "localhost" or (literal is not None and literal.is_loopback)
     )
-    if host not in policy.allowed_hosts and not loopback_name:
+    if (
+        host not in policy.allowed_hosts
+        and not loopback_name
+        and not _resolves_to_loopback_only(host, policy)
+    ):
         _reject_url("host_not_allowed", f"repositories on {host} are not accepted")
     default_port = 443 if scheme == "https" else 80
     if port is not None and port != default_port and not policy.allow_insecure_loopback:
@@ -171,6 +176,18 @@ def _host_of(parts: SplitResult) -> str:
     if _ip_literal(host) is None and not _HOST_RE.match(host):
         _reject_url("host", "the host name is not valid")
     return host
+
+
+def _resolves_to_loopback_only(host: str, policy: GitPolicy) -> bool:
+    """Under the test-only loopback policy, any name whose every address is loopback counts as allowed."""
+    if not policy.allow_insecure_loopback:
+        return False
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return False
+    addresses = [_ip_literal(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    return bool(addresses) and all(address is not None and _is_loopback(address) for address in addresses)
 
 
 def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -179,6 +179,19 @@ def test_the_loopback_policy_allows_local_test_servers_only() -> None:
         assert caught.value.details["rule"] == rule, url
 
 
+def test_the_loopback_policy_allows_any_name_that_resolves_only_to_loopback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fake_dns(monkeypatch, {"forge.test": ["127.0.0.1", "::1"], "mixed.test": ["127.0.0.1", PUBLIC_V4]})
+    assert validate_git_url("http://forge.test:8080/demo.git", LOOPBACK).addresses == ("127.0.0.1", "::1")
+    with pytest.raises(InvalidGitUrl) as caught:
+        validate_git_url("http://mixed.test:8080/demo.git", LOOPBACK)
+    assert caught.value.details["rule"] == "host_not_allowed"
+    with pytest.raises(InvalidGitUrl) as caught:
+        validate_git_url("https://forge.test/demo.git", DEFAULT)
+    assert caught.value.details["rule"] == "host_not_allowed"
+
+
 def test_the_default_policy_refuses_what_the_loopback_policy_allows() -> None:
     with pytest.raises(InvalidGitUrl) as caught:
         validate_git_url("http://127.0.0.1:8080/demo.git", DEFAULT)
