@@ -1,0 +1,170 @@
+"""Repository grading overhead: the whole pipeline against running the same tests directly.
+
+In one run, for the sample `wsgi-todo-api` assignment (hidden tests take about two seconds):
+  * bare: `pytest` on the host over the hidden tests and the passing sample submission;
+  * pipeline: the learner's repository is served by a git server on loopback, submitted through the
+    HTTP API, queued in a real Redis, cloned and graded by a real Celery worker in the sandbox, and
+    scored by the rubric; measured from POST to result available, for each sandbox backend.
+
+    .venv/bin/python bench/repository_pipeline.py [--runs 5] [--backends bwrap,docker]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
+
+from grader.catalog.loader import read_catalog  # noqa: E402
+from grader.config import Settings  # noqa: E402
+from grader.db import make_engine, make_session_factory, session_scope  # noqa: E402
+from grader.migrate import upgrade  # noqa: E402
+from grader.services import accounts  # noqa: E402
+from grader.services.catalog import load_catalog  # noqa: E402
+from grader.web import create_app  # noqa: E402
+from tests.support.gitserver import GitServer  # noqa: E402
+from tests.support.services import WorkerProcess, free_port, redis_server  # noqa: E402
+
+CATALOG = ROOT / "examples" / "catalog"
+ASSESSMENT = CATALOG / "assessments" / "wsgi-todo-api"
+SUBMISSION = ROOT / "examples" / "submissions" / "wsgi-todo-api-passing"
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+def bare_run(scratch: Path) -> float:
+    work = scratch / "bare"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(ASSESSMENT / "tests", work / "tests")
+    shutil.copytree(SUBMISSION, work / "submission")
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=work,
+        env={**os.environ, "PYTHONPATH": str(work / "submission")},
+        capture_output=True,
+    )
+    elapsed = time.perf_counter() - started
+    assert result.returncode == 0, result.stdout[-2000:]
+    return elapsed
+
+
+def call(method: str, url: str, token: str, body: object | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {token}")
+    if data:
+        request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def pipeline_runs(backend: str, runs: int, scratch: Path) -> list[float]:
+    files = {
+        p.relative_to(SUBMISSION).as_posix(): p.read_text() for p in SUBMISSION.rglob("*") if p.is_file()
+    }
+    with redis_server(scratch / f"redis-{backend}") as redis, GitServer(scratch / f"git-{backend}") as git:
+        settings = Settings(
+            data_dir=scratch / f"var-{backend}",
+            broker_url=redis.url,
+            secret_key="bench",
+            git_allow_insecure_loopback=True,
+            sandbox_backend=backend,
+            submissions_per_hour=10**6,
+        )
+        engine = make_engine(settings)
+        upgrade(engine)
+        with session_scope(make_session_factory(engine)) as session:
+            load_catalog(session, read_catalog(CATALOG))
+            user = accounts.create_user(
+                session, email="bench@example.org", name="Bench", password="bench-password"
+            )
+            accounts.enroll(session, user.id, "python-web-developer")
+            token = accounts.create_token(session, user.id).secret
+        worker = WorkerProcess(
+            env={
+                "GRADER_DATA_DIR": str(settings.data_dir),
+                "GRADER_DATABASE_URL": settings.resolved_database_url,
+                "GRADER_BROKER_URL": redis.url,
+                "GRADER_SECRET_KEY": "bench",
+                "GRADER_GIT_ALLOW_INSECURE_LOOPBACK": "true",
+                "GRADER_SANDBOX_BACKEND": backend,
+            },
+            log_path=scratch / f"worker-{backend}.log",
+        )
+        worker.start()
+        port = free_port()
+        server = make_server(
+            "127.0.0.1", port, create_app(settings), threaded=True, request_handler=QuietHandler
+        )
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{port}"
+        samples = []
+        try:
+            for run in range(runs + 1):  # the first run warms the worker (imports, sandbox probe)
+                git.commit("todo", {**files, "RUN.txt": f"{run}\n"})
+                started = time.perf_counter()
+                accepted = call(
+                    "POST",
+                    f"{base}/api/v1/submissions",
+                    token,
+                    {"assessment": "wsgi-todo-api", "git_url": git.url("todo")},
+                )
+                while True:
+                    view = call("GET", base + accepted["status_url"], token)
+                    if view["result"] is not None:
+                        break
+                    if view["status"] == "error":
+                        raise RuntimeError(worker.log_tail())
+                    time.sleep(0.02)
+                elapsed = time.perf_counter() - started
+                assert all(t["passed"] for t in view["result"]["feedback"]["tests"]), view
+                if run:
+                    samples.append(elapsed)
+                time.sleep(1.0)  # idle time between submissions, as on a real grading host
+        finally:
+            server.shutdown()
+            worker.stop()
+            if os.environ.get("BENCH_SHOW_WORKER_LOG"):
+                print(worker.log_tail(12))
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--backends", default="bwrap,docker")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="repo-bench-") as tmp:
+        scratch = Path(tmp)
+        bare = statistics.median(bare_run(scratch) for _ in range(args.runs))
+        print(f"repository pipeline: wsgi-todo-api (22 hidden tests + 1 io case), median of {args.runs} runs")
+        print(f"  {'bare pytest on the host':<28} {bare:7.2f} s")
+        for backend in args.backends.split(","):
+            samples = pipeline_runs(backend, args.runs, scratch)
+            median = statistics.median(samples)
+            print(
+                f"  {'pipeline, ' + backend:<28} {median:7.2f} s  ratio {median / bare:4.2f}x  "
+                f"(min {min(samples):.2f}, max {max(samples):.2f})"
+            )
+
+
+if __name__ == "__main__":
+    main()
