@@ -6,6 +6,7 @@ started here, the reconciler in a thread. Ctrl-C stops the server, the reconcile
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -17,6 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from grader.catalog.loader import read_catalog
-from grader.catalog.schema import QuizAssessment
+from grader.catalog.schema import QuizAssessment, RepositoryAssessment
 from grader.config import Settings
 from grader.db import make_engine, make_session_factory, session_scope
 from grader.errors import GraderError
@@ -212,6 +214,10 @@ def _smoke(base: str, settings: Settings, factory: Any, catalog_root: Path) -> i
             accounts.enroll(session, user.id, slug)
         token = accounts.create_token(session, user.id, "smoke").secret
     try:
+        for slug, entry in catalog.assessments.items():
+            sample = catalog_root.parent / "submissions" / f"{slug}-passing"
+            if isinstance(entry.definition, RepositoryAssessment) and sample.is_dir():
+                _smoke_repository(base, token, slug, sample)
         for program in catalog.programs.values():
             quiz_slug = next(
                 r.assessment
@@ -230,6 +236,68 @@ def _smoke(base: str, settings: Settings, factory: Any, catalog_root: Path) -> i
         return 1
     print("smoke OK")
     return 0
+
+
+def _zip_folder(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+def _multipart(fields: dict[str, str], filename: str, content: bytes) -> tuple[bytes, str]:
+    boundary = f"----grader{secrets.token_hex(12)}"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="archive"; filename="{filename}"\r\n'
+        "Content-Type: application/zip\r\n\r\n".encode()
+        + content
+        + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def _smoke_repository(base: str, token: str, slug: str, sample: Path) -> None:
+    body, content_type = _multipart({"assessment": slug}, f"{slug}.zip", _zip_folder(sample))
+    request = urllib.request.Request(f"{base}/api/v1/submissions", data=body, method="POST")
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", content_type)
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            accepted = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise SmokeFailure(f"submitting {slug} answered {exc.code}: {exc.read()[:500]!r}") from None
+    print(f"submitted {slug} (archive of {sample.name}): receipt {accepted['receipt']['sha256'][:16]}…")
+    view = _wait(base, token, accepted["status_url"], slug, started)
+    result = view["result"]
+    tests = result["feedback"]["tests"]
+    passed = sum(1 for t in tests if t["passed"])
+    print(
+        f"graded {slug} in {time.monotonic() - started:.2f} s: {passed}/{len(tests)} tests passed, "
+        f"{result['score']:g}/{result['max_score']:g} so far"
+        + (", awaiting a reviewer for the manual criteria" if result["needs_review"] else "")
+    )
+    if passed != len(tests):
+        raise SmokeFailure(f"the sample solution of {slug} should pass every test")
+
+
+def _wait(base: str, token: str, status_url: str, slug: str, started: float) -> dict[str, Any]:
+    deadline = started + SMOKE_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        status, view = _call("GET", base + status_url, token)
+        if status == 200 and view["result"] is not None:
+            return dict(view)
+        if status == 200 and view["status"] == "error":
+            raise SmokeFailure(f"{slug} could not be graded (see var/worker.log)")
+        time.sleep(0.1)
+    raise SmokeFailure(f"{slug} was not graded within {SMOKE_TIMEOUT_SECONDS} s (see var/worker.log)")
 
 
 def _smoke_quiz(base: str, token: str, quiz: QuizAssessment) -> None:

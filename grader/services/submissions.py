@@ -424,3 +424,14 @@ def open_attempt_view(session: Session, user: User, attempt_id: str) -> dict[str
     view = quiz_attempt_view(attempt, quiz)
     view["submitted"] = attempt.submitted_at is not None
     return view
+
+
+def assessment_summary(session: Session, slug: str) -> dict[str, Any]:
+    """What a learner reads before handing in: title, kind and description."""
+    definition = parse_definition(current_version(session, slug))
+    return {
+        "slug": definition.slug,
+        "kind": definition.kind,
+        "title": definition.title,
+        "description": definition.description,
+    }

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from grader.errors import GraderError
+from grader.errors import GraderError, PayloadTooLarge
 from grader.services import progress, queries, submissions
 from grader.web.auth import login_required_page, page_user
 from grader.web.context import db, web
@@ -88,6 +88,43 @@ def _answers_from_form(questions: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             answers[question["id"]] = raw
     return answers
+
+
+@bp.route("/assessments/<slug>/submit", methods=["GET", "POST"])
+@login_required_page
+def submit_repository(slug: str) -> str | Response:
+    """A repository hand-in: a git URL (and optional branch, tag or commit) or an archive upload."""
+    user = page_user()
+    assessment = submissions.assessment_summary(db(), slug)
+    error: GraderError | None = None
+    if request.method == "POST":
+        upload = request.files.get("archive")
+        git_url = request.form.get("git_url", "").strip() or None
+        limit = web().settings.max_archive_bytes
+        archive = upload.stream.read(limit + 1) if upload is not None and upload.filename else None
+        try:
+            if archive is not None and len(archive) > limit:
+                raise PayloadTooLarge(
+                    f"the archive is larger than {limit} bytes", details={"field": "archive"}
+                )
+            accepted = submissions.submit(
+                db(),
+                web().queue,
+                web().settings,
+                user,
+                submissions.SubmissionRequest(
+                    assessment=slug,
+                    git_url=git_url,
+                    ref=request.form.get("ref", "").strip() or None,
+                    archive=archive,
+                    archive_name=upload.filename if upload is not None and upload.filename else "upload",
+                ),
+            )
+        except GraderError as exc:
+            error = exc
+        else:
+            return redirect(url_for("learner.submission", submission_id=accepted.submission_id))
+    return render_template("submit_repository.html", assessment=assessment, error=error, form=request.form)
 
 
 @bp.get("/submissions/<submission_id>")

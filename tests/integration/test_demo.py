@@ -24,4 +24,5 @@ def test_demo_smoke_passes_on_a_fresh_data_folder(tmp_path: Path) -> None:
     assert "smoke OK" in result.stdout
     assert "graded python-web-fundamentals" in result.stdout
     assert "graded supply-chain-fundamentals" in result.stdout
+    assert "graded wsgi-todo-api" in result.stdout and "23/23 tests passed" in result.stdout
     assert (tmp_path / "var" / "grader.db").exists()  # embedded defaults: SQLite under ./var

@@ -234,3 +234,20 @@ def test_unsafe_archive_is_refused(client: FlaskClient, developer: Account) -> N
     )
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "unsafe_archive"
+
+
+def test_the_hand_in_page_explains_a_rejected_url(client: FlaskClient, developer: Account) -> None:
+    from tests.web.test_pages import csrf_token, log_in
+
+    log_in(client, developer)
+    program = client.get("/programs/python-web-developer").get_data(as_text=True)
+    assert "/assessments/wsgi-todo-api/submit" in program
+    form = client.get("/assessments/wsgi-todo-api/submit").get_data(as_text=True)
+    assert "A JSON todo API as a WSGI application" in form
+    page = client.post(
+        "/assessments/wsgi-todo-api/submit",
+        data={"csrf_token": csrf_token(form), "git_url": "https://user:secret@127.0.0.1/x.git"},
+    )
+    assert page.status_code == 200
+    alert = page.get_data(as_text=True).split('role="alert">')[1].split("</p>")[0]
+    assert "<code>git_url</code>" in alert and "secret" not in alert

@@ -1,21 +1,34 @@
-"""Ordinary jobs on both backends, and the parity of outcomes between them."""
+"""Ordinary jobs on both backends, the parity of outcomes between them, clean-up, the CLI and doctor."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import docker
 import pytest
 
+from sandbox.bwrap_backend import CGROUP_PARENT, CGROUP_ROOT, BwrapRunner, sweep_orphans
 from sandbox.contract import BoxFile, JobSpec, Limits, Outcome, Runner
-from tests.support.sandboxes import make_runner
+from sandbox.docker_backend import LABEL, OWNER_LABEL, DockerRunner
+from sandbox.select import DEFAULT_IMAGE, DEFAULT_ROOTFS
+from tests.sandbox.conftest import python, shell
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_hello_files_stdin_and_collect(runner: Runner) -> None:
+def test_hello_world(runner: Runner) -> None:
+    result = runner.run(JobSpec(command=("echo", "hello, world")))
+    assert (result.outcome, result.exit_code, result.signal) == (Outcome.COMPLETED, 0, None)
+    assert result.stdout == b"hello, world\n" and result.stderr == b"" and not result.output_truncated
+    assert result.wall_seconds > 0 and not result.outcome.retryable
+
+
+def test_python_files_stdin_and_collect(runner: Runner) -> None:
     result = runner.run(
         JobSpec(
             command=("python3", "main.py"),
@@ -25,19 +38,43 @@ def test_hello_files_stdin_and_collect(runner: Runner) -> None:
                     b"import sys\nopen('out/r.txt','w').write(sys.stdin.read().upper())\nprint('ok')",
                 ),
                 BoxFile("out/.keep", b""),
+                BoxFile("pkg/deep/data.bin", bytes(range(256))),
             ),
             stdin=b"hello",
-            collect=("out/r.txt", "absent.txt"),
+            collect=("out/r.txt", "pkg/deep/data.bin", "absent.txt"),
         )
     )
     assert (result.outcome, result.exit_code, result.stdout) == (Outcome.COMPLETED, 0, b"ok\n")
-    assert result.files == {"out/r.txt": b"HELLO"} and result.missing_files == ("absent.txt",)
+    assert result.files == {"out/r.txt": b"HELLO", "pkg/deep/data.bin": bytes(range(256))}
+    assert result.missing_files == ("absent.txt",)
+    as_json = result.to_json_dict()
+    assert as_json["files"]["out/r.txt"] == {"size": 5, "content": "HELLO"}
+    assert as_json["outcome"] == "completed" and as_json["stdout_bytes"] == 3
+    json.dumps(as_json)
+
+
+def test_stdin_echo_of_binary_data(runner: Runner) -> None:
+    data = os.urandom(200_000)
+    result = runner.run(JobSpec(command=("cat",), stdin=data, limits=Limits(output_bytes=300_000)))
+    assert result.outcome is Outcome.COMPLETED and result.stdout == data
 
 
 def test_exit_code_and_own_signal(runner: Runner) -> None:
-    assert runner.run(JobSpec(command=("sh", "-c", "exit 3"))).exit_code == 3
-    killed = runner.run(JobSpec(command=("sh", "-c", "kill -TERM $$")))
+    assert shell(runner, "exit 3").exit_code == 3
+    killed = shell(runner, "kill -TERM $$")
     assert (killed.outcome, killed.exit_code, killed.signal) == (Outcome.COMPLETED, 143, 15)
+    aborted = python(runner, "import os\nos.abort()")
+    assert (aborted.outcome, aborted.signal) == (Outcome.COMPLETED, 6)
+
+
+def test_file_modes_and_workdir(runner: Runner) -> None:
+    result = runner.run(
+        JobSpec(
+            command=("sh", "-c", "pwd; ./run.sh"),
+            files=(BoxFile("run.sh", b"#!/bin/sh\necho ran\n", 0o755),),
+        )
+    )
+    assert result.stdout == b"/box\nran\n"
 
 
 def test_environment_is_only_what_the_spec_names(runner: Runner) -> None:
@@ -47,10 +84,20 @@ def test_environment_is_only_what_the_spec_names(runner: Runner) -> None:
     assert "ANSWER=42" in result.stdout.decode()
 
 
+def test_missing_command_is_the_jobs_failure_not_ours(runner: Runner) -> None:
+    result = runner.run(JobSpec(command=("no-such-program",)))
+    assert result.outcome is Outcome.COMPLETED and result.exit_code in (126, 127)
+
+
 PARITY_JOBS = {
     "hello": JobSpec(command=("python3", "-c", "print('hi')")),
+    "version": JobSpec(
+        command=("python3", "-c", "import sys, pytest; print(sys.version_info[:2], pytest.__version__)")
+    ),
     "exit-7": JobSpec(command=("sh", "-c", "exit 7")),
+    "signal": JobSpec(command=("sh", "-c", "kill -KILL $$")),
     "stdin": JobSpec(command=("cat",), stdin=b"abc"),
+    "collect": JobSpec(command=("sh", "-c", "echo 1 > a; ln -s /etc/passwd b"), collect=("a", "b")),
     "timeout": JobSpec(command=("sleep", "30"), limits=Limits(wall_seconds=1)),
     "cpu": JobSpec(command=("python3", "-c", "while True: pass"), limits=Limits(cpu_seconds=1)),
     "memory": JobSpec(
@@ -58,6 +105,9 @@ PARITY_JOBS = {
     ),
     "output": JobSpec(command=("sh", "-c", "yes"), limits=Limits(output_bytes=10_000)),
     "readonly": JobSpec(command=("sh", "-c", "touch /usr/x")),
+    "disk": JobSpec(
+        command=("sh", "-c", "dd if=/dev/zero of=f bs=1M count=20 2>/dev/null"), limits=Limits(disk_mb=4)
+    ),
     "fork": JobSpec(
         command=("python3", "-c", "import os\nfor _ in range(200): os.fork()"),
         limits=Limits(pids=16, wall_seconds=5),
@@ -65,40 +115,107 @@ PARITY_JOBS = {
 }
 
 
-def test_both_backends_give_the_same_outcomes(sandbox_ready: None) -> None:
-    bwrap, docker = make_runner("bwrap"), make_runner("docker")
+@pytest.mark.bwrap
+@pytest.mark.docker
+def test_both_backends_give_the_same_outcomes(runners: dict[str, Runner]) -> None:
     differences = {}
     for name, job in PARITY_JOBS.items():
-        a, b = bwrap.run(job), docker.run(job)
+        a, b = runners["bwrap"].run(job), runners["docker"].run(job)
         same_code = a.exit_code == b.exit_code or a.outcome is not Outcome.COMPLETED
-        if a.outcome is not b.outcome or not same_code or (a.stdout != b.stdout and name != "output"):
+        same_out = a.stdout == b.stdout or name == "output"
+        if a.outcome is not b.outcome or not same_code or not same_out or a.files != b.files:
             differences[name] = (
-                (a.outcome, a.exit_code, a.stdout[:50]),
-                (b.outcome, b.exit_code, b.stdout[:50]),
+                (a.outcome, a.exit_code, a.stdout[:50], dict(a.files)),
+                (b.outcome, b.exit_code, b.stdout[:50], dict(b.files)),
             )
     assert differences == {}
 
 
-@pytest.mark.parametrize("backend", ["bwrap", "docker"])
+def _ours(client: docker.DockerClient, owner: str) -> list[str]:
+    found = client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={owner}"})
+    return [str(c.id) for c in found]
+
+
+@pytest.mark.docker
+def test_docker_leaves_no_container_behind(sandbox_ready: None) -> None:
+    runner = DockerRunner(DEFAULT_IMAGE, warm=1)
+    client = docker.from_env()
+    for job in (
+        JobSpec(command=("true",)),
+        JobSpec(command=("sleep", "30"), limits=Limits(wall_seconds=1)),
+        JobSpec(command=("sh", "-c", "yes"), limits=Limits(output_bytes=10_000)),
+    ):
+        runner.run(job)
+    runner.close()
+    deadline = time.monotonic() + 10
+    while _ours(client, runner.owner) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _ours(client, runner.owner) == []
+
+
+@pytest.mark.docker
+def test_docker_sweeps_the_boxes_of_a_dead_worker(sandbox_ready: None) -> None:
+    client = docker.from_env()
+    dead_owner = f"{os.uname().nodename}:999999:deadbeef"  # beyond pid_max's default: never alive
+    orphan = client.containers.create(
+        DEFAULT_IMAGE, ["sleep", "infinity"], labels={LABEL: "job", OWNER_LABEL: dead_owner}
+    )
+    try:
+        assert DockerRunner(DEFAULT_IMAGE).sweep_orphans() >= 1
+        assert _ours(client, dead_owner) == []
+    finally:
+        with pytest.raises(docker.errors.NotFound):
+            orphan.remove(force=True)
+
+
+def _our_leftovers(pid: int) -> list[str]:
+    jobs = [p.name for p in Path("/var/lib/microcred/jobs").glob(f"{pid}-*")]
+    groups = [p.name for p in (CGROUP_ROOT / "memory" / CGROUP_PARENT).glob(f"{pid}-*")]
+    groups += [p.name for p in (CGROUP_ROOT / "pids" / CGROUP_PARENT).glob(f"{pid}-*")]
+    mounts = [line for line in Path("/proc/mounts").read_text().splitlines() if f"/jobs/{pid}-" in line]
+    return jobs + groups + mounts
+
+
+@pytest.mark.bwrap
+def test_bwrap_leaves_no_dir_mount_or_cgroup_behind(sandbox_ready: None) -> None:
+    runner = BwrapRunner(DEFAULT_ROOTFS)
+    for job in (
+        JobSpec(command=("true",), files=(BoxFile("a/b", b"x"),)),
+        JobSpec(command=("sleep", "30"), limits=Limits(wall_seconds=1)),
+        JobSpec(command=("sh", "-c", "yes"), limits=Limits(output_bytes=10_000)),
+    ):
+        runner.run(job)
+    deadline = time.monotonic() + 10
+    while _our_leftovers(os.getpid()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _our_leftovers(os.getpid()) == []
+
+
+@pytest.mark.bwrap
+def test_bwrap_sweeps_the_leftovers_of_a_dead_worker(sandbox_ready: None) -> None:
+    jobs = Path("/var/lib/microcred/jobs")
+    stale = jobs / "999999-deadbeef-x" / "box"
+    stale.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(stale)], check=True)
+    (stale / "left").write_text("x")
+    os.symlink("/etc", stale / "link")  # the sweep must delete the link, never follow it
+    group = CGROUP_ROOT / "pids" / CGROUP_PARENT / "999999-deadbeef"
+    group.mkdir(parents=True)
+    assert sweep_orphans(jobs) >= 2
+    assert not stale.parent.exists() and not group.exists() and Path("/etc/passwd").exists()
+    assert _our_leftovers(999999) == []
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [pytest.param("bwrap", marks=pytest.mark.bwrap), pytest.param("docker", marks=pytest.mark.docker)],
+)
 def test_cli_run_prints_json_and_exit_status(backend: str, sandbox_ready: None, tmp_path: Path) -> None:
     script = tmp_path / "hog.py"
     script.write_text("a=[]\nwhile True: a.append(b'x'*10**7)\n")
+    command = [sys.executable, "-m", "sandbox", "run", "--backend", backend, "--memory", "64"]
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sandbox",
-            "run",
-            "--backend",
-            backend,
-            "--memory",
-            "64",
-            "--file",
-            f"{script}:hog.py",
-            "--",
-            "python3",
-            "hog.py",
-        ],
+        [*command, "--file", f"{script}:hog.py", "--collect", "hog.py", "--", "python3", "hog.py"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -112,11 +229,40 @@ def test_cli_run_prints_json_and_exit_status(backend: str, sandbox_ready: None, 
         cwd=ROOT,
     )
     assert bad.returncode == 2 and "no such file" in bad.stderr and "Traceback" not in bad.stderr
+    for args in (["--wall", "0"], ["--memory", "-5"], ["--collect", "../x"], ["--file", f"{script}:/abs"]):
+        bad = subprocess.run(
+            [sys.executable, "-m", "sandbox", "run", *args, "--", "true"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, (args, bad.stderr)
 
 
+@pytest.mark.bwrap
+@pytest.mark.docker
 def test_doctor_reports_both_backends_working(sandbox_ready: None) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "sandbox", "doctor"], capture_output=True, text=True, cwd=ROOT
     )
     assert result.returncode == 0
     assert "[ok ] bwrap" in result.stdout and "[ok ] docker" in result.stdout
+
+
+def test_doctor_fails_with_the_fix_when_nothing_works(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "doctor",
+            "--image",
+            "microcred-absent:none",
+            "--rootfs",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 1 and "fix:" in result.stdout and "Traceback" not in result.stderr
