@@ -165,7 +165,8 @@ class DockerRunner:
 
     def _create(self, spec: JobSpec) -> Any:
         limits = spec.limits
-        scratch = f"rw,nosuid,nodev,size={limits.disk_mb}m"
+        # exec: like the bubblewrap box, where a job may run a script it was given or built
+        scratch = f"rw,exec,nosuid,nodev,size={limits.disk_mb}m"
         memory = f"{limits.memory_mb}m"
         return self.client.containers.create(
             self.image,
