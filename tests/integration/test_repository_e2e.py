@@ -251,3 +251,15 @@ def test_the_hand_in_page_explains_a_rejected_url(client: FlaskClient, developer
     assert page.status_code == 200
     alert = page.get_data(as_text=True).split('role="alert">')[1].split("</p>")[0]
     assert "<code>git_url</code>" in alert and "secret" not in alert
+
+
+def test_repository_submissions_are_rate_limited_per_learner(
+    client: FlaskClient, developer: Account, git: GitServer
+) -> None:
+    git.commit("todo", tree("wsgi-todo-api-failing"))
+    statuses = [submit_git(client, developer, git.url("todo")).status_code for _ in range(5)]
+    assert statuses == [202, 202, 202, 202, 429]  # the sample assessment allows 4 an hour
+    limited = submit_git(client, developer, git.url("todo"))
+    assert (
+        limited.get_json()["error"]["code"] == "rate_limited" and int(limited.headers["Retry-After"]) > 3000
+    )
