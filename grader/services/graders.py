@@ -7,10 +7,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sandbox.contract import Runner
-from sandbox.errors import SandboxUnavailable as SandboxBackendMissing
-from sandbox.select import select_runner
-
 from grader.catalog.loader import BUNDLED_FOLDERS_KEY, EXPECTED_TESTS_KEY
 from grader.catalog.schema import QuizAssessment, RepositoryAssessment
 from grader.config import Settings
@@ -19,6 +15,9 @@ from grader.quiz import correct_answer, score_quiz
 from grader.services.grading import Grade, GradingJob, KindGrader
 from grader.services.repository import RepositoryGrading, report_feedback, score
 from grader.services.workspace import materialise
+from sandbox.contract import Runner
+from sandbox.errors import SandboxUnavailable as SandboxBackendMissing
+from sandbox.select import select_runner
 
 
 class QuizGrader:

@@ -27,8 +27,6 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sandbox.contract import BoxFile, JobSpec, Limits, Outcome, Runner, RunResult
-
 from grader.catalog.schema import (
     CommandSuite,
     IoCase,
@@ -42,6 +40,7 @@ from grader.errors import SandboxUnavailable
 from grader.harness import script
 from rubrics import Evidence, Review, TestEvidence, evaluate, rubric_from_dict
 from sandbox.adapters import ResultsFormatError, parse_results_json
+from sandbox.contract import BoxFile, JobSpec, Limits, Outcome, Runner, RunResult
 
 # Files a learner may never place next to the tests: each can change how pytest or Python behave.
 FORBIDDEN_NAMES = frozenset(
