@@ -33,6 +33,7 @@ BOX_UID = 65534  # nobody: never an account that owns anything on the host
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PARENT = "microcred"
 DEFAULT_JOBS_DIR = Path("/var/lib/microcred/jobs")
+STATUS_FD = 9
 
 
 @dataclass
@@ -213,7 +214,12 @@ class BwrapRunner:
         ]
         for key, value in spec.box_env().items():
             argv += ["--setenv", key, value]
-        return [*argv, "--", *spec.command]
+        # The job's command goes through the box's sh, as in the Docker backend, so a missing
+        # program is the job's exit 127 rather than bwrap's own execvp error. The sh first reports
+        # on the status fd that the box is up, then closes it: a failure before that report is
+        # ours (set-up), anything after it is the job's, whatever the job prints.
+        wrapper = f'printf up >&{STATUS_FD}; exec {STATUS_FD}>&-; exec "$@"'
+        return [*argv, "--", "/bin/sh", "-c", wrapper, "box", *spec.command]
 
     def run(self, spec: JobSpec) -> RunResult:
         if not self.rootfs.is_dir():
@@ -289,7 +295,11 @@ class BwrapRunner:
         limits = spec.limits
         memory = limits.memory_mb * 1024 * 1024
 
+        status_read, status_write = os.pipe()
+
         def in_box_limits() -> None:
+            os.dup2(status_write, STATUS_FD)  # a fixed single digit: sh redirects only fds 0-9
+            os.set_inheritable(STATUS_FD, True)  # dup2 onto itself would keep close-on-exec
             pid = str(os.getpid())
             for procs in groups.procs_files():
                 procs.write_text(pid)
@@ -304,15 +314,22 @@ class BwrapRunner:
             if not groups.active:
                 resource.setrlimit(resource.RLIMIT_NPROC, (limits.pids, limits.pids))
 
-        process = subprocess.Popen(
-            self._command(spec, box_dir),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            preexec_fn=in_box_limits,
-            start_new_session=True,
-            env={},
-        )
+        try:
+            process = subprocess.Popen(
+                self._command(spec, box_dir),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                preexec_fn=in_box_limits,
+                start_new_session=True,
+                env={},
+                pass_fds=(STATUS_FD,),
+            )
+        except BaseException:
+            os.close(status_read)
+            raise
+        finally:
+            os.close(status_write)
         reason: list[Outcome] = []
 
         def stop(why: Outcome) -> Callable[[], None]:
@@ -348,8 +365,9 @@ class BwrapRunner:
             outcome = Outcome.TIMEOUT
         else:
             outcome = Outcome.COMPLETED
-        if exit_code == 1 and stderr.startswith(b"bwrap:"):
-            return sandbox_error(self.name, stderr.decode(errors="replace").strip(), wall)
+        if not _box_started(status_read) and not reason:
+            detail = stderr.decode(errors="replace").strip() or f"bwrap exited with status {status}"
+            return sandbox_error(self.name, f"the box did not start: {detail}", wall)
         files: dict[str, bytes] = {}
         missing: list[str] = []
         for relative in spec.collect:
@@ -433,6 +451,21 @@ def sweep_orphans(jobs_dir: Path = DEFAULT_JOBS_DIR) -> int:
                 stale.remove()
                 removed += 1
     return removed
+
+
+def _box_started(status_read: int) -> bool:
+    """Whether the box's sh reported that the box is up (the pipe is closed here)."""
+    try:
+        os.set_blocking(status_read, False)
+        data = b""
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(status_read, 4096):
+                data += chunk
+                if len(data) > 16:
+                    break
+        return data.startswith(b"up")
+    finally:
+        os.close(status_read)
 
 
 def _feed(process: subprocess.Popen[bytes], data: bytes) -> None:

@@ -125,14 +125,17 @@ class DockerRunner:
         """Remove boxes whose owning process on this host is gone; returns how many."""
         host = socket.gethostname()
         removed = 0
-        for container in self.client.containers.list(all=True, filters={"label": LABEL}):
-            owner = container.labels.get(OWNER_LABEL, "")
+        # The plain list call: it neither inspects each box (a box removed meanwhile would fail it)
+        # nor costs a round trip per box.
+        for box in self.client.api.containers(all=True, filters={"label": LABEL}):
+            owner = (box.get("Labels") or {}).get(OWNER_LABEL, "")
             owner_host, _, rest = owner.partition(":")
             pid_text = rest.partition(":")[0]
             if owner_host != host or not pid_text.isdigit() or _alive(int(pid_text)):
                 continue
-            _remove(container)
-            removed += 1
+            with contextlib.suppress(DockerException):
+                self.client.api.remove_container(box["Id"], force=True)
+                removed += 1
         return removed
 
     @property
