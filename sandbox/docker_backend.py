@@ -32,11 +32,20 @@ from sandbox.contract import WORKDIR, JobSpec, Outcome, RunResult, sandbox_error
 
 BOX_USER = "65534:65534"
 KEEPER = ("sleep", "infinity")
-PLACE_FILES_THEN_RUN = (
-    'size="$1"; shift; '
+# Runs as the job's exec: places the files (a tar of exactly $2 bytes ahead of the job's stdin),
+# prints the nonce $1 on stderr once the box is ready (a failure before it is ours, anything after
+# it the job's; the job cannot un-print it), runs the job, then kills whatever the job left running
+# so a daemonised child cannot hold the output stream open (pid 1, the keeper, is spared by kill -1).
+RUN_JOB = (
+    'nonce="$1"; size="$2"; shift 2; '
     'if [ "$size" -gt 0 ]; then head -c "$size" | tar -x -f - -C /box --no-same-owner || exit 125; fi; '
-    'exec "$@"'
+    'printf %s "$nonce" >&2; '
+    '"$@"; code=$?; kill -9 -1 2>/dev/null; exit $code'
 )
+# Kills any straggler again (a fork racing the first kill), then archives the collected paths;
+# tar stores symlinks as symlinks and never follows them.
+COLLECT = 'kill -9 -1 2>/dev/null; tar -c -f - -C /box --ignore-failed-read -- "$@" 2>/dev/null; exit 0'
+INLINE_STDIN = 64 * 1024
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/docker")
 CGROUP_CPUACCT = Path("/sys/fs/cgroup/cpuacct/docker")
 LABEL = "microcred.sandbox"
@@ -206,9 +215,10 @@ class DockerRunner:
         limits = spec.limits
         api = self.client.api
         archive = _tar(spec) if spec.files else b""
+        nonce = uuid.uuid4().hex.encode()
         # The job's files arrive as a tar on the same stdin, ahead of the job's own input: `head -c`
         # reads exactly the archive, so one exec both places the files and runs the job.
-        command = ["sh", "-c", PLACE_FILES_THEN_RUN, "box", str(len(archive)), *spec.command]
+        command = ["sh", "-c", RUN_JOB, "box", nonce.decode(), str(len(archive)), *spec.command]
         exec_id = api.exec_create(
             container.id,
             command,
@@ -220,9 +230,8 @@ class DockerRunner:
             environment=spec.box_env(),
         )["Id"]
         raw = _raw_socket(api.exec_start(exec_id, socket=True))
-        out, err = _Buffer(limits.output_bytes), _Buffer(limits.output_bytes)
+        out, err = _Buffer(limits.output_bytes), _Buffer(limits.output_bytes + len(nonce))
         reason: list[Outcome] = []
-        done = threading.Event()
 
         def kill(why: Outcome) -> None:
             if not reason:
@@ -230,28 +239,17 @@ class DockerRunner:
             with contextlib.suppress(DockerException):
                 container.kill()
 
-        feeder = threading.Thread(target=_feed, args=(raw, archive + spec.stdin), daemon=True)
-        feeder.start()
-
-        def reap_when_main_exits() -> None:
-            # A daemonised child keeps the output pipe open; once the job's main process is gone,
-            # everything else of the job is killed so the stream ends (as the pid namespace does in bwrap).
-            while not done.wait(0.05):
-                try:
-                    if not api.exec_inspect(exec_id).get("Running", True):
-                        self._kill_leftovers(container)
-                        return
-                except DockerException:
-                    return
-
-        threading.Thread(target=reap_when_main_exits, daemon=True).start()
-        timer = threading.Timer(limits.wall_seconds, kill, args=(Outcome.TIMEOUT,))
-        timer.start()
+        data = archive + spec.stdin
+        if len(data) <= INLINE_STDIN:
+            _feed(raw, data)  # fits the socket's buffer: no thread on the critical path
+        else:
+            threading.Thread(target=_feed, args=(raw, data), daemon=True).start()
+        deadline = started + limits.wall_seconds
         try:
-            _demux(raw, out, err, lambda: kill(Outcome.OUTPUT_LIMIT))
+            finished = _demux(raw, out, err, lambda: kill(Outcome.OUTPUT_LIMIT), deadline)
+            if not finished:
+                kill(Outcome.TIMEOUT)
         finally:
-            timer.cancel()
-            done.set()
             with contextlib.suppress(OSError):
                 raw.close()
         wall = time.monotonic() - started
@@ -261,18 +259,17 @@ class DockerRunner:
         if exit_code == 137 and not reason and not oom:
             oom = _oom_killed_state(container)  # the cgroup was not visible from here (remote daemon)
         cpu = _cgroup_cpu(container.id)
+        stderr = err.value()
+        if not stderr.startswith(nonce) and not reason:
+            detail = stderr.decode(errors="replace").strip() or f"exit code {exit_code}"
+            return sandbox_error(self.name, f"the box did not start: {detail}", wall)
+        stderr = stderr.removeprefix(nonce)
+        err_truncated = len(stderr) > limits.output_bytes or err.overflowed
+        stderr = stderr[: limits.output_bytes]
         files: dict[str, bytes] = {}
-        missing: list[str] = []
         if not reason and spec.collect:
-            self._kill_leftovers(container)  # nothing of the job may touch its files while we read them
-            for relative in spec.collect:
-                data = self._collect(container, relative, limits.collect_bytes)
-                if data is None:
-                    missing.append(relative)
-                else:
-                    files[relative] = data
-        else:
-            missing = list(spec.collect)
+            files = self._collect(container, spec.collect, limits.collect_bytes)
+        missing = [relative for relative in spec.collect if relative not in files]
         sig = exit_code - 128 if isinstance(exit_code, int) and 128 < exit_code < 128 + 65 else None
         if reason:
             outcome = reason[0]
@@ -290,47 +287,41 @@ class DockerRunner:
             cpu_seconds=cpu,
             peak_memory_bytes=peak,
             stdout=out.value(),
-            stderr=err.value(),
-            output_truncated=out.overflowed or err.overflowed,
+            stderr=stderr,
+            output_truncated=out.overflowed or err_truncated,
             files=files,
             missing_files=tuple(missing),
             backend=self.name,
         )
 
-    def _kill_leftovers(self, container: Any) -> None:
-        """SIGKILL every process of the box user except the keeper (pid 1 is exempt from kill -1)."""
-        api = self.client.api
-        with contextlib.suppress(DockerException):
-            api.exec_start(api.exec_create(container.id, ["sh", "-c", "kill -9 -1"], user=BOX_USER)["Id"])
-
-    def _collect(self, container: Any, relative: str, limit: int) -> bytes | None:
-        """One file out of the box as a tar from `tar -c` (which never follows symlinks); Docker's
-        get_archive cannot see into tmpfs mounts. Only a single regular file within the cap counts."""
+    def _collect(self, container: Any, paths: tuple[str, ...], limit: int) -> dict[str, bytes]:
+        """The collected files out of the box in one tar from `tar -c` run inside it (Docker's
+        get_archive cannot see into tmpfs mounts). Only regular files within the cap count; the tar
+        stream itself is capped, so a huge file cannot swell the worker."""
         api = self.client.api
         exec_id = api.exec_create(
-            container.id,
-            ["tar", "-c", "-f", "-", "-C", WORKDIR, "--", relative],
-            stdout=True,
-            stderr=True,
-            user=BOX_USER,
+            container.id, ["sh", "-c", COLLECT, "box", *paths], stdout=True, stderr=True, user=BOX_USER
         )["Id"]
         raw = _raw_socket(api.exec_start(exec_id, socket=True))
-        data, err = _Buffer(limit + 64 * 1024), _Buffer(4096)
+        cap = len(paths) * (limit + 1024) + 10240
+        data, err = _Buffer(cap), _Buffer(4096)
         try:
-            _demux(raw, data, err, lambda: None)
+            _demux(raw, data, err, lambda: None, time.monotonic() + 60)
         finally:
             raw.close()
-        if data.overflowed or api.exec_inspect(exec_id).get("ExitCode") != 0:
-            return None
+        wanted = set(paths)
+        files: dict[str, bytes] = {}
         try:
             with tarfile.open(fileobj=io.BytesIO(data.value())) as archive:
-                members = archive.getmembers()
-                if len(members) != 1 or not members[0].isreg() or members[0].size > limit:
-                    return None
-                handle = archive.extractfile(members[0])
-                return handle.read() if handle is not None else None
+                for member in archive:
+                    if member.name not in wanted or not member.isreg() or member.size > limit:
+                        continue
+                    handle = archive.extractfile(member)
+                    if handle is not None:
+                        files[member.name] = handle.read()
         except tarfile.TarError:
-            return None
+            pass  # a truncated archive: what was read whole still counts
+        return files
 
 
 def _pool_key(spec: JobSpec) -> tuple[Any, ...]:
@@ -410,28 +401,38 @@ def _feed(raw: socket.socket, data: bytes) -> None:
         pass  # the job closed its input or is already gone
 
 
-def _demux(raw: socket.socket, out: _Buffer, err: _Buffer, on_overflow: Any) -> None:
-    """Read Docker's multiplexed stream (8-byte frame headers) until the exec ends."""
+def _demux(raw: socket.socket, out: _Buffer, err: _Buffer, on_overflow: Any, deadline: float) -> bool:
+    """Read Docker's multiplexed stream (8-byte frame headers) until the exec ends (True) or the
+    deadline passes (False). The deadline is the wall clock: no timer thread per job."""
     reader = raw.makefile("rb")
-    overflowed = False
-    while True:
-        header = reader.read(8)
-        if len(header) < 8:
-            return
-        stream, length = header[0], struct.unpack(">I", header[4:])[0]
-        remaining = length
-        while remaining:
-            chunk = reader.read(min(remaining, 64 * 1024))
-            if not chunk:
-                return
-            remaining -= len(chunk)
-            target = err if stream == 2 else out
-            if target.add(chunk) and not overflowed:
-                # Stop reading first: a daemon blocked writing to a full socket answers kill slowly.
-                with contextlib.suppress(OSError):
-                    raw.shutdown(socket.SHUT_RDWR)
-                on_overflow()
-                return
+
+    def read(size: int) -> bytes:
+        raw.settimeout(max(0.001, deadline - time.monotonic()))
+        return reader.read(size)
+
+    try:
+        while True:
+            header = read(8)
+            if len(header) < 8:
+                return True
+            stream, length = header[0], struct.unpack(">I", header[4:])[0]
+            remaining = length
+            while remaining:
+                chunk = read(min(remaining, 64 * 1024))
+                if not chunk:
+                    return True
+                remaining -= len(chunk)
+                target = err if stream == 2 else out
+                if target.add(chunk):
+                    # Stop reading first: a job blocked writing to a full socket answers kill slowly.
+                    with contextlib.suppress(OSError):
+                        raw.shutdown(socket.SHUT_RDWR)
+                    on_overflow()
+                    return True
+    except TimeoutError:
+        return False
+    except OSError:
+        return True  # the stream broke because the box was killed
 
 
 def _cgroup_memory(container_id: str) -> tuple[int | None, bool]:
