@@ -106,7 +106,7 @@ class RepositoryGrader:
             score=scored["score"],
             max_score=scored["max_score"],
             passed=scored["passed"],
-            needs_review=scored["needs_review"] and not report.tampered,
+            needs_review=scored["needs_review"],
             feedback=feedback,
             outcome="tampered" if report.tampered else "graded",
         )

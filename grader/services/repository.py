@@ -38,7 +38,7 @@ from grader.catalog.schema import (
 )
 from grader.errors import SandboxUnavailable
 from grader.harness import script
-from rubrics import Evidence, Review, TestEvidence, evaluate, rubric_from_dict
+from rubrics import Evidence, Review, RubricResult, TestEvidence, evaluate, rubric_from_dict
 from sandbox.adapters import ResultsFormatError, parse_results_json
 from sandbox.contract import BoxFile, JobSpec, Limits, Outcome, Runner, RunResult
 
@@ -439,29 +439,33 @@ def score(
     return {
         "score": result.score,
         "max_score": result.max_score,
-        "passed": None
-        if report.tampered is False and result.passed is None
-        else (result.passed and not report.tampered),
-        "needs_review": result.needs_review,
-        "rubric": {
-            "id": result.rubric_id,
-            "version": result.rubric_version,
-            "content_hash": result.content_hash,
-            "explanation": result.explanation,
-            "criteria": [
-                {
-                    "id": c.id,
-                    "title": c.title,
-                    "points": c.points,
-                    "max_points": c.max_points,
-                    "level": c.level,
-                    "explanation": c.explanation,
-                    "manual": c.manual,
-                    "pending": c.pending,
-                }
-                for c in result.criteria
-            ],
-        },
+        # A tampered run fails outright, even while manual criteria wait for a reviewer.
+        "passed": False if report.tampered else result.passed,
+        "needs_review": result.needs_review and not report.tampered,
+        "rubric": rubric_feedback(result),
+    }
+
+
+def rubric_feedback(result: RubricResult) -> dict[str, Any]:
+    """The rubric part of a result's feedback: one line of explanation per criterion."""
+    return {
+        "id": result.rubric_id,
+        "version": result.rubric_version,
+        "content_hash": result.content_hash,
+        "explanation": result.explanation,
+        "criteria": [
+            {
+                "id": c.id,
+                "title": c.title,
+                "points": c.points,
+                "max_points": c.max_points,
+                "level": c.level,
+                "explanation": c.explanation,
+                "manual": c.manual,
+                "pending": c.pending,
+            }
+            for c in result.criteria
+        ],
     }
 
 

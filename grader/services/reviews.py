@@ -17,6 +17,7 @@ from grader.models import Review as ReviewRow
 from grader.models import Role, Rubric, Submission, SubmissionStatus, User
 from grader.services import progress
 from grader.services.grading import latest_result
+from grader.services.repository import rubric_feedback
 from rubrics import Evidence, Review, ReviewError, TestEvidence, evaluate, rubric_from_dict
 
 MAX_COMMENT = 10_000
@@ -98,23 +99,7 @@ def record_review(
     result.score, result.max_score = scored.score, scored.max_score
     result.passed = False if tampered else scored.passed
     result.needs_review = False
-    feedback["rubric"] = {
-        **feedback.get("rubric", {}),
-        "explanation": scored.explanation,
-        "criteria": [
-            {
-                "id": c.id,
-                "title": c.title,
-                "points": c.points,
-                "max_points": c.max_points,
-                "level": c.level,
-                "explanation": c.explanation,
-                "manual": c.manual,
-                "pending": c.pending,
-            }
-            for c in scored.criteria
-        ],
-    }
+    feedback["rubric"] = {**feedback.get("rubric", {}), **rubric_feedback(scored)}
     feedback["review_comment"] = comment[:MAX_COMMENT]
     result.feedback = feedback
     submission.status = SubmissionStatus.GRADED

@@ -129,18 +129,26 @@ def start_quiz_attempt(
     ):
         attempt = open_attempt
     else:
-        seed = secrets.randbits(31)
-        attempt = QuizAttempt(
-            user_id=user.id,
-            assessment_version_id=version.id,
-            seed=seed,
-            question_ids=draw_questions(quiz, seed),
-            started_at=now,
-            deadline_at=now + timedelta(minutes=quiz.time_limit_minutes) if quiz.time_limit_minutes else None,
-        )
-        session.add(attempt)
-        session.flush()
+        attempt = _draw_attempt(session, user, version, quiz, now)
     return quiz_attempt_view(attempt, quiz)
+
+
+def _draw_attempt(
+    session: Session, user: User, version: AssessmentVersion, quiz: QuizAssessment, now: datetime
+) -> QuizAttempt:
+    """A new attempt: questions drawn from a fresh seed, the deadline set by the time limit."""
+    seed = secrets.randbits(31)
+    attempt = QuizAttempt(
+        user_id=user.id,
+        assessment_version_id=version.id,
+        seed=seed,
+        question_ids=draw_questions(quiz, seed),
+        started_at=now,
+        deadline_at=now + timedelta(minutes=quiz.time_limit_minutes) if quiz.time_limit_minutes else None,
+    )
+    session.add(attempt)
+    session.flush()
+    return attempt
 
 
 def quiz_attempt_view(attempt: QuizAttempt, quiz: QuizAssessment) -> dict[str, Any]:
@@ -395,16 +403,7 @@ def _quiz_payload(
                 f"(POST /api/v1/assessments/{quiz.slug}/attempts) and send its id as 'attempt'",
                 details={"field": "attempt"},
             )
-        seed = secrets.randbits(31)
-        attempt = QuizAttempt(
-            user_id=user.id,
-            assessment_version_id=version.id,
-            seed=seed,
-            question_ids=draw_questions(quiz, seed),
-            started_at=now,
-        )
-        session.add(attempt)
-        session.flush()
+        attempt = _draw_attempt(session, user, version, quiz, now)
     answers = validate_answers(quiz, attempt.question_ids, request.answers)
     payload = {
         "attempt": attempt.id,
