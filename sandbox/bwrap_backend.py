@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import os
 import resource
+import selectors
 import shutil
 import signal
 import subprocess
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.capture import BoundedStream, read_no_follow
+from sandbox.capture import read_no_follow
 from sandbox.contract import WORKDIR, JobSpec, Outcome, RunResult, sandbox_error
 
 BOX_UID = 65534  # nobody: never an account that owns anything on the host
@@ -91,18 +92,24 @@ class Cgroups:
                 continue
         return None
 
-    def remove(self) -> None:
+    def remove(self, attempts: int = 50) -> bool:
+        """Remove the cgroup directories; False if one is still busy after `attempts` tries."""
+        gone = True
         for directory in (self.memory, self.pids, self.unified):
             if directory is None:
                 continue
-            for _ in range(50):
+            for attempt in range(attempts):
                 try:
                     directory.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.02)  # the last process is still being reaped
+                    if attempt == attempts - 1:
+                        gone = False
+                    else:
+                        time.sleep(0.02)  # the last process is still being reaped
+        return gone
 
 
 def cgroup_support() -> str | None:
@@ -248,10 +255,14 @@ class BwrapRunner:
             return sandbox_error(self.name, f"{type(exc).__name__}: {exc}", time.monotonic() - started)
         finally:
             groups.kill_all()
-            # Removing the cgroup waits for the kernel to finish reaping; nothing of the job runs any
-            # more, so the cleanup leaves the critical path. Not a daemon thread: the interpreter
-            # waits for it at exit, so no mount, directory or cgroup outlives a one-shot process.
-            threading.Thread(target=_clean_up, args=(groups, job_dir, mounted)).start()
+            if job_dir is not None:
+                if mounted:
+                    _LIBC.umount2(str(job_dir / "box").encode(), MNT_DETACH)
+                shutil.rmtree(job_dir, ignore_errors=True)  # never follows the box's symlinks
+            if not groups.remove(attempts=1):
+                # The kernel is still reaping the last process: retry off the critical path. Not
+                # a daemon thread, so the interpreter waits for it and no cgroup outlives us.
+                threading.Thread(target=groups.remove).start()
 
     def _place_files(self, spec: JobSpec, box_dir: Path) -> None:
         owner = BOX_UID if os.geteuid() == 0 else -1
@@ -342,20 +353,12 @@ class BwrapRunner:
 
             return kill
 
-        out = BoundedStream(process.stdout, limits.output_bytes, stop(Outcome.OUTPUT_LIMIT))  # type: ignore[arg-type]
-        err = BoundedStream(process.stderr, limits.output_bytes, stop(Outcome.OUTPUT_LIMIT))  # type: ignore[arg-type]
-        feeder = threading.Thread(target=_feed, args=(process, spec.stdin), daemon=True)
-        feeder.start()
-        timer = threading.Timer(limits.wall_seconds, stop(Outcome.TIMEOUT))
-        timer.start()
-        try:
-            _, status, usage = os.wait4(process.pid, 0)
-        finally:
-            timer.cancel()
+        status, usage, stdout, stderr, truncated = _supervise(
+            process, spec.stdin, limits.output_bytes, started + limits.wall_seconds, stop
+        )
         process.returncode = status  # Popen must not wait for a pid we already reaped
         wall = time.monotonic() - started
         groups.kill_all()  # anything left behind dies now, whatever the pid namespace did
-        stdout, stderr = out.result(), err.result()
         exit_code, sig = _decode(status)
         if reason:
             outcome = reason[0]
@@ -385,7 +388,7 @@ class BwrapRunner:
             peak_memory_bytes=groups.peak_memory() or usage.ru_maxrss * 1024,
             stdout=stdout,
             stderr=stderr,
-            output_truncated=out.overflowed or err.overflowed,
+            output_truncated=truncated,
             files=files,
             missing_files=tuple(missing),
             backend=self.name,
@@ -401,15 +404,6 @@ def _mount_tmpfs(target: Path, options: str) -> None:
     if _LIBC.mount(b"tmpfs", str(target).encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options.encode()) != 0:
         error = ctypes.get_errno()
         raise OSError(error, f"mounting a tmpfs on {target}: {os.strerror(error)}")
-
-
-def _clean_up(groups: Cgroups, job_dir: Path | None, mounted: bool) -> None:
-    groups.kill_all()
-    groups.remove()
-    if job_dir is not None:
-        if mounted:
-            _LIBC.umount2(str(job_dir / "box").encode(), MNT_DETACH)
-        shutil.rmtree(job_dir, ignore_errors=True)
 
 
 def _owner_alive(name: str) -> bool:
@@ -468,16 +462,88 @@ def _box_started(status_read: int) -> bool:
         os.close(status_read)
 
 
-def _feed(process: subprocess.Popen[bytes], data: bytes) -> None:
-    assert process.stdin is not None
+def _supervise(
+    process: subprocess.Popen[bytes],
+    stdin: bytes,
+    limit: int,
+    deadline: float,
+    stop: Callable[[Outcome], Callable[[], None]],
+) -> tuple[int, resource.struct_rusage, bytes, bytes, bool]:
+    """Feed stdin, drain stdout and stderr up to `limit` each, and reap the box, all from this thread
+    with one poll loop (no thread per stream or timer: each costs a scheduling round on a busy host).
+    Past the deadline or the output cap the box is killed through `stop`."""
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    pidfd = os.pidfd_open(process.pid)
+    selector = selectors.DefaultSelector()
+    out_fd, err_fd = process.stdout.fileno(), process.stderr.fileno()
+    kept: dict[int, list[bytes]] = {out_fd: [], err_fd: []}
+    outputs: dict[int, bytes] = {}
+    sizes = dict.fromkeys(kept, 0)
+    truncated = False
+    pending = memoryview(stdin)
+    stdin_fd = process.stdin.fileno()
     try:
-        if data:
-            process.stdin.write(data)
-    except (BrokenPipeError, OSError):
-        pass  # the job did not read its input; that is its business
-    finally:
-        with contextlib.suppress(OSError):
+        for fd in kept:
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ)
+        selector.register(pidfd, selectors.EVENT_READ)
+        if pending:
+            os.set_blocking(stdin_fd, False)
+            selector.register(stdin_fd, selectors.EVENT_WRITE)
+        else:
             process.stdin.close()
+        reaped: tuple[int, resource.struct_rusage] | None = None
+        drain_until = float("inf")
+        while kept or reaped is None:
+            now = time.monotonic()
+            if reaped is None and now >= deadline:
+                stop(Outcome.TIMEOUT)()
+                deadline = float("inf")
+            if now >= drain_until:
+                break  # the box is gone; a pipe still open is held by nothing we must wait for
+            timeout = min(deadline, drain_until) - now
+            for key, _ in selector.select(None if timeout == float("inf") else max(timeout, 0.001)):
+                fd = int(key.fd)
+                if fd == pidfd:
+                    selector.unregister(pidfd)
+                    _, status, usage = os.wait4(process.pid, 0)
+                    reaped = (status, usage)
+                    drain_until = time.monotonic() + 2.0
+                elif fd == stdin_fd:
+                    try:
+                        pending = pending[os.write(fd, pending[:65536]) :]
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        pending = pending[:0]  # the job closed its input; that is its business
+                    if not pending:
+                        selector.unregister(fd)
+                        process.stdin.close()
+                else:
+                    try:
+                        chunk = os.read(fd, 65536)
+                    except BlockingIOError:
+                        continue
+                    room = limit - sizes[fd]
+                    if chunk and room > 0:
+                        kept[fd].append(chunk[:room])
+                    sizes[fd] += len(chunk)
+                    if not chunk or sizes[fd] > limit:
+                        if chunk:
+                            truncated = True
+                            stop(Outcome.OUTPUT_LIMIT)()
+                        selector.unregister(fd)
+                        outputs[fd] = b"".join(kept.pop(fd))
+        assert reaped is not None
+        for fd, parts in kept.items():
+            outputs[fd] = b"".join(parts)
+        return reaped[0], reaped[1], outputs[out_fd], outputs[err_fd], truncated
+    finally:
+        selector.close()
+        os.close(pidfd)
+        for stream in (process.stdin, process.stdout, process.stderr):
+            with contextlib.suppress(OSError):
+                stream.close()
 
 
 def _decode(status: int) -> tuple[int | None, int | None]:
