@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,16 +22,7 @@ from grader.services.grading import (
 )
 from tests.conftest import Account
 from tests.support.catalogs import BASICS_ANSWERS
-from tests.support.services import postgres_database
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield ""
-    else:
-        with postgres_database() as url:
-            yield url
+from tests.support.databases import sqlite_and_postgres  # noqa: F401 - runs each test on both
 
 
 def _submit(

@@ -17,7 +17,8 @@ from grader.models import GradingRun, Result
 from grader.services.grading import reconcile
 from tests.conftest import Account, bearer
 from tests.support.catalogs import BASICS_ANSWERS
-from tests.support.services import RedisServer, WorkerProcess, postgres_database, redis_server
+from tests.support.databases import sqlite_and_postgres  # noqa: F401 - runs each test on both
+from tests.support.services import RedisServer, WorkerProcess, redis_server
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 LEASE_SECONDS = 3
@@ -27,15 +28,6 @@ LEASE_SECONDS = 3
 def redis(tmp_path: Path) -> Iterator[RedisServer]:
     with redis_server(tmp_path / "redis") as server:
         yield server
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield ""
-    else:
-        with postgres_database() as url:
-            yield url
 
 
 @pytest.fixture
