@@ -75,7 +75,10 @@ def main() -> int:
         "docker (cold)": DockerRunner(DEFAULT_IMAGE, warm=0),
     }
     print(f"sandbox overhead, median (p95) of {args.runs} runs; direct = chroot into {DEFAULT_ROOTFS}")
-    header = f"{'job':<7} {'backend':<14} {'total ms':>9} {'p95 ms':>8} {'direct ms':>10} {'adds ms':>8} {'ratio':>7}  target"
+    header = (
+        f"{'job':<7} {'backend':<14} {'total ms':>9} {'p95 ms':>8} {'direct ms':>10} {'adds ms':>8} "
+        f"{'ratio':>7}  target"
+    )
     print(header)
     print("-" * len(header))
     missed = 0
