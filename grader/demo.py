@@ -79,6 +79,8 @@ def run_demo(settings: Settings, *, smoke: bool, port: int | None, catalog_path:
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
     base = f"http://{host}:{port}"
+    # A service manager or `kill` asks with SIGTERM: stop as cleanly as for Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if smoke:
             return _smoke(base, settings, factory, catalog_root)
@@ -96,6 +98,10 @@ def run_demo(settings: Settings, *, smoke: bool, port: int | None, catalog_path:
     finally:
         stop.set()
         _shutdown(server, worker)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _demo_accounts(session: Any, program_slugs: list[str]) -> str:
@@ -175,7 +181,9 @@ def _reconcile_loop(settings: Settings, factory: Any, stop: threading.Event) -> 
 def _shutdown(server: BaseWSGIServer, worker: subprocess.Popen[bytes]) -> None:
     server.shutdown()
     if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGTERM)
+        # The worker's main process stops its pool itself (warm shutdown); the group is killed only
+        # if it does not finish in time.
+        os.kill(worker.pid, signal.SIGTERM)
         try:
             worker.wait(timeout=15)
         except subprocess.TimeoutExpired:
