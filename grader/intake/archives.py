@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, NoReturn
 
 from grader.errors import PayloadTooLarge, UnsafeArchive
+from grader.intake.tree import TreeViolation, is_git_component, scan_tree
 
 MIB = 1024 * 1024
 _CHUNK = 64 * 1024
@@ -88,10 +89,25 @@ def extract_archive(data: bytes, filename: str, dest: Path, policy: ArchivePolic
         except NotImplementedError:
             _reject("unsupported", f"{_display(filename)} uses a compression method that is not supported")
         root = _strip_single_top_folder(dest)
+        _verify(root, writer, policy)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
     return ExtractedTree(path=root, file_count=writer.file_count, total_bytes=writer.total_bytes)
+
+
+def _verify(root: Path, writer: _Writer, policy: ArchivePolicy) -> None:
+    """Walk the result with the rules every work tree obeys (`grader.intake.tree`), as a second opinion.
+
+    The writer should already have refused anything this finds; the walk costs little next to the
+    decompression and catches a bug in the per-entry checks before learner files reach a sandbox.
+    """
+    try:
+        stats = scan_tree(root, max_files=policy.max_entries, max_bytes=policy.max_total_bytes)
+    except TreeViolation as violation:
+        _reject(violation.rule, violation.message)
+    if (stats.file_count, stats.total_bytes) != (writer.file_count, writer.total_bytes):
+        _reject("corrupt", "the extracted files do not match the archive")
 
 
 def _display(filename: str) -> str:
@@ -131,7 +147,7 @@ def _clean_path(name: str) -> tuple[str, ...]:
             _reject("traversal", "the archive contains a path that leaves its folder ('..')")
         # `.git` in any case or with trailing dots/spaces (how Windows/macOS would see it) is refused: a
         # learner-supplied `.git/config` can run commands (core.fsmonitor) when any git touches the tree.
-        if component.rstrip(". ").lower() == ".git":
+        if is_git_component(component):
             _reject("git_dir", "archives must not contain a .git folder; upload the files only")
         if len(component.encode("utf-8", "surrogateescape")) > _MAX_COMPONENT_BYTES:
             _reject("bad_name", "a file name in the archive is too long")

@@ -20,7 +20,6 @@ import re
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import tempfile
 import threading
@@ -29,10 +28,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO, NoReturn, Protocol
 from urllib.parse import SplitResult, urlsplit
 
 from grader.errors import InvalidGitUrl, RepositoryUnavailable
+from grader.intake.tree import TreeStats, TreeViolation, is_git_component, scan_tree, symlink_escapes
 
 MIB = 1024 * 1024
 MAX_URL_LENGTH = 2000
@@ -387,8 +387,21 @@ def fetch_worktree(url: ValidatedGitUrl, commit: str, dest: Path, policy: GitPol
             env["GIT_WORK_TREE"] = str(dest)
             deadline = time.monotonic() + policy.clone_timeout_seconds
 
-            def git(*args: str, watch: tuple[Path, int] | None = None) -> _GitResult:
-                return _run_git(args, env=env, cwd=home, deadline=deadline, watch=watch)
+            def git(
+                *args: str,
+                watch: tuple[Path, int] | None = None,
+                stdin: bytes | None = None,
+                max_stdout: int = _MAX_STDOUT,
+            ) -> _GitResult:
+                return _run_git(
+                    args,
+                    env=env,
+                    cwd=home,
+                    deadline=deadline,
+                    watch=watch,
+                    stdin=stdin,
+                    max_stdout=max_stdout,
+                )
 
             _checked(git("init", "--quiet", "--", str(dest)))
             fetch = git(
@@ -403,15 +416,12 @@ def fetch_worktree(url: ValidatedGitUrl, commit: str, dest: Path, policy: GitPol
             resolved = git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}")
             if resolved.returncode != 0 or resolved.stdout.decode().strip() != commit:
                 _commit_missing()
-            listing = _run_git(
-                ("ls-tree", "-r", "-z", "-l", "--full-tree", commit),
-                env=env,
-                cwd=home,
-                deadline=deadline,
+            listing = git(
+                *("ls-tree", "-r", "-z", "-l", "--full-tree", commit),
                 # Generous per-entry room (long paths), still a bound on memory.
                 max_stdout=max(_MAX_STDOUT, policy.max_files * 512),
             )
-            _check_tree_listing(listing, policy)
+            _check_link_targets(_check_tree_listing(listing, policy), git)
             _checked(git("checkout", "--quiet", "--force", "--detach", commit, "--"))
             head = git("rev-parse", "--verify", "HEAD")
             if head.returncode != 0 or head.stdout.decode().strip() != commit:
@@ -421,11 +431,11 @@ def fetch_worktree(url: ValidatedGitUrl, commit: str, dest: Path, policy: GitPol
                 )
         # Only the work tree goes on: learner-controlled `.git` content must never meet a git on the host.
         shutil.rmtree(dest / ".git")
-        file_count, total_bytes = _scan_tree(dest, policy)
+        stats = _scan_tree(dest, policy)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
-    return WorkTree(path=dest, commit=commit, file_count=file_count, total_bytes=total_bytes)
+    return WorkTree(path=dest, commit=commit, file_count=stats.file_count, total_bytes=stats.total_bytes)
 
 
 def _commit_missing() -> NoReturn:
@@ -434,13 +444,20 @@ def _commit_missing() -> NoReturn:
     )
 
 
-def _check_tree_listing(listing: _GitResult, policy: GitPolicy) -> None:
-    """Count and size the commit's blobs from the object headers before anything is written to disk."""
+_MAX_LINK_TARGET = 4096  # PATH_MAX: a longer "link" is not a link any system would follow
+
+
+def _check_tree_listing(listing: _GitResult, policy: GitPolicy) -> list[tuple[str, str]]:
+    """Count and size the commit's blobs from the object headers before anything is written to disk.
+
+    Returns the symlinks as `(path, blob id)` so their targets can be judged before checkout.
+    """
     if listing.overflowed:
         _too_many_files(policy)
     _checked(listing)
     count = 0
     total = 0
+    links: list[tuple[str, str]] = []
     for record in listing.stdout.split(b"\0"):
         if not record:
             continue
@@ -448,9 +465,9 @@ def _check_tree_listing(listing: _GitResult, policy: GitPolicy) -> None:
         fields = meta.split()
         if len(fields) != 4:
             continue
-        _mode, kind, _sha, size = fields
+        mode, kind, sha, size = fields
         # git refuses to check out `.git` components itself; naming the problem beats a failed checkout.
-        if any(part.rstrip(b". ").lower() == b".git" for part in path.split(b"/")):
+        if any(is_git_component(part) for part in path.split(b"/")):
             _unsafe_tree(path.decode("utf-8", "replace"))
         if kind != b"blob":
             continue  # gitlinks (submodules) are never fetched; checkout leaves an empty directory
@@ -461,31 +478,63 @@ def _check_tree_listing(listing: _GitResult, policy: GitPolicy) -> None:
             _too_many_files(policy)
         if total > policy.max_repo_bytes:
             _too_large(policy)
+        if mode == b"120000":
+            name = path.decode("utf-8", "replace")
+            if not size.isdigit() or int(size) > _MAX_LINK_TARGET:
+                _symlink_escape(name)
+            links.append((name, sha.decode("ascii")))
+    return links
 
 
-def _scan_tree(root: Path, policy: GitPolicy) -> tuple[int, int]:
-    """Walk the checked-out tree without following links: count and size files, refuse anything else."""
-    count = 0
-    total = 0
-    root_real = root.resolve()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in [*dirnames, *filenames]:
-            path = Path(dirpath) / name
-            info = path.lstat()
-            if stat.S_ISDIR(info.st_mode):
-                if not path.resolve().is_relative_to(root_real):
-                    _unsafe_tree(name)
-                continue
-            if not stat.S_ISREG(info.st_mode):
-                # core.symlinks=false means git writes none; finding one means something is wrong.
-                _unsafe_tree(name)
-            count += 1
-            total += info.st_size
-    if count > policy.max_files:
-        _too_many_files(policy)
-    if total > policy.max_repo_bytes:
-        _too_large(policy)
-    return count, total
+def _check_link_targets(links: list[tuple[str, str]], git: _GitRunner) -> None:
+    """Refuse the commit if any symlink blob names a target outside the tree (absolute, or `..` too far).
+
+    core.symlinks=false already turns links into small text files, so nothing on disk could be followed;
+    refusing the commit tells the learner why their code would not see the file they meant.
+    """
+    if not links:
+        return
+    request = "".join(f"{sha}\n" for _name, sha in links).encode()
+    # Each target is at most _MAX_LINK_TARGET bytes (checked from the listing), plus a header line.
+    result = _checked(
+        git("cat-file", "--batch", stdin=request, max_stdout=len(links) * (_MAX_LINK_TARGET + 128))
+    )
+    stream = result.stdout
+    offset = 0
+    for name, sha in links:
+        header_end = stream.find(b"\n", offset)
+        header = stream[offset:header_end].split() if header_end >= 0 else []
+        if len(header) != 3 or header[0].decode("ascii", "replace") != sha or not header[2].isdigit():
+            raise RepositoryUnavailable(
+                "the repository could not be checked out", details={"field": "git_url", "rule": "unreachable"}
+            )
+        size = int(header[2])
+        target = stream[header_end + 1 : header_end + 1 + size]
+        offset = header_end + 1 + size + 1  # the content is followed by a newline
+        if symlink_escapes(name, target.decode("utf-8", "surrogateescape")):
+            _symlink_escape(name)
+
+
+def _symlink_escape(name: str) -> NoReturn:
+    raise RepositoryUnavailable(
+        f"the repository contains a symbolic link that points outside it: {name}",
+        details={"field": "git_url", "rule": "symlink_escape", "path": name},
+    )
+
+
+def _scan_tree(root: Path, policy: GitPolicy) -> TreeStats:
+    """Walk the checked-out tree (shared rules in `grader.intake.tree`) and report in git's terms."""
+    try:
+        # core.symlinks=false means git writes no links at all; finding one means something is wrong.
+        return scan_tree(root, max_files=policy.max_files, max_bytes=policy.max_repo_bytes)
+    except TreeViolation as violation:
+        if violation.rule == "too_many_files":
+            _too_many_files(policy)
+        if violation.rule == "too_large":
+            _too_large(policy)
+        if violation.rule == "symlink_escape":
+            _symlink_escape(violation.path)
+        _unsafe_tree(violation.path)
 
 
 def _unsafe_tree(name: str) -> NoReturn:
@@ -532,6 +581,18 @@ class _GitResult:
     stdout: bytes
     stderr: bytes
     overflowed: bool = False
+
+
+class _GitRunner(Protocol):
+    """`fetch_worktree`'s `git(...)`: `_run_git` bound to one repository, environment and deadline."""
+
+    def __call__(
+        self,
+        *args: str,
+        watch: tuple[Path, int] | None = None,
+        stdin: bytes | None = None,
+        max_stdout: int = _MAX_STDOUT,
+    ) -> _GitResult: ...
 
 
 def _checked(result: _GitResult) -> _GitResult:
@@ -629,9 +690,13 @@ def _run_git(
     cwd: Path,
     deadline: float,
     watch: tuple[Path, int] | None = None,
+    stdin: bytes | None = None,
     max_stdout: int = _MAX_STDOUT,
 ) -> _GitResult:
     """Run git with `args`; kill its whole process group at `deadline` or when `watch` grows too big.
+
+    `stdin` (our own bytes, e.g. object ids for `cat-file --batch`) is handed over through a file in
+    `cwd`, so no writer thread can block on a full pipe.
 
     Output is read by threads into bounded buffers: a hostile server or a tree of millions of entries
     (nested, deduplicated subtrees make that a tiny pack) must not fill our memory. Past `max_stdout` the
@@ -640,17 +705,13 @@ def _run_git(
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         _timeout()
-    # A new session makes git and its helpers (git-remote-https, index-pack) one killable process group.
-    process = subprocess.Popen(
-        [_GIT_BINARY, *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-        start_new_session=True,
-        close_fds=True,
-    )
+    if stdin is None:
+        process = _start_git(args, env=env, cwd=cwd, stdin=subprocess.DEVNULL)
+    else:
+        with tempfile.TemporaryFile(dir=cwd) as source:
+            source.write(stdin)
+            source.seek(0)
+            process = _start_git(args, env=env, cwd=cwd, stdin=source)
     assert process.stdout is not None and process.stderr is not None
     too_large = threading.Event()
     overflowed = threading.Event()
@@ -713,6 +774,22 @@ def _run_git(
         stdout=bytes(stdout),
         stderr=bytes(stderr),
         overflowed=overflowed.is_set(),
+    )
+
+
+def _start_git(
+    args: Sequence[str], *, env: dict[str, str], cwd: Path, stdin: int | IO[bytes]
+) -> subprocess.Popen[bytes]:
+    # A new session makes git and its helpers (git-remote-https, index-pack) one killable process group.
+    return subprocess.Popen(
+        [_GIT_BINARY, *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+        close_fds=True,
     )
 
 

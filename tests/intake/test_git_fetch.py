@@ -258,23 +258,58 @@ def test_submodules_are_not_fetched(
     assert not any("inner.git" in request for request in git_server.requests)
 
 
-@pytest.mark.parametrize("target", ["/etc/hostname", "../../../../../../etc/hostname", "/proc/self/environ"])
-def test_symlinks_pointing_out_of_the_tree_are_neutralised(
+@pytest.mark.parametrize(
+    "target", ["/etc/hostname", "../../../../../../etc/hostname", "/proc/self/environ", "../x", "a/../../x"]
+)
+def test_a_symlink_pointing_out_of_the_tree_is_rejected(
     target: str, git_server: GitServer, loopback_git_policy: GitPolicy, tmp_path: Path
 ) -> None:
-    commit = git_server.commit(
-        "links", {"README.md": "hi\n", "escape": Symlink(target), "dir/up": Symlink("..")}
-    )
+    commit = git_server.commit("links", {"README.md": "hi\n", "escape": Symlink(target)})
     url = _validated(git_server, "links", loopback_git_policy)
+
+    with pytest.raises(RepositoryUnavailable) as caught:
+        fetch_worktree(url, commit, tmp_path / "work", loopback_git_policy)
+
+    assert caught.value.details == {"field": "git_url", "rule": "symlink_escape", "path": "escape"}
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_deep_symlink_climbing_out_is_rejected(
+    git_server: GitServer, loopback_git_policy: GitPolicy, tmp_path: Path
+) -> None:
+    # Two levels down, `../../..` climbs one level above the root.
+    commit = git_server.commit("deep", {"a/b/link": Symlink("../../../secret"), "a/b/ok": "x"})
+    with pytest.raises(RepositoryUnavailable) as caught:
+        fetch_worktree(
+            _validated(git_server, "deep", loopback_git_policy), commit, tmp_path / "w", loopback_git_policy
+        )
+    assert caught.value.details["rule"] == "symlink_escape"
+    assert caught.value.details["path"] == "a/b/link"
+
+
+def test_symlinks_inside_the_tree_arrive_as_plain_files(
+    git_server: GitServer, loopback_git_policy: GitPolicy, tmp_path: Path
+) -> None:
+    commit = git_server.commit(
+        "inner-links",
+        {
+            "README.md": "hi\n",
+            "docs/readme": Symlink("../README.md"),
+            "dir/up": Symlink(".."),
+            "self": Symlink("."),
+        },
+    )
+    url = _validated(git_server, "inner-links", loopback_git_policy)
 
     tree = fetch_worktree(url, commit, tmp_path / "work", loopback_git_policy)
 
-    for name in ("escape", "dir/up"):
+    for name in ("docs/readme", "dir/up", "self"):
         mode = os.lstat(tree.path / name).st_mode
         assert stat.S_ISREG(mode), f"{name} must be a plain file"
-    # The file holds the link text, never the host file's content.
-    assert (tree.path / "escape").read_text() == target
+    # core.symlinks=false: the file holds the link text; nothing on disk can be followed.
+    assert (tree.path / "docs" / "readme").read_text() == "../README.md"
     assert (tree.path / "dir" / "up").read_text() == ".."
+    assert tree.file_count == 4
 
 
 def test_committed_hooks_never_run(
