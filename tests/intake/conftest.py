@@ -1,24 +1,9 @@
-"""Fixtures for intake tests: a real git smart-HTTP server on loopback and the policy that may reach it."""
+"""Intake tests use the loopback git server fixtures from `tests.support.git_fixtures`.
 
-from __future__ import annotations
+They are imported rather than listed in `pytest_plugins`, which pytest only honours in the root conftest;
+if the root conftest also loads that plugin, these names simply resolve to the same fixtures.
+"""
 
-from collections.abc import Iterator
-from pathlib import Path
+from tests.support.git_fixtures import git_server, loopback_git_policy
 
-import pytest
-
-from grader.intake.git import GitPolicy
-from tests.support.gitserver import GitServer
-
-
-@pytest.fixture
-def git_server(tmp_path: Path) -> Iterator[GitServer]:
-    """A started `GitServer` (tests/support/gitserver.py) serving bare repositories under tmp_path."""
-    with GitServer(tmp_path / "git-server") as server:
-        yield server
-
-
-@pytest.fixture
-def loopback_git_policy() -> GitPolicy:
-    """The default policy plus `allow_insecure_loopback`, with a short time limit so failures are quick."""
-    return GitPolicy(allow_insecure_loopback=True, clone_timeout_seconds=20)
+__all__ = ["git_server", "loopback_git_policy"]

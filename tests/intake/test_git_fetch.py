@@ -180,12 +180,14 @@ def test_a_commit_the_repository_does_not_have(
 def test_a_repository_over_the_size_limit(
     git_server: GitServer, loopback_git_policy: GitPolicy, tmp_path: Path
 ) -> None:
-    commit = git_server.commit("big", {f"blob{i}.bin": os.urandom(1024 * 1024) for i in range(4)})
+    commit = git_server.large_repo("big", 4 * 1024 * 1024)
     policy = GitPolicy(allow_insecure_loopback=True, max_repo_bytes=1024 * 1024)
     url = _validated(git_server, "big", policy)
+    started = time.monotonic()
     with pytest.raises(RepositoryUnavailable) as caught:
         fetch_worktree(url, commit, tmp_path / "work", policy)
     assert caught.value.details["rule"] == "too_large"
+    assert time.monotonic() - started < 5
     assert not (tmp_path / "work").exists()
     # The same repository is fine under the default limit: the limit, not the data, made it fail.
     assert fetch_worktree(url, commit, tmp_path / "ok", loopback_git_policy).total_bytes == 4 * 1024 * 1024
@@ -232,6 +234,23 @@ def test_a_hanging_server_times_out(git_server: GitServer, tmp_path: Path) -> No
     assert time.monotonic() - started < 10
     assert not (tmp_path / "work").exists()
     assert git_server.requests  # git did reach the server: the hang, not a refusal, made it fail
+
+
+def test_a_server_that_stalls_after_the_ref_lookup_times_out(git_server: GitServer, tmp_path: Path) -> None:
+    commit = git_server.commit("demo", FILES)
+    policy = GitPolicy(allow_insecure_loopback=True, clone_timeout_seconds=1)
+    url = _validated(git_server, "demo", policy)
+    assert resolve_commit(url, "main", policy) == commit
+    # The capability advertisement (info/refs) still answers; the upload-pack exchange never does.
+    git_server.hang_on = "git-upload-pack"
+
+    started = time.monotonic()
+    with pytest.raises(RepositoryUnavailable) as caught:
+        fetch_worktree(url, commit, tmp_path / "work", policy)
+    assert caught.value.details == {"field": "git_url", "rule": "timeout"}
+    assert time.monotonic() - started < 5
+    assert any(request.endswith("/git-upload-pack") for request in git_server.requests)
+    assert not (tmp_path / "work").exists()
 
 
 # -- malicious repositories --------------------------------------------------------------------------------

@@ -113,6 +113,30 @@ def test_a_name_resolving_to_loopback_is_rejected_even_when_allow_listed() -> No
     assert caught.value.details == {"field": "git_url", "rule": "private_address"}
 
 
+@pytest.mark.parametrize("name", ["localhost", "ip6-localhost", "ip6-loopback"])
+def test_loopback_names_from_the_hosts_file_are_rejected(name: str) -> None:
+    """Real resolution through /etc/hosts: whatever these names answer here, none may be fetched."""
+    try:
+        answers = {info[4][0] for info in socket.getaddrinfo(name, 443, type=socket.SOCK_STREAM)}
+    except OSError:
+        answers = set()
+    with pytest.raises(InvalidGitUrl) as caught:
+        validate_git_url(f"https://{name}/a/b", GitPolicy(allowed_hosts=(name,)))
+    # A name this machine cannot resolve is refused as such; one it can is refused for its address.
+    assert caught.value.details["rule"] == ("private_address" if answers else "unresolvable")
+
+
+@pytest.mark.parametrize("name", ["ip6-localhost", "localtest.me"])
+def test_names_resolving_to_ipv6_or_ipv4_loopback_are_rejected(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What these names answer on a typical machine / public DNS, made deterministic here.
+    _fake_dns(monkeypatch, {"ip6-localhost": ["::1"], "localtest.me": ["127.0.0.1", "::1"]})
+    with pytest.raises(InvalidGitUrl) as caught:
+        validate_git_url(f"https://{name}/a/b", GitPolicy(allowed_hosts=(name,)))
+    assert caught.value.details == {"field": "git_url", "rule": "private_address"}
+
+
 @pytest.mark.parametrize(
     "answers",
     [

@@ -1,6 +1,6 @@
 """A real git smart-HTTP server on loopback for tests: bare repositories built from dicts of files.
 
-Usage (fixtures `git_server` and `loopback_git_policy` in tests/intake/conftest.py wrap this)::
+Usage (the fixtures `git_server` and `loopback_git_policy` in `tests.support.git_fixtures` wrap this)::
 
     with GitServer(tmp_path / "srv") as server:
         first = server.commit("demo", {"README.md": "hi\\n", "src/app.py": Executable("print(1)\\n")})
@@ -8,6 +8,11 @@ Usage (fixtures `git_server` and `loopback_git_policy` in tests/intake/conftest.
         server.tag("demo", "v1.0", first, annotated=True)                 # a tag on the first commit
         url = server.url("demo")            # "http://127.0.0.1:<port>/demo.git"
         server.hang = True                   # every request now stalls until `hang` is False or shutdown
+        server.hang_on = "git-upload-pack"   # or: info/refs answers, the upload-pack POSTs stall
+        big = server.large_repo("big", 8 * 1024 * 1024)   # 8 MiB of incompressible blobs, one commit
+
+Point the service at it with `GitPolicy(allow_insecure_loopback=True)` (http and loopback are refused by
+every other policy). Everything runs in-process: no network beyond 127.0.0.1, no root, only `git`.
 
 API:
 
@@ -24,8 +29,14 @@ API:
 - `blob(repo, content)`, `tree(repo, {name: (mode, sha)})`, `commit_tree(repo, tree, branch=...)`: raw
   objects for trees git's index would refuse (a `.git` entry, millions of files from shared subtrees).
 - `url(repo) -> str`, `repo_path(repo) -> Path`, `base_url`, `port`, `requests` (paths served, in order).
+- `large_repo(repo, total_bytes, *, file_bytes=1 MiB, branch="main") -> str`: one commit of random
+  (incompressible) files adding up to `total_bytes`, so the pack is as big as the checkout.
 - `redirects[repo] = "http://.../other.git"`: every request for `repo` answers 302 to that URL.
 - `hang` (bool property): while true, each request blocks (checked every 50 ms) without answering.
+- `hang_on` (str, default ""): while non-empty, requests whose path (without the query) contains it block
+  the same way, e.g. "git-upload-pack" answers `info/refs` but stalls the POSTs that follow (with
+  protocol v2 that is the ref listing of `ls-remote` as well as the pack of `fetch`).
+- `stop()` releases every blocked request, so a test that leaves the server hanging still ends.
 """
 
 from __future__ import annotations
@@ -109,6 +120,8 @@ class GitServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._index_counter = 0
+        # A substring of request paths to stall (see the module docstring); "" stalls nothing.
+        self.hang_on = ""
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
@@ -271,6 +284,18 @@ class GitServer:
         _git(path, "update-ref", f"refs/heads/{branch}", sha)
         return sha
 
+    def large_repo(
+        self, repo: str, total_bytes: int, *, file_bytes: int = 1024 * 1024, branch: str = "main"
+    ) -> str:
+        """Commit random files adding up to `total_bytes`; random data keeps the pack as large as the tree."""
+        files: dict[str, FileSpec] = {}
+        remaining = total_bytes
+        while remaining > 0:
+            size = min(file_bytes, remaining)
+            files[f"data/blob{len(files):05d}.bin"] = os.urandom(size)
+            remaining -= size
+        return self.commit(repo, files, branch=branch, message="large")
+
     def tag(self, repo: str, name: str, target: str, *, annotated: bool = False) -> str:
         path = self.repo_path(repo)
         if annotated:
@@ -312,12 +337,12 @@ class _GitHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         owner = self.owner
         owner.requests.append(self.path)
-        while owner.hang and not owner._stopping.is_set():
+        path, _, query = self.path.partition("?")
+        while (owner.hang or (owner.hang_on and owner.hang_on in path)) and not owner._stopping.is_set():
             owner._stopping.wait(0.05)
         if owner._stopping.is_set():
             return
         body = self._read_body()
-        path, _, query = self.path.partition("?")
         for repo, target in owner.redirects.items():
             if path.startswith(f"/{repo}.git/"):
                 self.send_response(302)
