@@ -15,31 +15,14 @@ from typing import Any
 
 import pytest
 
-from sandbox.bwrap_backend import BwrapRunner
 from sandbox.contract import JobSpec, Limits, Runner, RunResult
 from sandbox.docker_backend import DockerRunner
-from sandbox.select import DEFAULT_IMAGE, DEFAULT_ROOTFS, check_bwrap, check_docker
+from tests.support.sandboxes import make_runner, sandbox_ready
+
+__all__ = ["make_runner", "sandbox_ready"]
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = [pytest.param("bwrap", marks=pytest.mark.bwrap), pytest.param("docker", marks=pytest.mark.docker)]
-
-
-@pytest.fixture(scope="session")
-def sandbox_ready() -> None:
-    """Start dockerd and build the image if needed; a backend that cannot work fails the suite."""
-    for script in ("start-dockerd.sh", "build-sandbox-image.sh"):
-        result = subprocess.run([str(ROOT / "scripts" / script)], capture_output=True, text=True)
-        if result.returncode != 0:
-            pytest.fail(f"scripts/{script} failed:\n{result.stdout}\n{result.stderr}")
-    for check in (check_bwrap(DEFAULT_ROOTFS), check_docker(DEFAULT_IMAGE)):
-        if not check.ok:
-            pytest.fail(f"sandbox backend {check.backend} does not work: {check.detail}; fix: {check.fix}")
-
-
-def make_runner(name: str) -> Runner:
-    if name == "bwrap":
-        return BwrapRunner(DEFAULT_ROOTFS)
-    return DockerRunner(DEFAULT_IMAGE)
 
 
 @pytest.fixture(scope="session")
