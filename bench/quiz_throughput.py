@@ -10,49 +10,29 @@ p50/p99 time from POST to result available (each client polls its status URL eve
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 
+from bench._stack import call, serve  # noqa: E402
 from grader.catalog.loader import read_catalog  # noqa: E402
 from grader.config import Settings  # noqa: E402
 from grader.db import make_engine, make_session_factory, session_scope  # noqa: E402
 from grader.migrate import upgrade  # noqa: E402
 from grader.services import accounts  # noqa: E402
 from grader.services.catalog import load_catalog  # noqa: E402
-from grader.web import create_app  # noqa: E402
 from tests.support.catalogs import BASICS_ANSWERS, BASICS_QUIZ, PROGRAM, TIMED_QUIZ, write_catalog  # noqa: E402
-from tests.support.services import WorkerProcess, free_port, postgres_database, redis_server  # noqa: E402
+from tests.support.services import postgres_database, redis_server  # noqa: E402
 
 POLL_SECONDS = 0.02
 UNLIMITED = BASICS_QUIZ.replace("attempts: {max: 3, cooldown_seconds: 0}", "attempts: {max: null}")
-
-
-class QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: object, **kwargs: object) -> None:
-        pass  # thousands of access-log lines would cost the bench more than the requests
-
-
-def call(method: str, url: str, token: str, body: object | None = None) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Authorization", f"Bearer {token}")
-    if data:
-        request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return response.status, json.loads(response.read())
 
 
 def one_submission(base: str, token: str) -> float:
@@ -97,31 +77,12 @@ def run(n: int, concurrency: int, workers: int, database_url: str, tmp: Path) ->
             )
             accounts.enroll(session, user.id, "test-program")
             token = accounts.create_token(session, user.id).secret
-        env = {
-            "GRADER_DATA_DIR": str(settings.data_dir),
-            "GRADER_DATABASE_URL": settings.resolved_database_url,
-            "GRADER_BROKER_URL": settings.broker_url,
-            "GRADER_SECRET_KEY": "bench",
-        }
-        worker = WorkerProcess(env=env, log_path=tmp / "worker.log", concurrency=workers)
-        worker.start()
-        port = free_port()
-        server = make_server(
-            "127.0.0.1", port, create_app(settings), threaded=True, request_handler=QuietHandler
-        )
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{port}"
-        try:
+        with serve(settings, tmp / "worker.log", concurrency=workers) as base:
             one_submission(base, token)  # warm-up: imports, connections
             started = time.perf_counter()
             with ThreadPoolExecutor(concurrency) as pool:
                 latencies = sorted(pool.map(lambda _: one_submission(base, token), range(n)))
             elapsed = time.perf_counter() - started
-        finally:
-            server.shutdown()
-            worker.stop()
-            if os.environ.get("BENCH_SHOW_WORKER_LOG"):
-                print(worker.log_tail(30))
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     backend = "postgresql" if database_url else "sqlite"

@@ -12,41 +12,32 @@ In one run, for the sample `wsgi-todo-api` assignment (hidden tests take about t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 
+from bench._stack import call, serve  # noqa: E402
 from grader.catalog.loader import read_catalog  # noqa: E402
 from grader.config import Settings  # noqa: E402
 from grader.db import make_engine, make_session_factory, session_scope  # noqa: E402
 from grader.migrate import upgrade  # noqa: E402
 from grader.services import accounts  # noqa: E402
 from grader.services.catalog import load_catalog  # noqa: E402
-from grader.web import create_app  # noqa: E402
 from tests.support.gitserver import GitServer  # noqa: E402
-from tests.support.services import WorkerProcess, free_port, redis_server  # noqa: E402
+from tests.support.services import redis_server  # noqa: E402
 
 CATALOG = ROOT / "examples" / "catalog"
 ASSESSMENT = CATALOG / "assessments" / "wsgi-todo-api"
 SUBMISSION = ROOT / "examples" / "submissions" / "wsgi-todo-api-passing"
-
-
-class QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: object, **kwargs: object) -> None:
-        pass
 
 
 def bare_run(scratch: Path) -> float:
@@ -64,16 +55,6 @@ def bare_run(scratch: Path) -> float:
     elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stdout[-2000:]
     return elapsed
-
-
-def call(method: str, url: str, token: str, body: object | None = None) -> dict:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Authorization", f"Bearer {token}")
-    if data:
-        request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.loads(response.read())
 
 
 def pipeline_runs(backend: str, runs: int, scratch: Path) -> list[float]:
@@ -101,52 +82,29 @@ def pipeline_runs(backend: str, runs: int, scratch: Path) -> list[float]:
                 )
                 accounts.enroll(session, user.id, "python-web-developer")
                 tokens.append(accounts.create_token(session, user.id).secret)
-        worker = WorkerProcess(
-            env={
-                "GRADER_DATA_DIR": str(settings.data_dir),
-                "GRADER_DATABASE_URL": settings.resolved_database_url,
-                "GRADER_BROKER_URL": redis.url,
-                "GRADER_SECRET_KEY": "bench",
-                "GRADER_GIT_ALLOW_INSECURE_LOOPBACK": "true",
-                "GRADER_SANDBOX_BACKEND": backend,
-            },
-            log_path=scratch / f"worker-{backend}.log",
-        )
-        worker.start()
-        port = free_port()
-        server = make_server(
-            "127.0.0.1", port, create_app(settings), threaded=True, request_handler=QuietHandler
-        )
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{port}"
         samples = []
-        try:
+        with serve(settings, scratch / f"worker-{backend}.log") as base:
             for run, token in enumerate(tokens):  # the first run warms the worker (imports, sandbox probe)
                 git.commit("todo", {**files, "RUN.txt": f"{run}\n"})
                 started = time.perf_counter()
-                accepted = call(
+                _, accepted = call(
                     "POST",
                     f"{base}/api/v1/submissions",
                     token,
                     {"assessment": "wsgi-todo-api", "git_url": git.url("todo")},
                 )
                 while True:
-                    view = call("GET", base + accepted["status_url"], token)
+                    _, view = call("GET", base + accepted["status_url"], token)
                     if view["result"] is not None:
                         break
                     if view["status"] == "error":
-                        raise RuntimeError(worker.log_tail())
+                        raise RuntimeError(f"grading failed; see {scratch}/worker-{backend}.log")
                     time.sleep(0.02)
                 elapsed = time.perf_counter() - started
                 assert all(t["passed"] for t in view["result"]["feedback"]["tests"]), view
                 if run:
                     samples.append(elapsed)
                 time.sleep(1.0)  # idle time between submissions, as on a real grading host
-        finally:
-            server.shutdown()
-            worker.stop()
-            if os.environ.get("BENCH_SHOW_WORKER_LOG"):
-                print(worker.log_tail(12))
     return samples
 
 

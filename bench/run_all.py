@@ -12,7 +12,7 @@ HERE = Path(__file__).resolve().parent
 def main() -> int:
     status = 0
     for script in sorted(HERE.glob("*.py")):
-        if script.name in {"run_all.py", "__init__.py"}:
+        if script.name == "run_all.py" or script.name.startswith("_"):
             continue
         print(f"== {script.name}", flush=True)
         status |= subprocess.run([sys.executable, str(script)], cwd=HERE.parent).returncode

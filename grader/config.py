@@ -75,6 +75,24 @@ class Settings:
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as `GRADER_*` variables, so a child process (a worker) gets exactly them."""
+        env: dict[str, str] = {}
+        for item in fields(self):
+            if item.name == "extra":
+                continue
+            value = getattr(self, item.name)
+            if item.name == "database_url":
+                value = self.resolved_database_url
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, tuple):
+                text = ",".join(value)
+            else:
+                text = str(value)
+            env[f"GRADER_{item.name.upper()}"] = text
+        return env
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `GRADER_*` variables; unknown or malformed values are errors."""

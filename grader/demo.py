@@ -123,17 +123,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _worker_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        GRADER_DATA_DIR=str(settings.data_dir),
-        GRADER_DATABASE_URL=settings.resolved_database_url,
-        GRADER_BROKER_URL=settings.broker_url,
-        GRADER_SECRET_KEY=settings.secret_key,
-    )
-    return env
-
-
 def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
     log = open(settings.data_dir / "worker.log", "ab")  # noqa: SIM115 - lives as long as the worker
     return subprocess.Popen(
@@ -153,7 +142,7 @@ def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
             "--hostname",
             f"demo-{os.getpid()}@%h",
         ],
-        env=_worker_env(settings),
+        env={**os.environ, **settings.to_env()},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C goes to us; we stop the worker in order

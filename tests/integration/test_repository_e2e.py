@@ -64,14 +64,7 @@ def queue(settings: Settings) -> CeleryTaskQueue:  # type: ignore[override]
 @pytest.fixture
 def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
     process = WorkerProcess(
-        env={
-            "GRADER_DATA_DIR": str(settings.data_dir),
-            "GRADER_DATABASE_URL": settings.resolved_database_url,
-            "GRADER_BROKER_URL": settings.broker_url,
-            "GRADER_SECRET_KEY": settings.secret_key,
-            "GRADER_GIT_ALLOW_INSECURE_LOOPBACK": "true",
-            "GRADER_SANDBOX_BACKEND": "bwrap",
-        },
+        env=settings.to_env(),
         log_path=tmp_path / "worker.log",
     )
     process.start()

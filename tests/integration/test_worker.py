@@ -54,14 +54,7 @@ def make_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., Wo
 
     def make(app: str = "workers.main", **env: str) -> WorkerProcess:
         worker = WorkerProcess(
-            env={
-                "GRADER_DATA_DIR": str(settings.data_dir),
-                "GRADER_DATABASE_URL": settings.resolved_database_url,
-                "GRADER_BROKER_URL": settings.broker_url,
-                "GRADER_SECRET_KEY": settings.secret_key,
-                "GRADER_LEASE_SECONDS": str(settings.lease_seconds),
-                **env,
-            },
+            env={**settings.to_env(), **env},
             log_path=tmp_path / "worker.log",
             app=app,
         )

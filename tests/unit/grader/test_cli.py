@@ -61,3 +61,18 @@ def test_users_tokens_and_enrolment_from_the_command_line(tmp_path: Path) -> Non
         "/api/v1/programs/other-program/progress", headers={"Authorization": f"Bearer {token}"}
     )
     assert progress.status_code == 200
+
+
+def test_settings_round_trip_through_the_environment(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        secret_key="s3cret",
+        git_allowed_hosts=("a.example", "b.example"),
+        git_allow_insecure_loopback=True,
+        lease_seconds=7,
+        reconcile_every_seconds=2.5,
+    )
+    again = Settings.from_env(settings.to_env())
+    assert again.to_env() == settings.to_env()
+    assert again.git_allowed_hosts == ("a.example", "b.example") and again.git_allow_insecure_loopback is True
+    assert again.database_url == settings.resolved_database_url and again.lease_seconds == 7
