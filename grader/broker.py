@@ -14,7 +14,6 @@ from celery import Celery
 from grader.config import Settings
 
 GRADE_TASK = "grader.grade_run"
-RECONCILE_TASK = "grader.reconcile"
 QUEUES = ("quiz", "sandbox", "checks")
 # Longer than any grading task may run, so Redis never re-delivers a task that is still running.
 VISIBILITY_TIMEOUT_SECONDS = 3600

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from grader.broker import QUEUES, celery_config
+from grader.broker import celery_config
 from grader.config import Settings
 from grader.db import make_engine, make_session_factory
 from grader.interfaces import TaskQueue
@@ -70,6 +70,5 @@ def reset_runtime() -> None:
 def make_celery(settings: Settings) -> Celery:
     app = Celery("grader-workers")
     app.conf.update(celery_config(settings))
-    app.conf.task_routes = {"grader.reconcile": {"queue": QUEUES[0]}}
     app.conf.include = ["workers.tasks"]
     return app

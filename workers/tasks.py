@@ -6,10 +6,9 @@ import logging
 
 from celery import shared_task
 
-from grader.broker import GRADE_TASK, RECONCILE_TASK
-from grader.db import session_scope
+from grader.broker import GRADE_TASK
 from grader.errors import ServiceUnavailable
-from grader.services.grading import process_run, reconcile
+from grader.services.grading import process_run
 from workers.celery_app import runtime
 
 log = logging.getLogger(__name__)
@@ -40,16 +39,3 @@ def grade_run(self: object, run_id: str) -> str:
     )
     log.info("run %s: %s", run_id, outcome.value)
     return outcome.value
-
-
-@shared_task(name=RECONCILE_TASK, ignore_result=True)
-def reconcile_runs() -> dict[str, int]:
-    rt = runtime()
-    with session_scope(rt.sessions) as session:
-        report = reconcile(
-            session,
-            rt.queue,
-            lease_seconds=rt.settings.lease_seconds,
-            max_tries=rt.settings.max_run_tries,
-        )
-    return {"requeued": len(report.requeued), "failed": len(report.failed)}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from grader.catalog.loader import Catalog, content_hash
@@ -139,14 +139,3 @@ def current_version(session: Session, assessment_slug: str) -> AssessmentVersion
     if version is None:
         raise NotFound(f"no assessment {assessment_slug!r}", details={"field": "assessment"})
     return version
-
-
-def count_versions(session: Session, assessment_slug: str) -> int:
-    return (
-        session.scalar(
-            select(func.count(AssessmentVersion.id))
-            .join(Assessment)
-            .where(Assessment.slug == assessment_slug)
-        )
-        or 0
-    )

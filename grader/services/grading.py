@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -399,6 +399,3 @@ def latest_result(session: Session, submission: Submission) -> Result | None:
     return session.scalar(
         select(Result).where(Result.submission_id == submission.id).order_by(Result.id.desc()).limit(1)
     )
-
-
-GraderFactory = Callable[[], Mapping[str, KindGrader]]

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from grader.errors import AuthenticationRequired, GraderError, PermissionDenied
+from grader.errors import AuthenticationRequired, PermissionDenied
 from grader.models import Role, User
 from grader.services import accounts
 from grader.web.context import db
@@ -120,5 +120,3 @@ def register(app: Flask) -> None:
     @app.context_processor
     def _user_in_templates() -> dict[str, Any]:
         return {"current_user": current_user}
-
-    _ = GraderError  # errors raised here are rendered by grader.web.errors
