@@ -7,6 +7,12 @@ user namespace maps the box to nobody, never to root. Memory and process counts 
 per-job cgroup (v1 or v2) where the host lets us create one; CPU time, file size, open files and
 address space by rlimits; the wall clock by a timer here that kills the whole process group and
 cgroup. bwrap's pid namespace guarantees nothing outlives the job.
+
+The launch runs no Python in the child, so the worker is vforked rather than copied (a fork plus a
+preexec hook cost 3-4 ms a job, more in a big worker): bwrap sets up the box, reports the box's
+first process on an info fd and waits on a gate fd; we move that process into the job's cgroups and
+set its rlimits from here, then open the gate. Only then does the box run anything of the job's,
+and everything it starts inherits both.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import json
 import os
 import resource
+import select
 import selectors
 import shutil
 import signal
@@ -29,13 +37,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.capture import read_no_follow
-from sandbox.contract import WORKDIR, JobSpec, Outcome, RunResult, sandbox_error
+from sandbox.contract import WORKDIR, JobSpec, Limits, Outcome, RunResult, sandbox_error
 
 BOX_UID = 65534  # nobody: never an account that owns anything on the host
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PARENT = "microcred"
 DEFAULT_JOBS_DIR = Path("/var/lib/microcred/jobs")
-STATUS_FD = 9
+# What the box's sh writes on stderr before it execs the job: a stderr that does not start with
+# it is bwrap's own (a set-up failure), and it is cut off before the job's output is returned.
+BOX_UP = b"\x1emicrocred-box-up\x1e"
 MAX_IDLE_CGROUPS = 4
 
 
@@ -233,7 +243,9 @@ class BwrapRunner:
             # a daemon thread, so the interpreter waits for it and no cgroup outlives us.
             threading.Thread(target=groups.remove).start()
 
-    def _command(self, spec: JobSpec, box_dir: Path) -> list[str]:
+    def _command(
+        self, spec: JobSpec, box_dir: Path, groups: Cgroups, *, info_fd: int, gate_fd: int
+    ) -> list[str]:
         limits = spec.limits
         scratch = str(limits.disk_mb * 1024 * 1024)
         argv: list[str] = []
@@ -284,14 +296,20 @@ class BwrapRunner:
             WORKDIR,
             "--hostname",
             "box",
+            "--info-fd",
+            str(info_fd),
+            "--block-fd",
+            str(gate_fd),
         ]
         for key, value in spec.box_env().items():
             argv += ["--setenv", key, value]
         # The job's command goes through the box's sh, as in the Docker backend, so a missing
-        # program is the job's exit 127 rather than bwrap's own execvp error. The sh first reports
-        # on the status fd that the box is up, then closes it: a failure before that report is
-        # ours (set-up), anything after it is the job's, whatever the job prints.
-        wrapper = f'printf up >&{STATUS_FD}; exec {STATUS_FD}>&-; exec "$@"'
+        # program is the job's exit 127 rather than bwrap's own execvp error. The sh sets the
+        # job's rlimits, then marks stderr: a failure before the mark is ours (set-up), anything
+        # after it is the job's.
+        marker = "".join(f"\\{byte:03o}" for byte in BOX_UP)
+        ulimits = _ulimits(spec.limits, cgroup_enforced=groups.active)
+        wrapper = f"{ulimits} && printf '{marker}' >&2 && exec \"$@\""
         return [*argv, "--", "/bin/sh", "-c", wrapper, "box", *spec.command]
 
     def run(self, spec: JobSpec) -> RunResult:
@@ -366,44 +384,40 @@ class BwrapRunner:
             os.close(root_fd)
 
     def _execute(self, spec: JobSpec, box_dir: Path, groups: Cgroups, started: float) -> RunResult:
-        limits = spec.limits
-        memory = limits.memory_mb * 1024 * 1024
-
-        status_read, status_write = os.pipe()
-
-        def in_box_limits() -> None:
-            os.dup2(status_write, STATUS_FD)  # a fixed single digit: sh redirects only fds 0-9
-            os.set_inheritable(STATUS_FD, True)  # dup2 onto itself would keep close-on-exec
-            pid = str(os.getpid())
-            for procs in groups.procs_files():
-                procs.write_text(pid)
-            # A cgroup enforces memory exactly; the address-space cap is a second line of defence
-            # (wider, so the cgroup's verdict wins where both exist).
-            address_space = memory * 8 + 1024**3 if groups.active else memory
-            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
-            resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb * 1024 * 1024,) * 2)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (limits.nofile, limits.nofile))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            if not groups.active:
-                resource.setrlimit(resource.RLIMIT_NPROC, (limits.pids, limits.pids))
-
+        info_read, info_write = os.pipe()
+        gate_read, gate_write = os.pipe()
         try:
-            process = subprocess.Popen(
-                self._command(spec, box_dir),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                preexec_fn=in_box_limits,
-                start_new_session=True,
-                env={},
-                pass_fds=(STATUS_FD,),
-            )
-        except BaseException:
-            os.close(status_read)
-            raise
+            try:
+                process = subprocess.Popen(
+                    self._command(spec, box_dir, groups, info_fd=info_write, gate_fd=gate_read),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
+                    env={},
+                    pass_fds=(info_write, gate_read),
+                )
+            finally:
+                os.close(info_write)
+                os.close(gate_read)
+            # The gate stays shut until the box is confined. bwrap reads end-of-file on it as "go"
+            # too, so it is closed only once the box is gone, whatever happened here.
+            return self._confine_and_supervise(spec, process, box_dir, groups, started, info_read, gate_write)
         finally:
-            os.close(status_write)
+            os.close(info_read)
+            os.close(gate_write)
+
+    def _confine_and_supervise(
+        self,
+        spec: JobSpec,
+        process: subprocess.Popen[bytes],
+        box_dir: Path,
+        groups: Cgroups,
+        started: float,
+        info_read: int,
+        gate_write: int,
+    ) -> RunResult:
+        limits = spec.limits
         reason: list[Outcome] = []
 
         def stop(why: Outcome) -> Callable[[], None]:
@@ -416,8 +430,25 @@ class BwrapRunner:
 
             return kill
 
+        try:
+            box_pid = _read_box_pid(info_read, started + limits.wall_seconds)
+            if box_pid is not None:
+                _join_cgroups(box_pid, groups)
+                os.write(gate_write, b"go")
+        except ProcessLookupError:
+            pass  # the box died setting itself up; bwrap's stderr, read below, says why
+        except BaseException:
+            # Killing bwrap's monitor takes the waiting box with it (--die-with-parent).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
         status, usage, stdout, stderr, truncated = _supervise(
-            process, spec.stdin, limits.output_bytes, started + limits.wall_seconds, stop
+            process,
+            spec.stdin,
+            (limits.output_bytes, limits.output_bytes + len(BOX_UP)),
+            started + limits.wall_seconds,
+            stop,
         )
         process.returncode = status  # Popen must not wait for a pid we already reaped
         wall = time.monotonic() - started
@@ -431,7 +462,9 @@ class BwrapRunner:
             outcome = Outcome.TIMEOUT
         else:
             outcome = Outcome.COMPLETED
-        if not _box_started(status_read) and not reason:
+        if stderr.startswith(BOX_UP):
+            stderr = stderr[len(BOX_UP) :]
+        elif not reason:
             detail = stderr.decode(errors="replace").strip() or f"bwrap exited with status {status}"
             return sandbox_error(self.name, f"the box did not start: {detail}", wall)
         files: dict[str, bytes] = {}
@@ -456,6 +489,53 @@ class BwrapRunner:
             missing_files=tuple(missing),
             backend=self.name,
         )
+
+
+def _read_box_pid(info_read: int, deadline: float) -> int | None:
+    """The host pid of the box's first process, from bwrap's info fd; None if bwrap gave up first."""
+    data = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("bwrap did not set up the box before the job's wall-clock limit")
+        readable, _, _ = select.select([info_read], [], [], remaining)
+        if not readable:
+            continue
+        chunk = os.read(info_read, 4096)
+        if not chunk:
+            return None  # bwrap exited; its stderr says why
+        data += chunk
+        try:
+            return int(json.loads(data)["child-pid"])
+        except ValueError:
+            continue  # the document is not complete yet
+
+
+def _join_cgroups(box_pid: int, groups: Cgroups) -> None:
+    """Move the waiting box into the job's cgroups: everything it starts is counted there."""
+    for procs in groups.procs_files():
+        procs.write_text(str(box_pid))
+
+
+def _ulimits(limits: Limits, *, cgroup_enforced: bool) -> str:
+    """The box's sh sets the job's rlimits on itself before it execs the job (a worker without
+    CAP_SYS_RESOURCE may not set them on another process). dash's `ulimit` takes one limit a call;
+    without -H or -S it sets both, and the CPU cap keeps a second of grace between SIGXCPU and SIGKILL."""
+    memory = limits.memory_mb * 1024 * 1024
+    # A cgroup enforces memory exactly; the address-space cap is a second line of defence (wider, so
+    # the cgroup's verdict wins where both exist).
+    address_space = memory * 8 + 1024**3 if cgroup_enforced else memory
+    settings = [
+        f"-t {limits.cpu_seconds + 1}",
+        f"-S -t {limits.cpu_seconds}",
+        f"-v {address_space // 1024}",
+        f"-f {limits.file_size_mb * 1024 * 2}",  # 512-byte blocks
+        f"-n {limits.nofile}",
+        "-c 0",
+    ]
+    if not cgroup_enforced:
+        settings.append(f"-p {limits.pids}")
+    return " && ".join(f"ulimit {setting}" for setting in settings)
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -510,29 +590,14 @@ def sweep_orphans(jobs_dir: Path = DEFAULT_JOBS_DIR) -> int:
     return removed
 
 
-def _box_started(status_read: int) -> bool:
-    """Whether the box's sh reported that the box is up (the pipe is closed here)."""
-    try:
-        os.set_blocking(status_read, False)
-        data = b""
-        with contextlib.suppress(BlockingIOError):
-            while chunk := os.read(status_read, 4096):
-                data += chunk
-                if len(data) > 16:
-                    break
-        return data.startswith(b"up")
-    finally:
-        os.close(status_read)
-
-
 def _supervise(
     process: subprocess.Popen[bytes],
     stdin: bytes,
-    limit: int,
+    caps: tuple[int, int],
     deadline: float,
     stop: Callable[[Outcome], Callable[[], None]],
 ) -> tuple[int, resource.struct_rusage, bytes, bytes, bool]:
-    """Feed stdin, drain stdout and stderr up to `limit` each, and reap the box, all from this thread
+    """Feed stdin, drain stdout and stderr up to their `caps`, and reap the box, all from this thread
     with one poll loop (no thread per stream or timer: each costs a scheduling round on a busy host).
     Past the deadline or the output cap the box is killed through `stop`."""
     assert process.stdin is not None and process.stdout is not None and process.stderr is not None
@@ -542,6 +607,7 @@ def _supervise(
     kept: dict[int, list[bytes]] = {out_fd: [], err_fd: []}
     outputs: dict[int, bytes] = {}
     sizes = dict.fromkeys(kept, 0)
+    limits = {out_fd: caps[0], err_fd: caps[1]}
     truncated = False
     pending = memoryview(stdin)
     stdin_fd = process.stdin.fileno()
@@ -587,11 +653,11 @@ def _supervise(
                         chunk = os.read(fd, 65536)
                     except BlockingIOError:
                         continue
-                    room = limit - sizes[fd]
+                    room = limits[fd] - sizes[fd]
                     if chunk and room > 0:
                         kept[fd].append(chunk[:room])
                     sizes[fd] += len(chunk)
-                    if not chunk or sizes[fd] > limit:
+                    if not chunk or sizes[fd] > limits[fd]:
                         if chunk:
                             truncated = True
                             stop(Outcome.OUTPUT_LIMIT)()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from sandbox import bwrap_backend
 from sandbox.bwrap_backend import CGROUP_PARENT, CGROUP_ROOT, BwrapRunner, sweep_orphans
 from sandbox.contract import BoxFile, JobSpec, Limits, Outcome, Runner
 from sandbox.docker_backend import LABEL, OWNER_LABEL, DockerRunner
@@ -87,6 +89,18 @@ def test_environment_is_only_what_the_spec_names(runner: Runner) -> None:
 def test_missing_command_is_the_jobs_failure_not_ours(runner: Runner) -> None:
     result = runner.run(JobSpec(command=("no-such-program",)))
     assert result.outcome is Outcome.COMPLETED and result.exit_code in (126, 127)
+
+
+def test_stderr_that_looks_like_bwraps_own_is_still_the_jobs(runner: Runner) -> None:
+    result = shell(runner, "echo 'bwrap: Can not mount proc on /newroot/proc' >&2; exit 1")
+    assert (result.outcome, result.exit_code) == (Outcome.COMPLETED, 1)
+    assert result.stderr == b"bwrap: Can not mount proc on /newroot/proc\n"
+
+
+def test_the_box_has_the_rlimits_of_its_spec(runner: Runner) -> None:
+    limits = {"cpu_seconds": 7, "nofile": 100, "file_size_mb": 3}
+    result = shell(runner, "ulimit -S -t; ulimit -H -t; ulimit -n; ulimit -f; ulimit -c", **limits)
+    assert result.stdout.decode().split() == ["7", "8", "100", str(3 * 1024 * 2), "0"]
 
 
 PARITY_JOBS = {
@@ -191,6 +205,39 @@ def test_bwrap_leaves_no_dir_mount_or_cgroup_behind(sandbox_ready: None) -> None
     while set(_our_leftovers(os.getpid())) - before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert set(_our_leftovers(os.getpid())) - before == set()
+
+
+@pytest.mark.bwrap
+def test_a_box_that_cannot_be_set_up_is_a_sandbox_error(sandbox_ready: None, tmp_path: Path) -> None:
+    empty_root = tmp_path / "rootfs"  # no /proc to mount on, no /bin/sh: bwrap fails before any job
+    empty_root.mkdir(mode=0o755)
+    tmp_path.chmod(0o755)
+    result = BwrapRunner(empty_root).run(JobSpec(command=("true",)))
+    assert result.outcome is Outcome.SANDBOX_ERROR and result.outcome.retryable
+    assert result.error is not None and "the box did not start: bwrap:" in result.error
+
+
+@pytest.mark.bwrap
+def test_the_job_never_starts_unconfined(sandbox_ready: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The box waits at bwrap's gate until it is in its cgroups; if that fails, it dies unopened."""
+    jobs_dir = Path("/var/lib/microcred") / f"jobs-test-{os.getpid()}"
+    runner = BwrapRunner(DEFAULT_ROOTFS, jobs_dir=jobs_dir)
+    seen_while_waiting: list[list[str]] = []
+
+    def failing_join(box_pid: int, groups: object) -> None:
+        time.sleep(0.5)  # ample time for an ungated job to have written its file
+        seen_while_waiting.append([str(path) for path in jobs_dir.glob("*/box/*")])
+        raise OSError("cgroup refused the box")
+
+    monkeypatch.setattr(bwrap_backend, "_join_cgroups", failing_join)
+    try:
+        result = runner.run(JobSpec(command=("sh", "-c", "echo ran > /box/ran; sleep 30")))
+    finally:
+        runner.close()
+        shutil.rmtree(jobs_dir, ignore_errors=True)
+    assert result.outcome is Outcome.SANDBOX_ERROR and "cgroup refused the box" in (result.error or "")
+    assert seen_while_waiting == [[]]
+    assert result.wall_seconds < 5
 
 
 @pytest.mark.bwrap
