@@ -38,6 +38,7 @@ from pathlib import Path
 
 from sandbox.capture import read_no_follow
 from sandbox.contract import WORKDIR, JobSpec, Limits, Outcome, RunResult, sandbox_error
+from sandbox.seccomp import box_filter
 
 BOX_UID = 65534  # nobody: never an account that owns anything on the host
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -244,7 +245,7 @@ class BwrapRunner:
             threading.Thread(target=groups.remove).start()
 
     def _command(
-        self, spec: JobSpec, box_dir: Path, groups: Cgroups, *, info_fd: int, gate_fd: int
+        self, spec: JobSpec, box_dir: Path, groups: Cgroups, *, info_fd: int, gate_fd: int, seccomp_fd: int
     ) -> list[str]:
         limits = spec.limits
         scratch = str(limits.disk_mb * 1024 * 1024)
@@ -300,6 +301,8 @@ class BwrapRunner:
             str(info_fd),
             "--block-fd",
             str(gate_fd),
+            "--seccomp",
+            str(seccomp_fd),
         ]
         for key, value in spec.box_env().items():
             argv += ["--setenv", key, value]
@@ -384,22 +387,28 @@ class BwrapRunner:
             os.close(root_fd)
 
     def _execute(self, spec: JobSpec, box_dir: Path, groups: Cgroups, started: float) -> RunResult:
+        _adopt_orphans()
+        seccomp_read = _pipe_holding(box_filter())
         info_read, info_write = os.pipe()
         gate_read, gate_write = os.pipe()
         try:
             try:
+                command = self._command(
+                    spec, box_dir, groups, info_fd=info_write, gate_fd=gate_read, seccomp_fd=seccomp_read
+                )
                 process = subprocess.Popen(
-                    self._command(spec, box_dir, groups, info_fd=info_write, gate_fd=gate_read),
+                    command,
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     start_new_session=True,
                     env={},
-                    pass_fds=(info_write, gate_read),
+                    pass_fds=(info_write, gate_read, seccomp_read),
                 )
             finally:
                 os.close(info_write)
                 os.close(gate_read)
+                os.close(seccomp_read)
             # The gate stays shut until the box is confined. bwrap reads end-of-file on it as "go"
             # too, so it is closed only once the box is gone, whatever happened here.
             return self._confine_and_supervise(spec, process, box_dir, groups, started, info_read, gate_write)
@@ -430,26 +439,32 @@ class BwrapRunner:
 
             return kill
 
+        box_pidfd: int | None = None
         try:
-            box_pid = _read_box_pid(info_read, started + limits.wall_seconds)
-            if box_pid is not None:
-                _join_cgroups(box_pid, groups)
-                os.write(gate_write, b"go")
-        except ProcessLookupError:
-            pass  # the box died setting itself up; bwrap's stderr, read below, says why
-        except BaseException:
-            # Killing bwrap's monitor takes the waiting box with it (--die-with-parent).
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            raise
-        status, usage, stdout, stderr, truncated = _supervise(
-            process,
-            spec.stdin,
-            (limits.output_bytes, limits.output_bytes + len(BOX_UP)),
-            started + limits.wall_seconds,
-            stop,
-        )
+            try:
+                box_pid = _read_box_pid(info_read, started + limits.wall_seconds)
+                if box_pid is not None:
+                    box_pidfd = os.pidfd_open(box_pid)
+                    _join_cgroups(box_pid, groups)
+                    os.write(gate_write, b"go")
+            except ProcessLookupError:
+                pass  # the box died setting itself up; bwrap's stderr, read below, says why
+            except BaseException:
+                # Killing bwrap's monitor takes the waiting box with it (--die-with-parent).
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                raise
+            status, usage, stdout, stderr, truncated = _supervise(
+                process,
+                spec.stdin,
+                (limits.output_bytes, limits.output_bytes + len(BOX_UP)),
+                started + limits.wall_seconds,
+                stop,
+            )
+        finally:
+            if box_pidfd is not None:
+                _reap_orphaned_box(box_pidfd)
         process.returncode = status  # Popen must not wait for a pid we already reaped
         wall = time.monotonic() - started
         groups.kill_all()  # anything left behind dies now, whatever the pid namespace did
@@ -489,6 +504,45 @@ class BwrapRunner:
             missing_files=tuple(missing),
             backend=self.name,
         )
+
+
+def _adopt_orphans() -> None:
+    """Make this process the reaper of its descendants' orphans (set once per process: not inherited).
+
+    bwrap's monitor exits as soon as it knows the job's status, without reaping the box's first
+    process (the pid namespace's init). Left to the host's init, that zombie keeps its place in the
+    job's pids cgroup until reaped, which on a busy worker starved the next job that reused the
+    cgroup, and in a container whose init never reaps it would stay forever."""
+    global _ADOPTING_FOR
+    if os.getpid() != _ADOPTING_FOR:
+        if _LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(error)}")
+        _ADOPTING_FOR = os.getpid()
+
+
+def _reap_orphaned_box(box_pidfd: int) -> None:
+    """Reap the box's first process once bwrap's monitor has left it to us (it dies with the monitor)."""
+    try:
+        if select.select([box_pidfd], [], [], 5.0)[0]:
+            os.waitid(os.P_PIDFD, box_pidfd, os.WEXITED | os.WNOHANG)
+    except ChildProcessError:
+        pass  # reaped by bwrap after all, or we are not its reaper
+    finally:
+        os.close(box_pidfd)
+
+
+def _pipe_holding(data: bytes) -> int:
+    """The read end of a pipe that holds `data` and then ends (small enough for the pipe's buffer)."""
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, data)
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    return read_end
 
 
 def _read_box_pid(info_read: int, deadline: float) -> int | None:
@@ -540,6 +594,8 @@ def _ulimits(limits: Limits, *, cgroup_enforced: bool) -> str:
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 MS_NOSUID, MS_NODEV, MNT_DETACH = 0x2, 0x4, 0x2
+PR_SET_CHILD_SUBREAPER = 36
+_ADOPTING_FOR = 0  # the pid of the process that made itself the reaper of orphaned boxes
 
 
 def _mount_tmpfs(target: Path, options: str) -> None:

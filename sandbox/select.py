@@ -35,6 +35,12 @@ def check_bwrap(rootfs: Path = DEFAULT_ROOTFS) -> Check:
         return Check("bwrap", False, f"no grading root filesystem at {rootfs}", BUILD_HINT)
     if not (rootfs / "box").is_dir():
         return Check("bwrap", False, f"{rootfs} has no /box mount point", BUILD_HINT)
+    from sandbox.seccomp import SeccompUnavailable, box_filter
+
+    try:
+        box_filter()
+    except SeccompUnavailable as exc:
+        return Check("bwrap", False, f"no seccomp filter: {exc}", "apt-get install libseccomp2")
     from sandbox.contract import JobSpec, Limits, Outcome
 
     result = BwrapRunner(rootfs).run(JobSpec(command=("true",), limits=Limits(wall_seconds=10)))
@@ -45,7 +51,7 @@ def check_bwrap(rootfs: Path = DEFAULT_ROOTFS) -> Check:
             "install the bwrap-userns-restrict AppArmor profile)"
         )
         return Check("bwrap", False, f"a trivial job failed: {detail}", fix)
-    return Check("bwrap", True, f"namespaces work; root filesystem {rootfs}")
+    return Check("bwrap", True, f"namespaces and seccomp work; root filesystem {rootfs}")
 
 
 def check_docker(image: str = DEFAULT_IMAGE) -> Check:

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quiet=0; [ "${1:-}" = "--quiet" ] && quiet=1
-scripts/apt-install.sh bubblewrap debootstrap docker.io
+scripts/apt-install.sh bubblewrap libseccomp2 debootstrap docker.io
 scripts/start-dockerd.sh
 scripts/build-sandbox-image.sh
 [ $quiet -eq 1 ] || echo "sandbox backends ready"

@@ -6,7 +6,10 @@ other suites and workers may run boxes on this host at the same time.
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -57,7 +60,9 @@ def test_cpu_spin_times_out_on_cpu_limit(runner: Runner) -> None:
 def test_cpu_spin_in_threads_is_stopped_by_the_wall_clock(runner: Runner, marker: str) -> None:
     code = (
         "import threading\n"
-        "for _ in range(4): threading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()"
+        "def spin():\n"
+        "    while True: pass\n"
+        "for _ in range(4): threading.Thread(target=spin).start()"
     )
     result = python(runner, code, marker, cpu_seconds=60, wall_seconds=2)
     assert result.outcome is Outcome.TIMEOUT and result.wall_seconds < 5
@@ -254,6 +259,63 @@ def test_runs_as_nobody_with_no_capabilities(runner: Runner) -> None:
     uid, *caps = result.stdout.decode().splitlines()
     assert uid == "65534"
     assert len(caps) == 5 and all(line.split()[1] == "0000000000000000" for line in caps)
+
+
+# x86_64 numbers: the box is the same Debian userland on both backends.
+KERNEL_SURFACE = {
+    "keyctl": (250, 0, -3, 0),
+    "bpf": (321, 0, 0, 0),
+    "perf_event_open": (298, 0, 0, -1, -1, 0),
+    "userfaultfd": (323, 0),
+    "unshare_newuser": (272, 0x10000000),
+    "clone_newuser": (56, 0x10000000 | 17, 0, 0, 0, 0),
+}
+SYSCALLS = (
+    "import ctypes, json, os, sys\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "calls = json.loads(sys.argv[1])\n"
+    "errors = {name: libc.syscall(*args) == -1 and ctypes.get_errno() for name, args in calls.items()}\n"
+    "print(json.dumps(errors))\n"
+)
+
+
+def test_kernel_attack_surface_is_refused(runner: Runner) -> None:
+    result = python(runner, SYSCALLS, json.dumps(KERNEL_SURFACE))
+    assert result.outcome is Outcome.COMPLETED, result
+    assert json.loads(result.stdout) == dict.fromkeys(KERNEL_SURFACE, errno.EPERM)
+
+
+@pytest.mark.bwrap
+def test_bwrap_seccomp_refuses_io_uring_and_terminal_injection(runners: dict[str, Runner]) -> None:
+    # io_uring_setup; TIOCSTI on a terminal of the box's own (Docker < 25 allows io_uring)
+    code = (
+        "import ctypes, fcntl, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print(libc.syscall(425, 1, 0), ctypes.get_errno())\n"
+        "leader, follower = os.openpty()\n"
+        "try:\n"
+        "    fcntl.ioctl(follower, 0x5412, b'x'); print('injected')\n"
+        "except OSError as exc: print('refused', exc.errno)\n"
+    )
+    result = python(runners["bwrap"], code)
+    assert result.stdout.decode().split() == ["-1", str(errno.EPERM), "refused", str(errno.EPERM)]
+
+
+@pytest.mark.bwrap
+def test_bwrap_seccomp_kills_foreign_abi_calls_but_keeps_threads_and_processes(
+    runners: dict[str, Runner],
+) -> None:
+    code = (
+        "import ctypes, subprocess, sys, threading\n"
+        "thread = threading.Thread(target=print, args=('thread',)); thread.start(); thread.join()\n"
+        "print(subprocess.run(['echo', 'child'], capture_output=True, text=True).stdout.strip())\n"
+        "sys.stdout.flush()\n"
+        "ctypes.CDLL(None).syscall(0x40000000 | 39)  # x32 getpid: an ABI the filter does not know\n"
+        "print('survived')\n"
+    )
+    result = python(runners["bwrap"], code)
+    assert result.stdout.decode().split() == ["thread", "child"]
+    assert (result.outcome, result.signal) == (Outcome.COMPLETED, signal.SIGSYS)
 
 
 def test_planted_symlinks_at_collected_paths_are_not_followed(runner: Runner) -> None:

@@ -240,6 +240,26 @@ def test_the_job_never_starts_unconfined(sandbox_ready: None, monkeypatch: pytes
     assert result.wall_seconds < 5
 
 
+def _orphaned_boxes() -> list[str]:
+    listing = subprocess.run(["ps", "-eo", "pid=,stat=,comm="], capture_output=True, text=True, check=True)
+    rows = [line.split() for line in listing.stdout.splitlines()]
+    return [" ".join(row) for row in rows if row[1].startswith("Z") and "bwrap" in row[2]]
+
+
+@pytest.mark.bwrap
+def test_jobs_back_to_back_all_run_and_leave_no_zombie(sandbox_ready: None) -> None:
+    """bwrap's monitor does not reap the box's init: the worker must, or each job leaves a zombie that
+    holds a place in the reused pids cgroup until the next job cannot fork."""
+    runner = BwrapRunner(DEFAULT_ROOTFS)
+    before = set(_orphaned_boxes())
+    try:
+        outcomes = [runner.run(JobSpec(command=("true",), limits=Limits(pids=8))) for _ in range(100)]
+    finally:
+        runner.close()
+    assert [o.error for o in outcomes if o.outcome is not Outcome.COMPLETED] == []
+    assert set(_orphaned_boxes()) - before == set()
+
+
 @pytest.mark.bwrap
 def test_a_reused_cgroup_starts_each_job_afresh(sandbox_ready: None) -> None:
     runner = BwrapRunner(DEFAULT_ROOTFS)
