@@ -323,6 +323,63 @@ def test_cli_run_prints_json_and_exit_status(backend: str, sandbox_ready: None, 
         assert bad.returncode == 2 and "Traceback" not in bad.stderr, (args, bad.stderr)
 
 
+# The attack suite's jobs as a course team would type them: (CLI options, command, the same job as a spec).
+CLI_ATTACKS = [
+    (["--wall", "1"], ["sleep", "30"], JobSpec(command=("sleep", "30"), limits=Limits(wall_seconds=1))),
+    (
+        ["--output", "10000"],
+        ["sh", "-c", "yes"],
+        JobSpec(command=("sh", "-c", "yes"), limits=Limits(output_bytes=10_000)),
+    ),
+    (
+        ["--cpu", "1"],
+        ["python3", "-c", "while True: pass"],
+        JobSpec(command=("python3", "-c", "while True: pass"), limits=Limits(cpu_seconds=1)),
+    ),
+    (
+        ["--pids", "16", "--wall", "5"],
+        ["python3", "-c", "import os\nfor _ in range(200): os.fork()"],
+        JobSpec(
+            command=("python3", "-c", "import os\nfor _ in range(200): os.fork()"),
+            limits=Limits(pids=16, wall_seconds=5),
+        ),
+    ),
+    ([], ["cat", "/etc/shadow"], JobSpec(command=("cat", "/etc/shadow"))),
+    ([], ["unshare", "-U", "true"], JobSpec(command=("unshare", "-U", "true"))),
+    (
+        ["--wall", "10"],
+        ["python3", "-c", "import socket; socket.create_connection(('1.1.1.1', 53), timeout=2)"],
+        JobSpec(
+            command=("python3", "-c", "import socket; socket.create_connection(('1.1.1.1', 53), timeout=2)"),
+            limits=Limits(wall_seconds=10),
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [pytest.param("bwrap", marks=pytest.mark.bwrap), pytest.param("docker", marks=pytest.mark.docker)],
+)
+def test_cli_runs_the_attack_jobs_with_the_outcomes_of_the_tests(
+    backend: str, runners: dict[str, Runner]
+) -> None:
+    differences = {}
+    for options, command, spec in CLI_ATTACKS:
+        expected = runners[backend].run(spec)
+        printed = subprocess.run(
+            [sys.executable, "-m", "sandbox", "run", "--backend", backend, *options, "--", *command],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert printed.returncode == 0, printed.stderr  # whatever the job did, the sandbox did its job
+        result = json.loads(printed.stdout)
+        if (result["outcome"], result["exit_code"]) != (expected.outcome.value, expected.exit_code):
+            differences[" ".join(command)] = (result["outcome"], result["exit_code"], expected)
+    assert differences == {}
+
+
 @pytest.mark.bwrap
 @pytest.mark.docker
 def test_doctor_reports_both_backends_working(sandbox_ready: None) -> None:
