@@ -1,12 +1,13 @@
 """The Docker backend: one locked-down container per job, driven only through the Docker API.
 
-The container's first process is an idle keeper; the job runs in it through `exec`, so files go in
-with `put_archive` before the job starts and come out with `get_archive` after every process of the
-job is dead, while the work dir stays a size-capped tmpfs (a tmpfs would vanish if the container
-stopped). No network, read-only root, tmpfs work dir, /tmp and /dev/shm, user nobody, every
-capability dropped, no-new-privileges, pids limit, memory equal to memory+swap, one CPU, rlimits for
-open files, file size, CPU time and core dumps; the wall clock is enforced here and the container is
-always removed. This is the only module that imports `docker`.
+The container's first process is an idle keeper; the job runs in it through one `exec` whose
+stream carries everything: the files go in as a tar ahead of the job's stdin, and come out as a tar
+on stderr after every process of the job is dead, while the work dir stays a size-capped tmpfs (a
+tmpfs would vanish if the container stopped; Docker refuses `put_archive` on a read-only root, and
+`get_archive` cannot see into a tmpfs). No network, read-only root, tmpfs work dir, /tmp and
+/dev/shm, user nobody, every capability dropped, no-new-privileges, pids limit, memory equal to
+memory+swap, one CPU, rlimits for open files, file size, CPU time and core dumps; the wall clock is
+enforced here and the container is always removed. This is the only module that imports `docker`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import atexit
 import contextlib
 import io
 import os
+import shlex
 import socket
 import struct
 import tarfile
@@ -36,15 +38,21 @@ KEEPER = ("sleep", "infinity")
 # prints the nonce $1 on stderr once the box is ready (a failure before it is ours, anything after
 # it the job's; the job cannot un-print it), runs the job, then kills whatever the job left running
 # so a daemonised child cannot hold the output stream open (pid 1, the keeper, is spared by kill -1).
+# When files are to be returned, it kills again (a fork racing the first kill), prints the nonce
+# and FILES_MARK on stderr and then the tar of the collected paths ($3, a command of quoted paths
+# built here): one exec for the whole job, as each exec costs ~50 ms. tar stores symlinks as
+# symlinks and never follows them. A job could print the mark itself only by reading the nonce out
+# of this shell, and then gains nothing it could not do by writing the files it returns.
+FILES_MARK = "/files:"
 RUN_JOB = (
-    'nonce="$1"; size="$2"; shift 2; '
+    'nonce="$1"; size="$2"; collect="$3"; shift 3; '
     'if [ "$size" -gt 0 ]; then head -c "$size" | tar -x -f - -C /box --no-same-owner || exit 125; fi; '
     'printf %s "$nonce" >&2; '
-    '"$@"; code=$?; kill -9 -1 2>/dev/null; exit $code'
+    '"$@"; code=$?; kill -9 -1 2>/dev/null; '
+    f'if [ -n "$collect" ]; then kill -9 -1 2>/dev/null; printf "%s{FILES_MARK}" "$nonce" >&2; '
+    'eval "$collect" >&2; fi; '
+    "exit $code"
 )
-# Kills any straggler again (a fork racing the first kill), then archives the collected paths;
-# tar stores symlinks as symlinks and never follows them.
-COLLECT = 'kill -9 -1 2>/dev/null; tar -c -f - -C /box --ignore-failed-read -- "$@" 2>/dev/null; exit 0'
 INLINE_STDIN = 64 * 1024
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/docker")
 CGROUP_CPUACCT = Path("/sys/fs/cgroup/cpuacct/docker")
@@ -71,6 +79,40 @@ class _Buffer:
 
     def value(self) -> bytes:
         return b"".join(self.parts)
+
+
+class _StderrAndFiles:
+    """The exec's stderr: the job's part (the nonce, then its stderr, capped like stdout) and, after
+    the files mark, the tar of the returned files (capped on its own; past the cap it is cut short,
+    which loses files, not the job's output). A mark split across chunks is held back until whole."""
+
+    def __init__(self, job_limit: int, mark: bytes, files_limit: int) -> None:
+        self.job = _Buffer(job_limit)
+        self.mark = mark
+        self.files: _Buffer | None = None
+        self._files_limit = files_limit
+        self._held = b""
+
+    def add(self, chunk: bytes) -> bool:
+        """Keep what fits; True when the job's own stderr went past its limit."""
+        if self.files is not None:
+            self.files.add(chunk)
+            return False
+        data = self._held + chunk
+        at = data.find(self.mark)
+        if at >= 0:
+            self._held = b""
+            self.files = _Buffer(self._files_limit)
+            self.files.add(data[at + len(self.mark) :])
+            return self.job.add(data[:at])
+        keep = min(len(data), len(self.mark) - 1)
+        self._held = data[len(data) - keep :]
+        return self.job.add(data[: len(data) - keep])
+
+    def finish(self) -> bool:
+        """The stream ended: what was held back is the job's. True when the job's part is past its limit."""
+        held, self._held = self._held, b""
+        return self.job.add(held) if held else False
 
 
 class DockerRunner:
@@ -218,7 +260,11 @@ class DockerRunner:
         nonce = uuid.uuid4().hex.encode()
         # The job's files arrive as a tar on the same stdin, ahead of the job's own input: `head -c`
         # reads exactly the archive, so one exec both places the files and runs the job.
-        command = ["sh", "-c", RUN_JOB, "box", nonce.decode(), str(len(archive)), *spec.command]
+        collect = ""
+        if spec.collect:
+            paths = " ".join(shlex.quote(path) for path in spec.collect)
+            collect = f"tar -c -f - -C {WORKDIR} --ignore-failed-read -- {paths} 2>/dev/null"
+        command = ["sh", "-c", RUN_JOB, "box", nonce.decode(), str(len(archive)), collect, *spec.command]
         exec_id = api.exec_create(
             container.id,
             command,
@@ -230,7 +276,9 @@ class DockerRunner:
             environment=spec.box_env(),
         )["Id"]
         raw = _raw_socket(api.exec_start(exec_id, socket=True))
-        out, err = _Buffer(limits.output_bytes), _Buffer(limits.output_bytes + len(nonce))
+        out = _Buffer(limits.output_bytes)
+        files_cap = len(spec.collect) * (limits.collect_bytes + 1024) + 10240
+        err = _StderrAndFiles(limits.output_bytes + len(nonce), nonce + FILES_MARK.encode(), files_cap)
         reason: list[Outcome] = []
 
         def kill(why: Outcome) -> None:
@@ -252,6 +300,8 @@ class DockerRunner:
         finally:
             with contextlib.suppress(OSError):
                 raw.close()
+        if err.finish():
+            kill(Outcome.OUTPUT_LIMIT)  # the job's last bytes, held back in case they began the mark
         wall = time.monotonic() - started
         info = api.exec_inspect(exec_id)
         exit_code = info.get("ExitCode")
@@ -259,16 +309,16 @@ class DockerRunner:
         if exit_code == 137 and not reason and not oom:
             oom = _oom_killed_state(container)  # the cgroup was not visible from here (remote daemon)
         cpu = _cgroup_cpu(container.id)
-        stderr = err.value()
+        stderr = err.job.value()
         if not stderr.startswith(nonce) and not reason:
             detail = stderr.decode(errors="replace").strip() or f"exit code {exit_code}"
             return sandbox_error(self.name, f"the box did not start: {detail}", wall)
         stderr = stderr.removeprefix(nonce)
-        err_truncated = len(stderr) > limits.output_bytes or err.overflowed
+        err_truncated = len(stderr) > limits.output_bytes or err.job.overflowed
         stderr = stderr[: limits.output_bytes]
         files: dict[str, bytes] = {}
-        if not reason and spec.collect:
-            files = self._collect(container, spec.collect, limits.collect_bytes)
+        if not reason and err.files is not None:
+            files = _untar(err.files.value(), spec.collect, limits.collect_bytes)
         missing = [relative for relative in spec.collect if relative not in files]
         sig = exit_code - 128 if isinstance(exit_code, int) and 128 < exit_code < 128 + 65 else None
         if reason:
@@ -294,34 +344,22 @@ class DockerRunner:
             backend=self.name,
         )
 
-    def _collect(self, container: Any, paths: tuple[str, ...], limit: int) -> dict[str, bytes]:
-        """The collected files out of the box in one tar from `tar -c` run inside it (Docker's
-        get_archive cannot see into tmpfs mounts). Only regular files within the cap count; the tar
-        stream itself is capped, so a huge file cannot swell the worker."""
-        api = self.client.api
-        exec_id = api.exec_create(
-            container.id, ["sh", "-c", COLLECT, "box", *paths], stdout=True, stderr=True, user=BOX_USER
-        )["Id"]
-        raw = _raw_socket(api.exec_start(exec_id, socket=True))
-        cap = len(paths) * (limit + 1024) + 10240
-        data, err = _Buffer(cap), _Buffer(4096)
-        try:
-            _demux(raw, data, err, lambda: None, time.monotonic() + 60)
-        finally:
-            raw.close()
-        wanted = set(paths)
-        files: dict[str, bytes] = {}
-        try:
-            with tarfile.open(fileobj=io.BytesIO(data.value())) as archive:
-                for member in archive:
-                    if member.name not in wanted or not member.isreg() or member.size > limit:
-                        continue
-                    handle = archive.extractfile(member)
-                    if handle is not None:
-                        files[member.name] = handle.read()
-        except tarfile.TarError:
-            pass  # a truncated archive: what was read whole still counts
-        return files
+
+def _untar(data: bytes, paths: tuple[str, ...], limit: int) -> dict[str, bytes]:
+    """The collected files out of the box's tar: only regular files within the cap count."""
+    wanted = set(paths)
+    files: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            for member in archive:
+                if member.name not in wanted or not member.isreg() or member.size > limit:
+                    continue
+                handle = archive.extractfile(member)
+                if handle is not None:
+                    files[member.name] = handle.read()
+    except tarfile.TarError:
+        pass  # a truncated archive: what was read whole still counts
+    return files
 
 
 def _pool_key(spec: JobSpec) -> tuple[Any, ...]:
@@ -401,7 +439,7 @@ def _feed(raw: socket.socket, data: bytes) -> None:
         pass  # the job closed its input or is already gone
 
 
-def _demux(raw: socket.socket, out: _Buffer, err: _Buffer, on_overflow: Any, deadline: float) -> bool:
+def _demux(raw: socket.socket, out: _Buffer, err: _StderrAndFiles, on_overflow: Any, deadline: float) -> bool:
     """Read Docker's multiplexed stream (8-byte frame headers) until the exec ends (True) or the
     deadline passes (False). The deadline is the wall clock: no timer thread per job."""
     reader = raw.makefile("rb")

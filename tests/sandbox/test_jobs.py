@@ -91,6 +91,16 @@ def test_missing_command_is_the_jobs_failure_not_ours(runner: Runner) -> None:
     assert result.outcome is Outcome.COMPLETED and result.exit_code in (126, 127)
 
 
+def test_stderr_near_its_limit_and_a_large_returned_file_stay_apart(runner: Runner) -> None:
+    script = "head -c 19000 /dev/zero | tr '\\0' e >&2; echo /files: >&2; seq 1 100000 > big"
+    result = runner.run(
+        JobSpec(command=("sh", "-c", script), collect=("big",), limits=Limits(output_bytes=20_000))
+    )
+    assert (result.outcome, result.exit_code, result.output_truncated) == (Outcome.COMPLETED, 0, False)
+    assert result.stderr == b"e" * 19000 + b"/files:\n"
+    assert result.files == {"big": "".join(f"{n}\n" for n in range(1, 100001)).encode()}
+
+
 def test_stderr_that_looks_like_bwraps_own_is_still_the_jobs(runner: Runner) -> None:
     result = shell(runner, "echo 'bwrap: Can not mount proc on /newroot/proc' >&2; exit 1")
     assert (result.outcome, result.exit_code) == (Outcome.COMPLETED, 1)
