@@ -387,7 +387,10 @@ class BwrapRunner:
             os.close(root_fd)
 
     def _execute(self, spec: JobSpec, box_dir: Path, groups: Cgroups, started: float) -> RunResult:
-        _adopt_orphans()
+        with _ADOPTION:
+            return self._launch(spec, box_dir, groups, started)
+
+    def _launch(self, spec: JobSpec, box_dir: Path, groups: Cgroups, started: float) -> RunResult:
         seccomp_read = _pipe_holding(box_filter())
         info_read, info_write = os.pipe()
         gate_read, gate_write = os.pipe()
@@ -506,19 +509,38 @@ class BwrapRunner:
         )
 
 
-def _adopt_orphans() -> None:
-    """Make this process the reaper of its descendants' orphans (set once per process: not inherited).
+class _OrphanAdoption:
+    """While a box of this process runs, this process is the reaper of its descendants' orphans.
 
     bwrap's monitor exits as soon as it knows the job's status, without reaping the box's first
-    process (the pid namespace's init). Left to the host's init, that zombie keeps its place in the
-    job's pids cgroup until reaped, which on a busy worker starved the next job that reused the
-    cgroup, and in a container whose init never reaps it would stay forever."""
-    global _ADOPTING_FOR
-    if os.getpid() != _ADOPTING_FOR:
-        if _LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    process (the pid namespace's init). Left to the host's init, that zombie kept its place in the
+    job's pids cgroup until reaped, which starved the next job on a reused cgroup, and in a
+    container whose init never reaps it would stay forever. The attribute is held only while boxes
+    run, so orphans of anything else this process starts still go to init."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._owner = 0  # the attribute is not inherited across fork: count per process
+
+    def _set(self, on: bool) -> None:
+        if _LIBC.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) != 0:
             error = ctypes.get_errno()
             raise OSError(error, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(error)}")
-        _ADOPTING_FOR = os.getpid()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._owner != os.getpid():
+                self._owner, self._running = os.getpid(), 0
+            if self._running == 0:
+                self._set(True)
+            self._running += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running == 0:
+                self._set(False)
 
 
 def _reap_orphaned_box(box_pidfd: int) -> None:
@@ -595,7 +617,6 @@ def _ulimits(limits: Limits, *, cgroup_enforced: bool) -> str:
 _LIBC = ctypes.CDLL(None, use_errno=True)
 MS_NOSUID, MS_NODEV, MNT_DETACH = 0x2, 0x4, 0x2
 PR_SET_CHILD_SUBREAPER = 36
-_ADOPTING_FOR = 0  # the pid of the process that made itself the reaper of orphaned boxes
 
 
 def _mount_tmpfs(target: Path, options: str) -> None:
@@ -738,3 +759,6 @@ def _decode(status: int) -> tuple[int | None, int | None]:
         return 128 + sig, sig
     code = os.WEXITSTATUS(status)
     return code, (code - 128 if 128 < code < 128 + 65 else None)
+
+
+_ADOPTION = _OrphanAdoption()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -268,6 +269,13 @@ def test_jobs_back_to_back_all_run_and_leave_no_zombie(sandbox_ready: None) -> N
         runner.close()
     assert [o.error for o in outcomes if o.outcome is not Outcome.COMPLETED] == []
     assert set(_orphaned_boxes()) - before == set()
+    assert not _is_subreaper()  # between jobs, orphans of anything else the worker runs go to init
+
+
+def _is_subreaper() -> bool:
+    flag = ctypes.c_int()
+    ctypes.CDLL(None, use_errno=True).prctl(37, ctypes.byref(flag), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+    return bool(flag.value)
 
 
 @pytest.mark.bwrap
