@@ -31,6 +31,7 @@ from docker.errors import DockerException, ImageNotFound
 from docker.types import LogConfig, Ulimit
 
 from sandbox.contract import WORKDIR, JobSpec, Outcome, RunResult, sandbox_error
+from sandbox.select import BUILD_HINT
 
 BOX_USER = "65534:65534"
 KEEPER = ("sleep", "infinity")
@@ -197,11 +198,6 @@ class DockerRunner:
                 self.sweep_orphans()
         return self._client
 
-    def check(self) -> None:
-        """Raise DockerException/ImageNotFound unless the daemon answers and the image exists."""
-        self.client.ping()
-        self.client.images.get(self.image)
-
     def run(self, spec: JobSpec) -> RunResult:
         started = time.monotonic()
         container = None
@@ -362,6 +358,23 @@ def _untar(data: bytes, paths: tuple[str, ...], limit: int) -> dict[str, bytes]:
     return files
 
 
+def probe(image: str) -> tuple[str, str] | None:
+    """None when the daemon answers and has `image`; else what is wrong and how to fix it."""
+    try:
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except DockerException as exc:
+        fix = "apt-get install docker.io and start dockerd (scripts/start-dockerd.sh)"
+        return f"the Docker daemon does not answer: {exc}", fix
+    try:
+        client.images.get(image)
+    except ImageNotFound:
+        return f"image {image} is missing", BUILD_HINT
+    except DockerException as exc:
+        return f"cannot inspect image {image}: {exc}", "check the Docker daemon"
+    return None
+
+
 def _pool_key(spec: JobSpec) -> tuple[Any, ...]:
     limits = spec.limits
     return (
@@ -487,4 +500,4 @@ def _cgroup_memory(container_id: str) -> tuple[int | None, bool]:
         return None, False
 
 
-__all__ = ["DockerRunner", "ImageNotFound"]
+__all__ = ["DockerRunner", "probe"]

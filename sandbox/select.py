@@ -56,26 +56,13 @@ def check_bwrap(rootfs: Path = DEFAULT_ROOTFS) -> Check:
 
 def check_docker(image: str = DEFAULT_IMAGE) -> Check:
     try:
-        import docker
-        from docker.errors import DockerException, ImageNotFound
+        from sandbox.docker_backend import probe
     except ImportError:
         return Check("docker", False, "the docker Python SDK is missing", "pip install docker")
-    try:
-        client = docker.from_env(timeout=10)
-        client.ping()
-    except DockerException as exc:
-        return Check(
-            "docker",
-            False,
-            f"the Docker daemon does not answer: {exc}",
-            "apt-get install docker.io and start dockerd (scripts/start-dockerd.sh)",
-        )
-    try:
-        client.images.get(image)
-    except ImageNotFound:
-        return Check("docker", False, f"image {image} is missing", BUILD_HINT)
-    except DockerException as exc:
-        return Check("docker", False, f"cannot inspect image {image}: {exc}", "check the Docker daemon")
+    problem = probe(image)
+    if problem is not None:
+        detail, fix = problem
+        return Check("docker", False, detail, fix)
     return Check("docker", True, f"daemon answers; image {image}")
 
 
