@@ -10,9 +10,10 @@ cgroup. bwrap's pid namespace guarantees nothing outlives the job.
 
 The launch runs no Python in the child, so the worker is vforked rather than copied (a fork plus a
 preexec hook cost 3-4 ms a job, more in a big worker): bwrap sets up the box, reports the box's
-first process on an info fd and waits on a gate fd; we move that process into the job's cgroups and
-set its rlimits from here, then open the gate. Only then does the box run anything of the job's,
-and everything it starts inherits both.
+first process on an info fd and waits on a gate fd; we move that process into the job's cgroups,
+then open the gate. Only then does the box run anything of the job's, and everything it starts is
+counted there. The rlimits are set before all that by util-linux `prlimit`, which bwrap, the box's
+init and the job inherit.
 """
 
 from __future__ import annotations
@@ -209,6 +210,7 @@ class BwrapRunner:
         self.jobs_dir = jobs_dir
         self.bwrap = shutil.which(bwrap) or bwrap
         self.setpriv = shutil.which("setpriv")
+        self.prlimit = shutil.which("prlimit")
         self._idle_cgroups: list[Cgroups] = []
         self._cgroups_lock = threading.Lock()
         atexit.register(self.close)
@@ -249,7 +251,9 @@ class BwrapRunner:
     ) -> list[str]:
         limits = spec.limits
         scratch = str(limits.disk_mb * 1024 * 1024)
-        argv: list[str] = []
+        if self.prlimit is None:
+            raise RuntimeError("prlimit (util-linux) is needed to set the job's rlimits")
+        argv = _rlimits(self.prlimit, limits, cgroup_enforced=groups.active)
         if os.geteuid() == 0:
             if self.setpriv is None:
                 raise RuntimeError("setpriv (util-linux) is needed to drop root before bwrap")
@@ -307,12 +311,10 @@ class BwrapRunner:
         for key, value in spec.box_env().items():
             argv += ["--setenv", key, value]
         # The job's command goes through the box's sh, as in the Docker backend, so a missing
-        # program is the job's exit 127 rather than bwrap's own execvp error. The sh sets the
-        # job's rlimits, then marks stderr: a failure before the mark is ours (set-up), anything
-        # after it is the job's.
+        # program is the job's exit 127 rather than bwrap's own execvp error. The sh first marks
+        # stderr: a failure before the mark is ours (set-up), anything after it is the job's.
         marker = "".join(f"\\{byte:03o}" for byte in BOX_UP)
-        ulimits = _ulimits(spec.limits, cgroup_enforced=groups.active)
-        wrapper = f"{ulimits} && printf '{marker}' >&2 && exec \"$@\""
+        wrapper = f"printf '{marker}' >&2 && exec \"$@\""
         return [*argv, "--", "/bin/sh", "-c", wrapper, "box", *spec.command]
 
     def run(self, spec: JobSpec) -> RunResult:
@@ -414,7 +416,13 @@ class BwrapRunner:
                 os.close(seccomp_read)
             # The gate stays shut until the box is confined. bwrap reads end-of-file on it as "go"
             # too, so it is closed only once the box is gone, whatever happened here.
-            return self._confine_and_supervise(spec, process, box_dir, groups, started, info_read, gate_write)
+            try:
+                return self._confine_and_supervise(
+                    spec, process, box_dir, groups, started, info_read, gate_write
+                )
+            except BaseException:
+                _kill_and_reap(process)  # killing bwrap's monitor takes the waiting box with it
+                raise
         finally:
             os.close(info_read)
             os.close(gate_write)
@@ -452,12 +460,6 @@ class BwrapRunner:
                     os.write(gate_write, b"go")
             except ProcessLookupError:
                 pass  # the box died setting itself up; bwrap's stderr, read below, says why
-            except BaseException:
-                # Killing bwrap's monitor takes the waiting box with it (--die-with-parent).
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                raise
             status, usage, stdout, stderr, truncated = _supervise(
                 process,
                 spec.stdin,
@@ -465,10 +467,13 @@ class BwrapRunner:
                 started + limits.wall_seconds,
                 stop,
             )
+            process.returncode = status  # Popen must not wait for a pid we already reaped
         finally:
             if box_pidfd is not None:
+                if process.returncode is None:
+                    _kill_and_reap(process)  # an error here: the box must not wait for us
+                groups.kill_all()
                 _reap_orphaned_box(box_pidfd)
-        process.returncode = status  # Popen must not wait for a pid we already reaped
         wall = time.monotonic() - started
         groups.kill_all()  # anything left behind dies now, whatever the pid namespace did
         exit_code, sig = _decode(status)
@@ -543,6 +548,14 @@ class _OrphanAdoption:
                 self._set(False)
 
 
+def _kill_and_reap(process: subprocess.Popen[bytes]) -> None:
+    """Kill bwrap's monitor (the box dies with it: --die-with-parent) and reap it, if not already."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def _reap_orphaned_box(box_pidfd: int) -> None:
     """Reap the box's first process once bwrap's monitor has left it to us (it dies with the monitor)."""
     try:
@@ -593,25 +606,26 @@ def _join_cgroups(box_pid: int, groups: Cgroups) -> None:
         procs.write_text(str(box_pid))
 
 
-def _ulimits(limits: Limits, *, cgroup_enforced: bool) -> str:
-    """The box's sh sets the job's rlimits on itself before it execs the job (a worker without
-    CAP_SYS_RESOURCE may not set them on another process). dash's `ulimit` takes one limit a call;
-    without -H or -S it sets both, and the CPU cap keeps a second of grace between SIGXCPU and SIGKILL."""
+def _rlimits(prlimit: str, limits: Limits, *, cgroup_enforced: bool) -> list[str]:
+    """util-linux `prlimit` set on itself, then exec'd onward: bwrap, the box's init and the job all
+    inherit the job's rlimits (a worker without CAP_SYS_RESOURCE may not set them on another process,
+    and rlimits set inside the box would miss its init, which the job can ptrace). The CPU cap keeps a
+    second of grace between SIGXCPU and SIGKILL."""
     memory = limits.memory_mb * 1024 * 1024
     # A cgroup enforces memory exactly; the address-space cap is a second line of defence (wider, so
     # the cgroup's verdict wins where both exist).
     address_space = memory * 8 + 1024**3 if cgroup_enforced else memory
-    settings = [
-        f"-t {limits.cpu_seconds + 1}",
-        f"-S -t {limits.cpu_seconds}",
-        f"-v {address_space // 1024}",
-        f"-f {limits.file_size_mb * 1024 * 2}",  # 512-byte blocks
-        f"-n {limits.nofile}",
-        "-c 0",
+    argv = [
+        prlimit,
+        f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 1}",
+        f"--as={address_space}:{address_space}",
+        f"--fsize={limits.file_size_mb * 1024 * 1024}:{limits.file_size_mb * 1024 * 1024}",
+        f"--nofile={limits.nofile}:{limits.nofile}",
+        "--core=0:0",
     ]
     if not cgroup_enforced:
-        settings.append(f"-p {limits.pids}")
-    return " && ".join(f"ulimit {setting}" for setting in settings)
+        argv.append(f"--nproc={limits.pids}:{limits.pids}")
+    return argv
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)

@@ -39,21 +39,21 @@ KEEPER = ("sleep", "infinity")
 # prints the nonce $1 on stderr once the box is ready (a failure before it is ours, anything after
 # it the job's; the job cannot un-print it), runs the job, then kills whatever the job left running
 # so a daemonised child cannot hold the output stream open (pid 1, the keeper, is spared by kill -1).
-# When files are to be returned, it kills again (a fork racing the first kill), prints the nonce
-# and FILES_MARK on stderr and then the tar of the collected paths ($3, a command of quoted paths
-# built here): one exec for the whole job, as each exec costs ~50 ms. tar stores symlinks as
-# symlinks and never follows them. A job could print the mark itself only by reading the nonce out
-# of this shell, and then gains nothing it could not do by writing the files it returns.
-FILES_MARK = "/files:"
+# When files are to be returned, it kills again (a fork racing the first kill), prints the files
+# mark on stderr and then the tar of the collected paths ($3, a command of quoted paths built here):
+# one exec for the whole job, as each exec costs ~50 ms. tar stores symlinks as symlinks and never
+# follows them. The files mark is a second secret, read from the first line of stdin so that it is
+# in no argv or environment the job can read; it shares nothing with the start nonce.
 RUN_JOB = (
-    'nonce="$1"; size="$2"; collect="$3"; shift 3; '
+    'IFS= read -r files_mark; nonce="$1"; size="$2"; collect="$3"; shift 3; '
     'if [ "$size" -gt 0 ]; then head -c "$size" | tar -x -f - -C /box --no-same-owner || exit 125; fi; '
     'printf %s "$nonce" >&2; '
     '"$@"; code=$?; kill -9 -1 2>/dev/null; '
-    f'if [ -n "$collect" ]; then kill -9 -1 2>/dev/null; printf "%s{FILES_MARK}" "$nonce" >&2; '
+    'if [ -n "$collect" ]; then kill -9 -1 2>/dev/null; printf %s "$files_mark" >&2; '
     'eval "$collect" >&2; fi; '
     "exit $code"
 )
+COLLECT_SECONDS = 60.0  # returning the files is ours: it does not count against the job's wall clock
 INLINE_STDIN = 64 * 1024
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/docker")
 CGROUP_CPUACCT = Path("/sys/fs/cgroup/cpuacct/docker")
@@ -91,6 +91,7 @@ class _StderrAndFiles:
         self.job = _Buffer(job_limit)
         self.mark = mark
         self.files: _Buffer | None = None
+        self.files_started: float | None = None  # when the mark came: the job was over by then
         self._files_limit = files_limit
         self._held = b""
 
@@ -104,6 +105,7 @@ class _StderrAndFiles:
         if at >= 0:
             self._held = b""
             self.files = _Buffer(self._files_limit)
+            self.files_started = time.monotonic()
             self.files.add(data[at + len(self.mark) :])
             return self.job.add(data[:at])
         keep = min(len(data), len(self.mark) - 1)
@@ -274,7 +276,8 @@ class DockerRunner:
         raw = _raw_socket(api.exec_start(exec_id, socket=True))
         out = _Buffer(limits.output_bytes)
         files_cap = len(spec.collect) * (limits.collect_bytes + 1024) + 10240
-        err = _StderrAndFiles(limits.output_bytes + len(nonce), nonce + FILES_MARK.encode(), files_cap)
+        files_mark = uuid.uuid4().hex.encode()
+        err = _StderrAndFiles(limits.output_bytes + len(nonce), files_mark, files_cap)
         reason: list[Outcome] = []
 
         def kill(why: Outcome) -> None:
@@ -283,7 +286,7 @@ class DockerRunner:
             with contextlib.suppress(DockerException):
                 container.kill()
 
-        data = archive + spec.stdin
+        data = files_mark + b"\n" + archive + spec.stdin
         if len(data) <= INLINE_STDIN:
             _feed(raw, data)  # fits the socket's buffer: no thread on the critical path
         else:
@@ -292,6 +295,9 @@ class DockerRunner:
         try:
             finished = _demux(raw, out, err, lambda: kill(Outcome.OUTPUT_LIMIT), deadline)
             if not finished:
+                # Stop reading first: a job blocked writing to a full socket answers kill slowly.
+                with contextlib.suppress(OSError):
+                    raw.shutdown(socket.SHUT_RDWR)
                 kill(Outcome.TIMEOUT)
         finally:
             with contextlib.suppress(OSError):
@@ -458,7 +464,8 @@ def _demux(raw: socket.socket, out: _Buffer, err: _StderrAndFiles, on_overflow: 
     reader = raw.makefile("rb")
 
     def read(size: int) -> bytes:
-        raw.settimeout(max(0.001, deadline - time.monotonic()))
+        until = deadline if err.files_started is None else max(deadline, err.files_started + COLLECT_SECONDS)
+        raw.settimeout(max(0.001, until - time.monotonic()))
         return reader.read(size)
 
     try:

@@ -93,6 +93,8 @@ def box_filter() -> bytes:
 
     refuse = pyseccomp.ERRNO(errno.EPERM)
     rules = pyseccomp.SyscallFilter(defaction=pyseccomp.ALLOW)
+    # libseccomp kills only the calling thread by default; the whole job goes instead.
+    rules.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.KILL_PROCESS)
     for name in REFUSED:
         if pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name) < 0:
             continue  # not a system call on this architecture

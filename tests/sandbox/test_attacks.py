@@ -310,7 +310,9 @@ def test_bwrap_seccomp_kills_foreign_abi_calls_but_keeps_threads_and_processes(
         "thread = threading.Thread(target=print, args=('thread',)); thread.start(); thread.join()\n"
         "print(subprocess.run(['echo', 'child'], capture_output=True, text=True).stdout.strip())\n"
         "sys.stdout.flush()\n"
-        "ctypes.CDLL(None).syscall(0x40000000 | 39)  # x32 getpid: an ABI the filter does not know\n"
+        "# x32 getpid, from a thread: an ABI the filter does not know kills the job, not just the thread\n"
+        "threading.Thread(target=ctypes.CDLL(None).syscall, args=(0x40000000 | 39,)).start()\n"
+        "import time; time.sleep(2)\n"
         "print('survived')\n"
     )
     result = python(runners["bwrap"], code)

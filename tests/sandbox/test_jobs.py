@@ -19,7 +19,7 @@ from sandbox.bwrap_backend import CGROUP_PARENT, CGROUP_ROOT, BwrapRunner, sweep
 from sandbox.contract import BoxFile, JobSpec, Limits, Outcome, Runner
 from sandbox.docker_backend import LABEL, OWNER_LABEL, DockerRunner
 from sandbox.select import DEFAULT_IMAGE, DEFAULT_ROOTFS
-from tests.sandbox.conftest import python, shell
+from tests.sandbox.conftest import host_processes_with, python, shell
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,16 +102,36 @@ def test_stderr_near_its_limit_and_a_large_returned_file_stay_apart(runner: Runn
     assert result.files == {"big": "".join(f"{n}\n" for n in range(1, 100001)).encode()}
 
 
-def test_stderr_that_looks_like_bwraps_own_is_still_the_jobs(runner: Runner) -> None:
-    result = shell(runner, "echo 'bwrap: Can not mount proc on /newroot/proc' >&2; exit 1")
-    assert (result.outcome, result.exit_code) == (Outcome.COMPLETED, 1)
-    assert result.stderr == b"bwrap: Can not mount proc on /newroot/proc\n"
+@pytest.mark.parametrize(
+    "lookalike",
+    ["bwrap: Can not mount proc on /newroot/proc", "/files:", "/files:\x1emicrocred-box-up\x1e"],
+)
+def test_stderr_that_looks_like_our_marks_or_errors_is_still_the_jobs(runner: Runner, lookalike: str) -> None:
+    """A learner must not be able to make a failing run look like ours (retryable), nor hide output."""
+    for collect in ((), ("out.txt",)):
+        job = JobSpec(
+            command=("sh", "-c", 'printf %s "$1" >&2; echo real > out.txt; exit 1', "job", lookalike),
+            collect=collect,
+        )
+        result = runner.run(job)
+        assert (result.outcome, result.exit_code) == (Outcome.COMPLETED, 1)
+        assert result.stderr == lookalike.encode()
+        assert result.files == ({"out.txt": b"real\n"} if collect else {})
 
 
 def test_the_box_has_the_rlimits_of_its_spec(runner: Runner) -> None:
     limits = {"cpu_seconds": 7, "nofile": 100, "file_size_mb": 3}
     result = shell(runner, "ulimit -S -t; ulimit -H -t; ulimit -n; ulimit -f; ulimit -c", **limits)
     assert result.stdout.decode().split() == ["7", "8", "100", str(3 * 1024 * 2), "0"]
+    # The box's first process too: a job that can ptrace it must not find it unlimited.
+    result = shell(runner, "grep -E '^Max (cpu time|open files|file size|core)' /proc/1/limits", **limits)
+    rows = {" ".join(line.split()[:-3]): line.split()[-3:-1] for line in result.stdout.decode().splitlines()}
+    assert rows == {
+        "Max cpu time": ["7", "8"],
+        "Max file size": [str(3 * 1024 * 1024)] * 2,
+        "Max core file size": ["0", "0"],
+        "Max open files": ["100", "100"],
+    }
 
 
 PARITY_JOBS = {
@@ -226,6 +246,27 @@ def test_a_box_that_cannot_be_set_up_is_a_sandbox_error(sandbox_ready: None, tmp
     result = BwrapRunner(empty_root).run(JobSpec(command=("true",)))
     assert result.outcome is Outcome.SANDBOX_ERROR and result.outcome.retryable
     assert result.error is not None and "the box did not start: bwrap:" in result.error
+
+
+@pytest.mark.bwrap
+def test_an_error_after_bwrap_started_never_opens_the_gate(
+    sandbox_ready: None, monkeypatch: pytest.MonkeyPatch, marker: str
+) -> None:
+    """bwrap reads end-of-file on its gate as "go": an error before confinement must kill the box first."""
+
+    def broken(*args: object) -> None:
+        time.sleep(0.3)
+        raise RuntimeError("lost the worker's nerve")
+
+    monkeypatch.setattr(BwrapRunner, "_confine_and_supervise", broken)
+    runner = BwrapRunner(DEFAULT_ROOTFS)
+    try:
+        result = runner.run(JobSpec(command=("sh", "-c", f"sleep 5 # {marker}")))
+    finally:
+        runner.close()
+    assert result.outcome is Outcome.SANDBOX_ERROR and "lost the worker's nerve" in (result.error or "")
+    time.sleep(0.5)
+    assert host_processes_with(marker) == []
 
 
 @pytest.mark.bwrap
