@@ -469,13 +469,12 @@ class BwrapRunner:
             )
             process.returncode = status  # Popen must not wait for a pid we already reaped
         finally:
+            if box_pidfd is not None and process.returncode is None:
+                _kill_and_reap(process)  # an error here: the box must not wait for us
+            groups.kill_all()  # anything left behind dies now, whatever the pid namespace did
             if box_pidfd is not None:
-                if process.returncode is None:
-                    _kill_and_reap(process)  # an error here: the box must not wait for us
-                groups.kill_all()
                 _reap_orphaned_box(box_pidfd)
         wall = time.monotonic() - started
-        groups.kill_all()  # anything left behind dies now, whatever the pid namespace did
         exit_code, sig = _decode(status)
         if reason:
             outcome = reason[0]
