@@ -8,6 +8,8 @@ and sequence item, so a validation error's location (pydantic's `loc`) can be tu
 
 from __future__ import annotations
 
+import datetime
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,12 +89,63 @@ def load_located(text: str, source: str) -> LocatedDocument:
     if walker.problems:
         raise SourceError(walker.problems)
     try:
-        document.data = yaml.safe_load(text)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:  # composition succeeded, so this is a constructor problem
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         raise SourceError([Problem(source, line, f"invalid YAML: {exc}")]) from None
+    problems: list[Problem] = []
+    document.data = _plain(data, (), document, problems)
+    if problems:
+        raise SourceError(problems)
     return document
+
+
+def _written_key(document: LocatedDocument, path: Location, key: Any) -> Location:
+    """The path of the key as written (`yes`), for a key YAML read as another type (True)."""
+    for located in document.lines:
+        if len(located) == len(path) + 1 and located[: len(path)] == path:
+            written = located[-1]
+            try:
+                if isinstance(written, str) and yaml.safe_load(written) == key:
+                    return located
+            except yaml.YAMLError:
+                continue
+    return path
+
+
+def _plain(value: Any, path: Location, document: LocatedDocument, problems: list[Problem]) -> Any:
+    """The value as JSON data, as every document is stored: YAML's other scalar types either become
+    JSON (an unquoted date or timestamp becomes its ISO 8601 text, which the models parse back) or
+    are reported where they were written."""
+    if isinstance(value, dict):
+        plain: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                problems.append(
+                    document.problem(
+                        _written_key(document, path, key),
+                        f"the key {key!r} is read by YAML as a {type(key).__name__}, not as text: quote it",
+                    )
+                )
+                continue
+            plain[key] = _plain(item, (*path, key), document, problems)
+        return plain
+    if isinstance(value, list):
+        return [_plain(item, (*path, index), document, problems) for index, item in enumerate(value)]
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append(document.problem(path, f"{_render(path) or 'value'}: {value} is not a finite number"))
+        return None
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    names: dict[type, str] = {bytes: "binary data (!!binary)", set: "a set (!!set)"}
+    kind = names.get(type(value), type(value).__name__)
+    problems.append(
+        document.problem(path, f"{_render(path) or 'value'}: {kind} is not allowed here; write plain text")
+    )
+    return None
 
 
 class _Walker:

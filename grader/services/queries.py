@@ -26,6 +26,10 @@ def get_submission_for(session: Session, user: User, submission_id: str) -> Subm
 
 def submission_view(session: Session, user: User, submission_id: str) -> dict[str, Any]:
     submission = get_submission_for(session, user, submission_id)
+    # The result first, then the status: a worker commits both at once, and reading them the other way
+    # round can show a result beside the status it had before that commit.
+    result = latest_result(session, submission)
+    session.refresh(submission)
     runs = submission.runs
     current_run = runs[-1] if runs else None
     view: dict[str, Any] = {
@@ -41,7 +45,6 @@ def submission_view(session: Session, user: User, submission_id: str) -> dict[st
         "queue_position": queue_position(session, current_run) if current_run else None,
         "result": None,
     }
-    result = latest_result(session, submission)
     if result is not None:
         view["result"] = result_view(session, submission, result, staff=user.role != Role.LEARNER)
     return view

@@ -129,3 +129,29 @@ def test_load_is_idempotent_and_versions_changed_content(
 def test_main_module_entry_point() -> None:
     result = subprocess.run([sys.executable, "-m", "grader.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "catalog" in result.stdout
+
+
+def test_unquoted_yaml_dates_are_read_as_the_dates_they_are(tmp_path: Path) -> None:
+    timed = BASICS_QUIZ.replace("shuffle: false", "shuffle: false\ndue: 2030-01-01T00:00:00Z")
+    catalog = read_catalog(write_catalog(tmp_path / "c", {"assessments/basics.yaml": timed}))
+    due = catalog.assessments["basics"].definition.due
+    assert due is not None and due.isoformat() == "2030-01-01T00:00:00+00:00"
+
+
+def test_yaml_scalars_that_are_no_json_are_reported_where_written(tmp_path: Path) -> None:
+    odd = BASICS_QUIZ.replace(
+        "shuffle: false",
+        "shuffle: false\ndescription: !!binary aGVsbG8=\nyes: 1\n",
+    ).replace("pass_mark: 0.75", "pass_mark: .nan")
+    problems = problems_of(tmp_path, {"assessments/basics.yaml": odd})
+    joined = "\n".join(problems)
+    assert "c/assessments/basics.yaml:4: pass_mark: nan is not a finite number" in joined
+    assert "c/assessments/basics.yaml:6: description: binary data (!!binary) is not allowed" in joined
+    assert "c/assessments/basics.yaml:7: the key True is read by YAML as a bool, not as text: quote it" in joined
+
+
+def test_a_due_date_without_a_time_zone_is_refused_with_its_line(tmp_path: Path) -> None:
+    dated = BASICS_QUIZ.replace("shuffle: false", "shuffle: false\ndue: 2030-01-01")
+    problems = problems_of(tmp_path, {"assessments/basics.yaml": dated})
+    assert len(problems) == 1 and problems[0].startswith("c/assessments/basics.yaml:6: due")
+    assert "time zone" in problems[0]
