@@ -24,12 +24,13 @@ import subprocess
 import tempfile
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, NoReturn, Protocol
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from grader.errors import InvalidGitUrl, RepositoryUnavailable
 from grader.intake.tree import TreeStats, TreeViolation, is_git_component, scan_tree, symlink_escapes
@@ -43,6 +44,8 @@ _TRANSPORT_RE = re.compile(r"^[A-Za-z0-9+.-]*::")
 # scp-like syntax `[user@]host:path` (git treats it as ssh when there is no `/` before the colon).
 _SCP_RE = re.compile(r"^(?:[^@/]+@)?[^/:]+:(?!//)")
 _HOST_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+# The last label of a name getaddrinfo would read as an IPv4 address (decimal, octal or hex shorthand).
+_NUMERIC_LABEL_RE = re.compile(r"[0-9]+|0x[0-9a-f]*")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _GIT_BINARY = "git"
 _CHUNK = 64 * 1024
@@ -98,11 +101,27 @@ def _reject_ref(rule: str, message: str) -> NoReturn:
 def validate_git_url(url: str, policy: GitPolicy) -> ValidatedGitUrl:
     """Check `url` against `policy` and resolve its host; raise `InvalidGitUrl` naming the failed rule.
 
-    Rules (details["rule"]), in order: "empty", "too_long", "option_injection" (leading `-`), "transport"
-    (`<transport>::`), "control_chars" (also whitespace), "local_path" (also `file:`), "scp_syntax", "scheme"
-    (https; http only under allow_insecure_loopback), "malformed", "userinfo", "query", "host",
-    "private_address" (IP literals), "host_not_allowed", "port", "path", then "unresolvable" and
-    "private_address" for every address the host resolves to.
+    Rules (details["rule"]), in order:
+
+    1. "empty"; "too_long"; "option_injection" (leading `-`); "transport" (`<transport>::`).
+    2. "invisible_chars" (Unicode format, bidi, private-use, unassigned, line/paragraph separators and
+       other default-ignorable characters), then "control_chars" (C0/C1 controls, DEL, any whitespace).
+       Both are checked again on the percent-decoded URL (decoded until nothing changes, so `%250a`
+       counts), with a message that says the character was percent-encoded.
+    3. "local_path" (also `file:`); "backslash" (`\\` anywhere: parsers disagree on what it separates);
+       "scp_syntax" (`user@host:path`); "scheme" (https; `javascript:`, `ssh://` and the like).
+    4. "malformed" (urlsplit or the port does not parse); "scheme"; "userinfo"; "query" (`?`, `#`).
+    5. "host" (missing, not ASCII, percent-encoded, IPv6 zone, numeric shorthand, not a valid name);
+       "private_address" (IP literals); "host_not_allowed"; "scheme" (http under
+       allow_insecure_loopback, but for a host that is not loopback); "port".
+    6. The path: "encoded_path" (percent-encoded `.`, `/` or `\\`, also double-encoded), "dot_segment"
+       (`.`, `..`), "empty_segment" (`//`), "path_chars" (anything but `A-Z a-z 0-9 . _ ~ -` between the
+       slashes), "path" (names no repository: the forges need `owner/repo`, GitLab also
+       `group/sub/repo`, so at least two segments; one for a loopback test server).
+    7. "unresolvable" and "private_address" for every address the host resolves to.
+
+    The returned URL is normalised: lower-case scheme and host, no trailing dot, no default port, and
+    one trailing `/` dropped (`.../repo/` and `.../repo` are the same repository to git).
     """
     if not isinstance(url, str) or not url:
         _reject_url("empty", "enter the URL of your git repository")
@@ -112,28 +131,35 @@ def validate_git_url(url: str, policy: GitPolicy) -> ValidatedGitUrl:
         _reject_url("option_injection", "the repository URL must not start with '-'")
     if _TRANSPORT_RE.match(url):
         _reject_url("transport", "git transport syntax ('<transport>::') is not allowed")
-    # Whitespace and control characters: nothing legitimate needs them and they smuggle extra arguments,
-    # header lines or (CVE-2025-48384-style) trailing CRs into git.
-    if any(ch.isspace() or ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in url):
-        _reject_url("control_chars", "the repository URL must not contain spaces or control characters")
+    _check_characters(url)
     lowered = url.lower()
     if lowered.startswith(("file:", "/", ".", "~", "\\")) or re.match(r"^[a-z]:[\\/]", lowered):
         _reject_url("local_path", "local paths and file:// URLs are not allowed")
+    if "\\" in url:
+        # WHATWG parsers read `\` as `/`, urlsplit and curl do not: `https://evil\@github.com/` means two
+        # different hosts to two parsers, so no URL with one gets as far as a parser.
+        _reject_url("backslash", "the repository URL must use '/' and not '\\' (backslash)")
     if not _SCHEME_RE.match(url) or (_SCP_RE.match(url) and "://" not in url):
-        if _SCP_RE.match(url):
+        if _SCP_RE.match(url) and _looks_like_scp(url):
             _reject_url("scp_syntax", "use an https:// URL, not the scp-style 'user@host:path' form")
-        _reject_url("scheme", "the repository URL must start with https://")
+        _reject_url("scheme", _scheme_message(url))
 
     try:
         parts = urlsplit(url)
+    except ValueError:
+        _reject_url("malformed", "the repository URL is not a valid URL (check the host name and brackets)")
+    try:
         port = parts.port  # raises ValueError for a non-numeric or out-of-range port
     except ValueError:
-        _reject_url("malformed", "the repository URL is not a valid URL")
+        _reject_url("malformed", "the port number in the repository URL is not valid")
     scheme = parts.scheme.lower()
     if scheme != "https" and not (scheme == "http" and policy.allow_insecure_loopback):
-        _reject_url("scheme", "the repository URL must start with https://")
+        _reject_url("scheme", _scheme_message(url))
     if "@" in parts.netloc or parts.username is not None or parts.password is not None:
-        _reject_url("userinfo", "the repository URL must not contain a user name or password")
+        _reject_url(
+            "userinfo",
+            "the repository URL must not contain a user name, password or token (the part before '@')",
+        )
     if parts.query or parts.fragment or "?" in url or "#" in url:
         _reject_url("query", "the repository URL must not contain '?' or '#'")
 
@@ -142,26 +168,211 @@ def validate_git_url(url: str, policy: GitPolicy) -> ValidatedGitUrl:
     if literal is not None:
         # An IP literal is checked before the allow-list so that the rejection names the real problem.
         _check_address(literal, policy)
-    loopback_name = policy.allow_insecure_loopback and (
-        host == "localhost" or (literal is not None and literal.is_loopback)
+    allowed = host in policy.allowed_hosts
+    # Only the test policy admits loopback servers, and only they may use http, any port and a one-segment
+    # path (`http://127.0.0.1:<port>/demo.git`): a forge on the allow-list gets none of that.
+    loopback = policy.allow_insecure_loopback and (
+        host == "localhost"
+        or (literal is not None and _is_loopback(literal))
+        or _resolves_to_loopback_only(host, policy)
     )
-    if (
-        host not in policy.allowed_hosts
-        and not loopback_name
-        and not _resolves_to_loopback_only(host, policy)
-    ):
-        _reject_url("host_not_allowed", f"repositories on {host} are not accepted")
+    if not allowed and not loopback:
+        accepted = ", ".join(policy.allowed_hosts)
+        _reject_url("host_not_allowed", f"repositories on {host} are not accepted (use one of: {accepted})")
+    if scheme == "http" and not loopback:
+        _reject_url("scheme", _scheme_message(url))
     default_port = 443 if scheme == "https" else 80
-    if port is not None and port != default_port and not policy.allow_insecure_loopback:
-        _reject_url("port", "the repository URL must not name a port")
-    if not parts.path.strip("/") or "\\" in parts.path or "/../" in f"{parts.path}/":
-        _reject_url("path", "the repository URL must name a repository, e.g. https://github.com/you/project")
+    if port is not None and port != default_port and not loopback:
+        _reject_url(
+            "port", f"the repository URL must not name a port (:{port}); use the forge's usual https address"
+        )
+    segments = _repository_path(parts.path, host, minimum=1 if loopback else 2)
 
     addresses = _resolve(host, port or default_port, policy)
     host_in_url = f"[{host}]" if ":" in host else host
     port_in_url = f":{port}" if port is not None and port != default_port else ""
-    normalized = f"{scheme}://{host_in_url}{port_in_url}{parts.path}"
+    normalized = f"{scheme}://{host_in_url}{port_in_url}/{'/'.join(segments)}"
     return ValidatedGitUrl(url=normalized, host=host, port=port, addresses=addresses)
+
+
+# Default_Ignorable_Code_Point characters (Unicode DerivedCoreProperties) outside the categories below,
+# plus the braille blank: each renders as nothing and can hide in a pasted URL.
+_INVISIBLE_RANGES = (
+    (0x034F, 0x034F),  # combining grapheme joiner
+    (0x115F, 0x1160),  # Hangul choseong / jungseong fillers
+    (0x17B4, 0x17B5),  # Khmer inherent vowels
+    (0x180B, 0x180F),  # Mongolian free variation selectors
+    (0x2800, 0x2800),  # braille pattern blank
+    (0x3164, 0x3164),  # Hangul filler
+    (0xFE00, 0xFE0F),  # variation selectors
+    (0xFFA0, 0xFFA0),  # halfwidth Hangul filler
+    (0xE0100, 0xE01EF),  # variation selectors supplement
+)
+# Cf holds the bidi overrides/isolates, zero-width characters, soft hyphen and BOM; Co, Cn and Cs have no
+# visible form a learner could check; Zl/Zp break lines without looking like whitespace.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Co", "Cn", "Cs", "Zl", "Zp"})
+_CONTROL_NAMES = {
+    " ": "a space",
+    "\t": "a tab",
+    "\n": "a line break",
+    "\r": "a carriage return",
+    "\0": "a NUL",
+}
+
+
+def _is_invisible(ch: str) -> bool:
+    code = ord(ch)
+    if code < 0x80:
+        return False
+    if unicodedata.category(ch) in _INVISIBLE_CATEGORIES:
+        return True
+    return any(low <= code <= high for low, high in _INVISIBLE_RANGES)
+
+
+def _is_control(ch: str) -> bool:
+    return ch.isspace() or unicodedata.category(ch) == "Cc"
+
+
+def _describe(ch: str) -> str:
+    """`ch` in words a learner can search for, never the (possibly invisible) character itself."""
+    if ch in _CONTROL_NAMES:
+        return _CONTROL_NAMES[ch]
+    name = unicodedata.name(ch, "")
+    return f"U+{ord(ch):04X} {name}" if name else f"U+{ord(ch):04X}"
+
+
+def _check_characters(url: str) -> None:
+    """Rules "invisible_chars" and "control_chars", on the URL as typed and percent-decoded."""
+    for ch in url:
+        if _is_invisible(ch):
+            _reject_url(
+                "invisible_chars",
+                f"the repository URL contains an invisible or text-direction character ({_describe(ch)}) "
+                "that can make it look different from what it is; type the URL in again",
+            )
+    # Whitespace and control characters: nothing legitimate needs them and they smuggle extra arguments,
+    # header lines or (CVE-2025-48384-style) trailing CRs into git.
+    for ch in url:
+        if _is_control(ch):
+            _reject_url(
+                "control_chars",
+                "the repository URL must not contain spaces or control characters "
+                f"(it contains {_describe(ch)})",
+            )
+    # A server, proxy or later tool may decode what curl sends as is; `%250a` is `%0a` after one pass.
+    for layer in _decodings(url)[1:]:
+        for ch in layer:
+            code = ord(ch)
+            if 0xDC80 <= code <= 0xDCFF:
+                # A byte that is not UTF-8 (surrogateescape); 0x80-0x9F are the C1 controls in Latin-1.
+                if code <= 0xDC9F:
+                    _reject_url(
+                        "control_chars",
+                        "the repository URL contains a percent-encoded control character "
+                        f"(byte 0x{code - 0xDC00:02X})",
+                    )
+                continue
+            if _is_invisible(ch):
+                _reject_url(
+                    "invisible_chars",
+                    f"the repository URL contains a percent-encoded invisible or text-direction character "
+                    f"({_describe(ch)})",
+                )
+            if _is_control(ch):
+                _reject_url(
+                    "control_chars",
+                    "the repository URL contains a percent-encoded space or control character "
+                    f"({_describe(ch)})",
+                )
+
+
+def _decodings(text: str) -> list[str]:
+    """`text`, then each percent-decoding of the previous one until a pass changes nothing."""
+    layers = [text]
+    # Every pass that changes anything shortens the text, so this ends after at most len(text) / 3 passes.
+    while "%" in layers[-1]:
+        decoded = unquote(layers[-1], encoding="utf-8", errors="surrogateescape")
+        if decoded == layers[-1]:
+            break
+        layers.append(decoded)
+    return layers
+
+
+def _looks_like_scp(url: str) -> bool:
+    """`git@host:path`, `host.tld:path` or `localhost:path`; not `javascript:` or `mailto:` and the like."""
+    prefix = url.split(":", 1)[0]
+    _user, at, host = prefix.rpartition("@")
+    return bool(at) or "." in host or host.lower() == "localhost"
+
+
+def _scheme_message(url: str) -> str:
+    match = _SCHEME_RE.match(url)
+    if match is None:
+        return "the repository URL must start with https://, e.g. https://github.com/you/project"
+    scheme = match.group(0)[:-1].lower()
+    rest = url[len(scheme) + 1 :]
+    if scheme in ("http", "https") and not rest.startswith("//"):
+        return f"write '//' after '{scheme}:': the repository URL must start with https://"
+    if scheme == "http":
+        return "plain http:// is not accepted: the repository URL must start with https://"
+    shown = f"{scheme}://" if rest.startswith("//") else f"{scheme}:"
+    return f"{shown} URLs are not accepted: the repository URL must start with https://"
+
+
+_ENCODED_SEPARATOR_RE = re.compile(r"%(2e|2f|5c)", re.IGNORECASE)
+_ENCODED_NAMES = {"2e": "dot ('.')", "2f": "slash ('/')", "5c": "backslash ('\\')"}
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+def _repository_path(path: str, host: str, *, minimum: int) -> list[str]:
+    """The path's segments; rules "encoded_path", "dot_segment", "empty_segment", "path_chars", "path"."""
+    for depth, layer in enumerate(_decodings(path)):
+        found = _ENCODED_SEPARATOR_RE.search(layer)
+        if found is not None:
+            what = _ENCODED_NAMES[found.group(1).lower()]
+            how = "a percent-encoded" if depth == 0 else "a double-encoded"
+            # As the learner wrote it: each extra pass of encoding added a `25` after the `%`.
+            written = "%" + "25" * depth + found.group(0)[1:]
+            _reject_url(
+                "encoded_path",
+                f"the repository path contains {how} {what} ({written}); write the path out plainly",
+            )
+    body = path[1:] if path.startswith("/") else path
+    if body.endswith("/"):
+        body = body[:-1]  # `https://github.com/you/project/` is how browsers often show it
+    segments = body.split("/") if body else []
+    if any(segment in (".", "..") for segment in segments):
+        _reject_url("dot_segment", "the repository path must not contain '.' or '..' segments")
+    if "" in segments:
+        _reject_url("empty_segment", "the repository path must not contain empty segments ('//')")
+    for segment in segments:
+        if not _SEGMENT_RE.fullmatch(segment):
+            bad = next(ch for ch in segment if not _SEGMENT_RE.fullmatch(ch))
+            if bad == "%":
+                _reject_url(
+                    "path_chars",
+                    "the repository path must not be percent-encoded ('%'): owner and repository names "
+                    "are plain letters, digits, '-', '_' and '.'",
+                )
+            shown = f"'{bad}'" if bad.isascii() and bad.isprintable() else _describe(bad)
+            _reject_url(
+                "path_chars",
+                f"the repository path may only contain letters, digits, '-', '_', '.' and '~' between its "
+                f"slashes (it contains {shown})",
+            )
+    if len(segments) < minimum:
+        if not segments:
+            _reject_url(
+                "path",
+                f"the repository URL names no repository: add the owner and the repository, "
+                f"e.g. https://{host}/you/project",
+            )
+        _reject_url(
+            "path",
+            f"the repository URL names no repository, only '{segments[0]}': add the repository, "
+            f"e.g. https://{host}/{segments[0]}/project",
+        )
+    return segments
 
 
 def _host_of(parts: SplitResult) -> str:
@@ -170,11 +381,28 @@ def _host_of(parts: SplitResult) -> str:
         _reject_url("host", "the repository URL has no host name")
     host = raw.rstrip(".") if not raw.endswith("..") else raw
     if not host.isascii():
-        _reject_url("host", "the host name must be plain ASCII (use its punycode form)")
+        bad = next(ch for ch in host if not ch.isascii())
+        _reject_url(
+            "host",
+            f"the host name must be plain ASCII, but it contains {_describe(bad)} (such letters can imitate "
+            "another host's name); type it in again, or use its punycode (xn--) form",
+        )
     if "%" in host:
-        _reject_url("host", "IPv6 zone identifiers are not allowed")
-    if _ip_literal(host) is None and not _HOST_RE.match(host):
-        _reject_url("host", "the host name is not valid")
+        if "[" in parts.netloc:
+            _reject_url("host", "IPv6 zone identifiers ('%' in an [IPv6] address) are not allowed")
+        if "%40" in host:
+            _reject_url(
+                "host",
+                "the host name contains a percent-encoded '@' (%40), which can hide a different host; "
+                "use the plain host name, e.g. github.com",
+            )
+        _reject_url("host", "the host name must not contain percent-encoded characters ('%')")
+    if _ip_literal(host) is None:
+        if _NUMERIC_LABEL_RE.fullmatch(host.rsplit(".", 1)[-1]):
+            # getaddrinfo reads `2130706433` or `0x7f.1` as 127.0.0.1; no real top-level domain is numeric.
+            _reject_url("host", "the host name is an IP address written in an unusual form")
+        if not _HOST_RE.match(host):
+            _reject_url("host", "the host name is not valid")
     return host
 
 
