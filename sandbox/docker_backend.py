@@ -1,13 +1,17 @@
 """The Docker backend: one locked-down container per job, driven only through the Docker API.
 
-The container's first process is an idle keeper; the job runs in it through one `exec` whose
-stream carries everything: the files go in as a tar ahead of the job's stdin, and come out as a tar
-on stderr after every process of the job is dead, while the work dir stays a size-capped tmpfs (a
-tmpfs would vanish if the container stopped; Docker refuses `put_archive` on a read-only root, and
-`get_archive` cannot see into a tmpfs). No network, read-only root, tmpfs work dir, /tmp and
-/dev/shm, user nobody, every capability dropped, no-new-privileges, pids limit, memory equal to
-memory+swap, one CPU, rlimits for open files, file size, CPU time and core dumps; the wall clock is
-enforced here and the container is always removed. This is the only module that imports `docker`.
+The container's first process is an idle keeper, running as a user of its own (65533) so that the
+job (65534) can neither signal nor trace it; the job runs through one `exec` of the box's init
+(sandbox.boxinit), whose stream carries everything: the files go in as a tar ahead of the job's
+stdin, and come out as a tar on stderr after every process of the job is dead, while the work dir
+stays a size-capped tmpfs (a tmpfs would vanish if the container stopped; Docker refuses
+`put_archive` on a read-only root, and `get_archive` cannot see into a tmpfs). No network,
+read-only root, tmpfs work dir, /tmp and /dev/shm, user nobody, every capability dropped,
+no-new-privileges, the project's own seccomp profile (sandbox.seccomp, the same rules as the
+bubblewrap filter), pids limit, memory equal to memory+swap, one CPU, rlimits for open files, file
+size, CPU time and core dumps; the wall clock is enforced here and the container is always
+removed. Setup images (sandbox.images) are built here too. This is the only module that imports
+`docker`.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ import atexit
 import contextlib
 import io
 import os
-import shlex
+import selectors
 import socket
 import struct
 import tarfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,31 +35,28 @@ import docker
 from docker.errors import DockerException, ImageNotFound
 from docker.types import LogConfig, Ulimit
 
-from sandbox.contract import WORKDIR, JobSpec, Outcome, RunResult, sandbox_error
+from sandbox.boxinit import FILES_MARK_LENGTH, SETUP_SOURCE, Report, init_argv, parse_report_line
+from sandbox.channel import LineChannel, ServeFailed
+from sandbox.contract import (
+    WORKDIR,
+    JobSpec,
+    Observation,
+    Outcome,
+    RunResult,
+    Serve,
+    decide_outcome,
+    sandbox_error,
+)
+from sandbox.seccomp import arch_guard, docker_profile
 from sandbox.select import BUILD_HINT
 
 BOX_USER = "65534:65534"
+KEEPER_USER = "65533:65533"  # not the job's user: the job can neither signal nor ptrace the keeper
 KEEPER = ("sleep", "infinity")
-# Runs as the job's exec: places the files (a tar of exactly $2 bytes ahead of the job's stdin),
-# prints the nonce $1 on stderr once the box is ready (a failure before it is ours, anything after
-# it the job's; the job cannot un-print it), runs the job, then kills whatever the job left running
-# so a daemonised child cannot hold the output stream open (pid 1, the keeper, is spared by kill -1).
-# When files are to be returned, it kills again (a fork racing the first kill), prints the files
-# mark on stderr and then the tar of the collected paths ($3, a command of quoted paths built here):
-# one exec for the whole job, as each exec costs ~50 ms. tar stores symlinks as symlinks and never
-# follows them. The files mark is a second secret, read from the first line of stdin so that it is
-# in no argv or environment the job can read; it shares nothing with the start nonce.
-RUN_JOB = (
-    'IFS= read -r files_mark; nonce="$1"; size="$2"; collect="$3"; shift 3; '
-    'if [ "$size" -gt 0 ]; then head -c "$size" | tar -x -f - -C /box --no-same-owner || exit 125; fi; '
-    'printf %s "$nonce" >&2; '
-    '"$@"; code=$?; kill -9 -1 2>/dev/null; '
-    'if [ -n "$collect" ]; then kill -9 -1 2>/dev/null; printf %s "$files_mark" >&2; '
-    'eval "$collect" >&2; fi; '
-    "exit $code"
-)
+# The exec's stderr after the job: the files mark (a second secret, handed to the init on the first
+# line of stdin, so in no argv or environment the job can read), the init's report, the tar.
 COLLECT_SECONDS = 60.0  # returning the files is ours: it does not count against the job's wall clock
-INLINE_STDIN = 64 * 1024
+CHUNK = 64 * 1024
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/docker")
 CGROUP_CPUACCT = Path("/sys/fs/cgroup/cpuacct/docker")
 LABEL = "microcred.sandbox"
@@ -84,8 +86,9 @@ class _Buffer:
 
 class _StderrAndFiles:
     """The exec's stderr: the job's part (the nonce, then its stderr, capped like stdout) and, after
-    the files mark, the tar of the returned files (capped on its own; past the cap it is cut short,
-    which loses files, not the job's output). A mark split across chunks is held back until whole."""
+    the files mark, the init's report line and the tar of the returned files (capped on its own;
+    past the cap it is cut short, which loses files, not the job's output). A mark split across
+    chunks is held back until whole."""
 
     def __init__(self, job_limit: int, mark: bytes, files_limit: int) -> None:
         self.job = _Buffer(job_limit)
@@ -117,6 +120,13 @@ class _StderrAndFiles:
         held, self._held = self._held, b""
         return self.job.add(held) if held else False
 
+    def report_and_tar(self) -> tuple[Report | None, bytes]:
+        """The init's report (None if it never wrote one) and the tar that follows it."""
+        if self.files is None:
+            return None, b""
+        line, newline, tar = self.files.value().partition(b"\n")
+        return (parse_report_line(line), tar) if newline else (None, b"")
+
 
 class DockerRunner:
     name = "docker"
@@ -146,7 +156,7 @@ class DockerRunner:
             _remove(container)
 
     def _acquire(self, spec: JobSpec) -> Any:
-        key = _pool_key(spec)
+        key = self._pool_key(spec)
         with self._pool_lock:
             ready = self._pool.get(key, [])
             container = ready.pop() if ready else None
@@ -195,17 +205,21 @@ class DockerRunner:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = docker.from_env(timeout=60)
+            self._client = _client()
             with contextlib.suppress(DockerException):
                 self.sweep_orphans()
         return self._client
 
-    def run(self, spec: JobSpec) -> RunResult:
+    def run(self, spec: JobSpec, *, serve: Serve | None = None) -> RunResult:
         started = time.monotonic()
         container = None
         try:
             container = self._acquire(spec)
-            return self._execute(container, spec, started)
+            return self._execute(container, spec, started, serve)
+        except ImageNotFound:
+            image = spec.image or self.image
+            message = f"image {image} is missing: {BUILD_HINT}, or sandbox.images.build_setup_image"
+            return sandbox_error(self.name, message, time.monotonic() - started)
         except (DockerException, OSError) as exc:
             return sandbox_error(self.name, f"{type(exc).__name__}: {exc}", time.monotonic() - started)
         finally:
@@ -221,9 +235,9 @@ class DockerRunner:
         scratch = f"rw,exec,nosuid,nodev,size={limits.disk_mb}m"
         memory = f"{limits.memory_mb}m"
         return self.client.containers.create(
-            self.image,
+            spec.image or self.image,
             command=list(KEEPER),
-            user=BOX_USER,
+            user=KEEPER_USER,
             working_dir=WORKDIR,
             environment={},  # the job's environment is given to its exec, not the keeper
             network_mode="none",
@@ -231,7 +245,7 @@ class DockerRunner:
             tmpfs={WORKDIR: f"{scratch},mode=0700,uid=65534,gid=65534", "/tmp": f"{scratch},mode=1777"},
             shm_size=limits.disk_mb * 1024 * 1024,
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+            security_opt=["no-new-privileges", f"seccomp={docker_profile()}"],
             pids_limit=limits.pids,
             mem_limit=memory,
             memswap_limit=memory,
@@ -251,100 +265,317 @@ class DockerRunner:
             labels={LABEL: "job", OWNER_LABEL: self.owner},
         )
 
-    def _execute(self, container: Any, spec: JobSpec, started: float) -> RunResult:
+    def _pool_key(self, spec: JobSpec) -> tuple[Any, ...]:
+        limits = spec.limits
+        return (
+            spec.image or self.image,
+            limits.memory_mb,
+            limits.pids,
+            limits.disk_mb,
+            limits.nofile,
+            limits.file_size_mb,
+            limits.cpu_seconds,
+        )
+
+    def _execute(self, container: Any, spec: JobSpec, started: float, serve: Serve | None) -> RunResult:
         limits = spec.limits
         api = self.client.api
         archive = _tar(spec) if spec.files else b""
-        nonce = uuid.uuid4().hex.encode()
-        # The job's files arrive as a tar on the same stdin, ahead of the job's own input: `head -c`
-        # reads exactly the archive, so one exec both places the files and runs the job.
-        collect = ""
-        if spec.collect:
-            paths = " ".join(shlex.quote(path) for path in spec.collect)
-            collect = f"tar -c -f - -C {WORKDIR} --ignore-failed-read -- {paths} 2>/dev/null"
-        command = ["sh", "-c", RUN_JOB, "box", nonce.decode(), str(len(archive)), collect, *spec.command]
+        nonce = uuid.uuid4().hex
+        files_mark = uuid.uuid4().hex.encode()
+        assert len(files_mark) == FILES_MARK_LENGTH
+        command = init_argv(
+            spec.command,
+            spec.box_env(),
+            start_mark=nonce,
+            tar_size=len(archive),
+            guard=arch_guard(),
+            collect=spec.collect,
+        )
         exec_id = api.exec_create(
-            container.id,
-            command,
-            stdin=True,
-            stdout=True,
-            stderr=True,
-            user=BOX_USER,
-            workdir=WORKDIR,
-            environment=spec.box_env(),
+            container.id, command, stdin=True, stdout=True, stderr=True, user=BOX_USER, workdir=WORKDIR
         )["Id"]
         raw = _raw_socket(api.exec_start(exec_id, socket=True))
         out = _Buffer(limits.output_bytes)
         files_cap = len(spec.collect) * (limits.collect_bytes + 1024) + 10240
-        files_mark = uuid.uuid4().hex.encode()
         err = _StderrAndFiles(limits.output_bytes + len(nonce), files_mark, files_cap)
         reason: list[Outcome] = []
+        at_kill: list[tuple[float | None, tuple[int | None, bool]]] = []
 
         def kill(why: Outcome) -> None:
             if not reason:
                 reason.append(why)
+                # The box's cgroup goes with the container: read what it counted first.
+                at_kill.append((_cgroup_cpu(container.id), _cgroup_memory(container.id)))
+            with contextlib.suppress(OSError):
+                raw.shutdown(socket.SHUT_RDWR)  # a job blocked writing to a full socket answers kill slowly
             with contextlib.suppress(DockerException):
                 container.kill()
 
-        data = files_mark + b"\n" + archive + spec.stdin
-        if len(data) <= INLINE_STDIN:
-            _feed(raw, data)  # fits the socket's buffer: no thread on the critical path
-        else:
-            threading.Thread(target=_feed, args=(raw, data), daemon=True).start()
-        deadline = started + limits.wall_seconds
+        # The files arrive as a tar on the same stdin, ahead of the job's own input: the init reads
+        # exactly the archive, so one exec both places the files and runs the job.
+        stream = _ExecStream(raw, out, err, LineChannel(serve, limits.output_bytes) if serve else None)
         try:
-            finished = _demux(raw, out, err, lambda: kill(Outcome.OUTPUT_LIMIT), deadline)
-            if not finished:
-                # Stop reading first: a job blocked writing to a full socket answers kill slowly.
-                with contextlib.suppress(OSError):
-                    raw.shutdown(socket.SHUT_RDWR)
-                kill(Outcome.TIMEOUT)
+            stream.pump(files_mark + b"\n" + archive + spec.stdin, started + limits.wall_seconds, kill)
         finally:
             with contextlib.suppress(OSError):
                 raw.close()
         if err.finish():
             kill(Outcome.OUTPUT_LIMIT)  # the job's last bytes, held back in case they began the mark
         wall = time.monotonic() - started
-        info = api.exec_inspect(exec_id)
-        exit_code = info.get("ExitCode")
-        peak, oom = _cgroup_memory(container.id)
+        if stream.serve_error is not None:
+            return sandbox_error(self.name, str(stream.serve_error), wall)
+        exit_code = api.exec_inspect(exec_id).get("ExitCode")
+        cpu, (peak, oom) = (
+            at_kill[0] if at_kill else (_cgroup_cpu(container.id), _cgroup_memory(container.id))
+        )
         if exit_code == 137 and not reason and not oom:
             oom = _oom_killed_state(container)  # the cgroup was not visible from here (remote daemon)
-        cpu = _cgroup_cpu(container.id)
+        report, tar = err.report_and_tar()
+        if cpu is None and report is not None:
+            cpu = report.cpu_seconds
         stderr = err.job.value()
-        if not stderr.startswith(nonce) and not reason:
-            detail = stderr.decode(errors="replace").strip() or f"exit code {exit_code}"
-            return sandbox_error(self.name, f"the box did not start: {detail}", wall)
-        stderr = stderr.removeprefix(nonce)
+        started_mark = stderr.startswith(nonce.encode())
+        verdict = decide_outcome(
+            Observation(
+                box_started=started_mark,
+                killed_for=reason[0] if reason else None,
+                oom_killed=oom,
+                wait_status=report.wait_status if report is not None else None,
+                exit_code=exit_code if isinstance(exit_code, int) else None,
+                cpu_seconds=cpu,
+                cpu_limit=limits.cpu_seconds,
+                setup_detail=stderr.decode(errors="replace"),
+            )
+        )
+        if verdict.outcome is Outcome.SANDBOX_ERROR:
+            return sandbox_error(self.name, verdict.error or "the box failed", wall)
+        stderr = stderr.removeprefix(nonce.encode())
         err_truncated = len(stderr) > limits.output_bytes or err.job.overflowed
         stderr = stderr[: limits.output_bytes]
-        files: dict[str, bytes] = {}
-        if not reason and err.files is not None:
-            files = _untar(err.files.value(), spec.collect, limits.collect_bytes)
+        files = _untar(tar, spec.collect, limits.collect_bytes) if not reason else {}
         missing = [relative for relative in spec.collect if relative not in files]
-        sig = exit_code - 128 if isinstance(exit_code, int) and 128 < exit_code < 128 + 65 else None
-        if reason:
-            outcome = reason[0]
-        elif oom:
-            outcome = Outcome.MEMORY_LIMIT
-        elif sig == 24:  # SIGXCPU: the CPU-time rlimit ran out
-            outcome = Outcome.TIMEOUT
-        else:
-            outcome = Outcome.COMPLETED
         return RunResult(
-            outcome=outcome,
-            exit_code=exit_code if isinstance(exit_code, int) else None,
-            signal=sig,
+            outcome=verdict.outcome,
+            exit_code=verdict.exit_code,
+            signal=verdict.signal,
             wall_seconds=wall,
             cpu_seconds=cpu,
             peak_memory_bytes=peak,
-            stdout=out.value(),
+            stdout=stream.stdout(),
             stderr=stderr,
-            output_truncated=out.overflowed or err_truncated,
+            output_truncated=out.overflowed or err_truncated or stream.line_overflowed,
             files=files,
             missing_files=tuple(missing),
             backend=self.name,
         )
+
+    def build_image(
+        self,
+        base_reference: str,
+        reference: str,
+        files: Mapping[str, bytes],
+        setup_command: Sequence[str],
+        *,
+        timeout: float,
+        network: bool,
+    ) -> tuple[str, str]:
+        """A container of `base_reference` with `files` in /autograder/source runs `setup_command` as
+        root, then is committed as `reference`: ("exists" | "built" | "failed", the log)."""
+        client = self.client
+        with contextlib.suppress(ImageNotFound):
+            client.images.get(reference)
+            return "exists", ""
+        try:
+            client.images.get(base_reference)
+        except ImageNotFound:
+            return "failed", f"base image {base_reference} is missing: {BUILD_HINT}"
+        container = client.containers.create(
+            base_reference,
+            command=["sh", "-c", BUILD_SCRIPT, "setup", *setup_command],
+            user="0:0",
+            working_dir="/autograder/source",
+            environment={
+                "HOME": "/root",
+                "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            },
+            network_mode="bridge" if network else "none",
+            labels={LABEL: "build", OWNER_LABEL: self.owner},
+        )
+        try:
+            client.api.put_archive(container.id, WORKDIR, _setup_tar(files))
+            container.start()
+            try:
+                status = container.wait(timeout=timeout)
+            except Exception as exc:  # the daemon's wait timed out (requests raises its own types)
+                with contextlib.suppress(DockerException):
+                    container.kill()
+                log = container.logs().decode(errors="replace")
+                return (
+                    "failed",
+                    f"{log}\nthe setup did not finish within {timeout:g} s ({type(exc).__name__})",
+                )
+            log = container.logs().decode(errors="replace")
+            if status.get("StatusCode") != 0:
+                return "failed", f"{log}\nthe setup exited with status {status.get('StatusCode')}"
+            repository, _, tag = reference.partition(":")
+            with contextlib.suppress(ImageNotFound):
+                client.images.get(reference)
+                return "exists", log  # another worker built it meanwhile: theirs stands
+            container.commit(
+                repository=repository,
+                tag=tag,
+                changes=[
+                    f"USER {BOX_USER}",
+                    f"WORKDIR {WORKDIR}",
+                    f"LABEL microcred.setup-of={base_reference}",
+                ],
+            )
+            return "built", log
+        finally:
+            _remove(container)
+
+
+# Run as root in a container of the base image at build time: the setup, then what it left in
+# /autograder/source (really /box/autograder/source, which is a tmpfs at grading time) moves into
+# the image at SETUP_SOURCE, and /box is emptied.
+BUILD_SCRIPT = (
+    '"$@" || exit $?; '
+    f"mkdir -p {SETUP_SOURCE} && cp -a /box/autograder/source/. {SETUP_SOURCE}/ && "
+    "rm -rf /box/* /box/.[!.]* /tmp/* 2>/dev/null; exit 0"
+)
+
+
+def _client() -> Any:
+    client = docker.from_env(timeout=60)
+    # Requests would read proxy settings from os.environ on every call, from our background
+    # threads too, while another thread may change the environment: the daemon is local.
+    client.api.trust_env = False
+    return client
+
+
+def _setup_tar(files: Mapping[str, bytes]) -> bytes:
+    """`files` under autograder/source/, for put_archive into the build container's /box."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        directories: set[str] = set()
+        for relative, content in sorted(files.items()):
+            path = f"autograder/source/{relative}"
+            parts = path.split("/")
+            for depth in range(1, len(parts)):
+                directory = "/".join(parts[:depth])
+                if directory not in directories:
+                    directories.add(directory)
+                    info = tarfile.TarInfo(directory)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    archive.addfile(info)
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = len(content), 0o755
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+class _ExecStream:
+    """The exec's one socket, both ways, from one poll loop: stdin (and serve's answers) out, Docker's
+    multiplexed stdout and stderr (8-byte frame headers) in, until the exec ends or the deadline
+    (the wall clock; returning the files has its own budget once their mark has come) passes."""
+
+    def __init__(self, raw: socket.socket, out: _Buffer, err: _StderrAndFiles, channel: LineChannel | None):
+        self.raw = raw
+        self.out = out
+        self.err = err
+        self.channel = channel
+        self.serve_error: ServeFailed | None = None
+        self.line_overflowed = False
+        self._inbound = bytearray()
+        self._stream = 0
+        self._left = 0  # bytes of the current frame still to come
+
+    def stdout(self) -> bytes:
+        return self.channel.rest[: self.out.limit] if self.channel is not None else self.out.value()
+
+    def pump(self, data: bytes, deadline: float, kill: Callable[[Outcome], None]) -> None:
+        pending = bytearray(data)
+        raw = self.raw
+        raw.setblocking(False)
+        selector = selectors.DefaultSelector()
+        selector.register(raw, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        writing = True
+        try:
+            while True:
+                files_started = self.err.files_started
+                until = deadline if files_started is None else max(deadline, files_started + COLLECT_SECONDS)
+                remaining = until - time.monotonic()
+                if remaining <= 0:
+                    kill(Outcome.TIMEOUT)
+                    return
+                for _, events in selector.select(remaining):
+                    if events & selectors.EVENT_WRITE and pending:
+                        try:
+                            del pending[: raw.send(pending[:CHUNK])]
+                        except BlockingIOError:
+                            pass
+                        except OSError:
+                            pending.clear()  # the job closed its input or is already gone
+                    if events & selectors.EVENT_READ:
+                        try:
+                            chunk = raw.recv(CHUNK)
+                        except BlockingIOError:
+                            continue
+                        except OSError:
+                            return  # the stream broke because the box was killed
+                        if not chunk:
+                            return
+                        answers, why = self._take(chunk, deadline)
+                        if why is not None:
+                            kill(why)
+                            return
+                        pending += answers
+                if not pending and writing:
+                    if self.channel is None:
+                        with contextlib.suppress(OSError):
+                            raw.shutdown(socket.SHUT_WR)  # the job reads end-of-file
+                    selector.modify(raw, selectors.EVENT_READ)
+                    writing = False
+                elif pending and not writing:
+                    selector.modify(raw, selectors.EVENT_READ | selectors.EVENT_WRITE)
+                    writing = True
+        finally:
+            selector.close()
+
+    def _take(self, chunk: bytes, deadline: float) -> tuple[bytes, Outcome | None]:
+        """Split frames; (answers for the job's stdin, why to kill the box or None)."""
+        self._inbound += chunk
+        answers = bytearray()
+        while self._inbound:
+            if self._left == 0:
+                if len(self._inbound) < 8:
+                    break
+                self._stream, self._left = self._inbound[0], struct.unpack(">I", self._inbound[4:8])[0]
+                del self._inbound[:8]
+                continue
+            piece = bytes(self._inbound[: self._left])
+            del self._inbound[: len(piece)]
+            self._left -= len(piece)
+            if self._stream == 2:
+                if self.err.add(piece):
+                    return bytes(answers), Outcome.OUTPUT_LIMIT
+            elif self.channel is None:
+                if self.out.add(piece):
+                    return bytes(answers), Outcome.OUTPUT_LIMIT
+            else:
+                if self.channel.add(piece):
+                    self.line_overflowed = True
+                    return bytes(answers), Outcome.OUTPUT_LIMIT
+                try:
+                    for line in self.channel.lines():
+                        answers += self.channel.answer(line)
+                        if time.monotonic() >= deadline:
+                            return bytes(answers), Outcome.TIMEOUT
+                except ServeFailed as exc:
+                    self.serve_error = exc
+                    return bytes(answers), Outcome.SANDBOX_ERROR
+        return bytes(answers), None
 
 
 def _untar(data: bytes, paths: tuple[str, ...], limit: int) -> dict[str, bytes]:
@@ -379,18 +610,6 @@ def probe(image: str) -> tuple[str, str] | None:
     except DockerException as exc:
         return f"cannot inspect image {image}: {exc}", "check the Docker daemon"
     return None
-
-
-def _pool_key(spec: JobSpec) -> tuple[Any, ...]:
-    limits = spec.limits
-    return (
-        limits.memory_mb,
-        limits.pids,
-        limits.disk_mb,
-        limits.nofile,
-        limits.file_size_mb,
-        limits.cpu_seconds,
-    )
 
 
 def _remove(container: Any) -> None:
@@ -447,50 +666,6 @@ def _raw_socket(sock: Any) -> socket.socket:
     inner = getattr(sock, "_sock", sock)
     assert isinstance(inner, socket.socket)
     return inner
-
-
-def _feed(raw: socket.socket, data: bytes) -> None:
-    try:
-        if data:
-            raw.sendall(data)
-        raw.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass  # the job closed its input or is already gone
-
-
-def _demux(raw: socket.socket, out: _Buffer, err: _StderrAndFiles, on_overflow: Any, deadline: float) -> bool:
-    """Read Docker's multiplexed stream (8-byte frame headers) until the exec ends (True) or the
-    deadline passes (False). The deadline is the wall clock: no timer thread per job."""
-    reader = raw.makefile("rb")
-
-    def read(size: int) -> bytes:
-        until = deadline if err.files_started is None else max(deadline, err.files_started + COLLECT_SECONDS)
-        raw.settimeout(max(0.001, until - time.monotonic()))
-        return reader.read(size)
-
-    try:
-        while True:
-            header = read(8)
-            if len(header) < 8:
-                return True
-            stream, length = header[0], struct.unpack(">I", header[4:])[0]
-            remaining = length
-            while remaining:
-                chunk = read(min(remaining, 64 * 1024))
-                if not chunk:
-                    return True
-                remaining -= len(chunk)
-                target = err if stream == 2 else out
-                if target.add(chunk):
-                    # Stop reading first: a job blocked writing to a full socket answers kill slowly.
-                    with contextlib.suppress(OSError):
-                        raw.shutdown(socket.SHUT_RDWR)
-                    on_overflow()
-                    return True
-    except TimeoutError:
-        return False
-    except OSError:
-        return True  # the stream broke because the box was killed
 
 
 def _cgroup_memory(container_id: str) -> tuple[int | None, bool]:

@@ -27,7 +27,8 @@ class Check:
 
 
 def check_bwrap(rootfs: Path = DEFAULT_ROOTFS) -> Check:
-    from sandbox.bwrap_backend import BwrapRunner
+    from sandbox.bwrap import BwrapRunner
+    from sandbox.bwrap.mounts import foreign_mounts_fix, foreign_mounts_problem
 
     if shutil.which("bwrap") is None:
         return Check("bwrap", False, "bwrap is not installed", "apt-get install bubblewrap")
@@ -35,6 +36,11 @@ def check_bwrap(rootfs: Path = DEFAULT_ROOTFS) -> Check:
         return Check("bwrap", False, f"no grading root filesystem at {rootfs}", BUILD_HINT)
     if not (rootfs / "box").is_dir():
         return Check("bwrap", False, f"{rootfs} has no /box mount point", BUILD_HINT)
+    if not (rootfs / "usr/bin/perl").exists():
+        return Check("bwrap", False, f"{rootfs} has no perl for the box's init", BUILD_HINT)
+    problem = foreign_mounts_problem(rootfs)
+    if problem is not None:
+        return Check("bwrap", False, problem, foreign_mounts_fix(rootfs))
     from sandbox.seccomp import SeccompUnavailable, box_filter
 
     try:
@@ -76,7 +82,7 @@ def select_runner(
     if backend in {"auto", "bwrap"}:
         check = check_bwrap(rootfs)
         if check.ok:
-            from sandbox.bwrap_backend import BwrapRunner
+            from sandbox.bwrap import BwrapRunner
 
             return BwrapRunner(rootfs)
         checks.append(check)
@@ -93,6 +99,6 @@ def select_runner(
 
 
 def cgroup_note() -> str | None:
-    from sandbox.bwrap_backend import cgroup_support
+    from sandbox.bwrap import cgroup_support
 
     return cgroup_support()
