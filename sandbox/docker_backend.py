@@ -57,6 +57,7 @@ KEEPER = ("sleep", "infinity")
 # line of stdin, so in no argv or environment the job can read), the init's report, the tar.
 COLLECT_SECONDS = 60.0  # returning the files is ours: it does not count against the job's wall clock
 CHUNK = 64 * 1024
+MAX_WARM_KEYS = 4  # images and sets of limits that keep a warm container
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/docker")
 CGROUP_CPUACCT = Path("/sys/fs/cgroup/cpuacct/docker")
 LABEL = "microcred.sandbox"
@@ -158,8 +159,9 @@ class DockerRunner:
     def _acquire(self, spec: JobSpec) -> Any:
         key = self._pool_key(spec)
         with self._pool_lock:
-            ready = self._pool.get(key, [])
+            ready = self._pool.pop(key, [])
             container = ready.pop() if ready else None
+            self._pool[key] = ready  # the most recently used set of limits and image goes last
         if container is None:
             container = self._create(spec)
             container.start()
@@ -181,9 +183,16 @@ class DockerRunner:
             with self._pool_lock:
                 if not self._closed:
                     self._pool.setdefault(key, []).append(container)
-                    continue
-            _remove(container)
-            return
+                    # Each image and set of limits keeps its own spares: only the latest few do.
+                    evicted = []
+                    while len(self._pool) > MAX_WARM_KEYS:
+                        evicted += self._pool.pop(next(iter(self._pool)))
+                else:
+                    evicted = [container]
+            for spare in evicted:
+                _remove(spare)
+            if container in evicted:
+                return
 
     def sweep_orphans(self) -> int:
         """Remove boxes whose owning process on this host is gone; returns how many."""
@@ -428,6 +437,7 @@ class DockerRunner:
                 changes=[
                     f"USER {BOX_USER}",
                     f"WORKDIR {WORKDIR}",
+                    'CMD ["sleep", "infinity"]',
                     f"LABEL microcred.setup-of={base_reference}",
                 ],
             )
