@@ -5,6 +5,9 @@ later (a bind mount another tool left there once put an assignment's hidden test
 would show inside every box. The runner refuses such a root instead. The mount table is read from
 /proc/self/mountinfo once, then again only when the kernel says it changed: poll() on the open file
 reports POLLPRI|POLLERR after any mount or unmount, so a job costs one poll() call, not a read.
+The runner's own mounts (each job's work dir) go through `own_change`, which keeps them from
+counting as changes; since a foreign change made in the same microseconds would be missed with
+them, the table is also read again when it is older than MAX_AGE_SECONDS.
 """
 
 from __future__ import annotations
@@ -13,9 +16,14 @@ import os
 import re
 import select
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 MOUNTINFO = "/proc/self/mountinfo"
+MAX_AGE_SECONDS = 10.0
+Result = TypeVar("Result")
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
@@ -28,17 +36,36 @@ class MountWatch:
         self._poll = select.poll()
         self._mount_points: tuple[str, ...] = ()
         self._real: dict[str, str] = {}
+        self._stale = True
+        self._read_at = 0.0
+        self.reads = 0
 
     def below(self, root: Path) -> list[str]:
         """The mount points strictly below `root` (after resolving symlinks), sorted."""
         with self._lock:
-            if self._fd is None or self._owner != os.getpid() or self._changed():
+            if self._needs_reading():
                 self._reload()
             real = self._real.get(str(root))
             if real is None:
                 real = self._real[str(root)] = os.path.realpath(root)
             prefix = real.rstrip("/") + "/"
             return sorted(point for point in self._mount_points if point.startswith(prefix))
+
+    def own_change(self, change: Callable[[], Result]) -> Result:
+        """Run `change` (a mount or unmount of ours) without it making the next job read the table."""
+        with self._lock:
+            if self._fd is not None and self._owner == os.getpid() and self._changed():
+                self._stale = True  # a change before ours is somebody else's: it is read
+            try:
+                return change()
+            finally:
+                if self._fd is not None and self._owner == os.getpid():
+                    self._changed()  # takes our own change's notice
+
+    def _needs_reading(self) -> bool:
+        if self._fd is None or self._owner != os.getpid() or self._stale:
+            return True
+        return self._changed() or time.monotonic() - self._read_at > MAX_AGE_SECONDS
 
     def _changed(self) -> bool:
         return any(events & (select.POLLPRI | select.POLLERR) for _, events in self._poll.poll(0))
@@ -61,6 +88,9 @@ class MountWatch:
             if len(fields) > 4:
                 points.append(_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4]))
         self._mount_points = tuple(points)
+        self._stale = False
+        self._read_at = time.monotonic()
+        self.reads += 1
 
 
 MOUNTS = MountWatch()

@@ -23,7 +23,7 @@ from pathlib import Path
 from sandbox.boxinit import parse_status_pipe
 from sandbox.bwrap.cgroups import CgroupPool, Cgroups, join_cgroups
 from sandbox.bwrap.launch import bwrap_command, mount_tmpfs, pipe_holding, place_files, read_box_pid
-from sandbox.bwrap.mounts import foreign_mounts_problem
+from sandbox.bwrap.mounts import MOUNTS, foreign_mounts_problem
 from sandbox.bwrap.reaping import (
     ADOPTION,
     DEFAULT_JOBS_DIR,
@@ -109,7 +109,7 @@ class BwrapRunner:
             box_dir.mkdir(mode=0o700)
             if os.geteuid() == 0:
                 size = spec.limits.disk_mb * 1024 * 1024
-                mount_tmpfs(box_dir, f"size={size},mode=0700")
+                MOUNTS.own_change(lambda: mount_tmpfs(box_dir, f"size={size},mode=0700"))
                 mounted = True
             place_files(spec, box_dir)
             groups = self._cgroups.acquire(job_id, spec.limits.memory_mb * 1024 * 1024, spec.limits.pids)
@@ -121,7 +121,8 @@ class BwrapRunner:
             groups.kill_all()
             if job_dir is not None:
                 if mounted:
-                    unmount(job_dir / "box")
+                    box_mount = job_dir / "box"
+                    MOUNTS.own_change(lambda: unmount(box_mount))
                 shutil.rmtree(job_dir, ignore_errors=True)  # never follows the box's symlinks
             self._cgroups.release(groups)
 
