@@ -4,7 +4,8 @@
 exactly these, so a job meets the same kernel on either. Refused with EPERM: new namespaces and
 mounts (also through `clone` flags and the new mount API), the kernel keyring, BPF, perf events,
 userfaultfd, io_uring, kernel modules, kexec, swap, accounting, reboot, the clock, raw port I/O,
-handle-based opens, the TIOCSTI/TIOCLINUX ioctls that push keystrokes into a terminal, and every
+handle-based opens, vsock sockets (they reach the hypervisor whatever the network namespace), the
+TIOCSTI/TIOCLINUX ioctls that push keystrokes into a terminal, and every
 process-inspection call (ptrace, process_vm_readv/writev, kcmp, pidfd_getfd, process_madvise): a
 job must not read or write any other process's memory, the box's init included. Also refused, as
 Docker's default profile refuses them to a container without capabilities: NUMA memory policy,
@@ -47,6 +48,8 @@ REFUSED = (
     "fsmount",
     "fspick",
     "mount_setattr",
+    "listmount",
+    "statmount",
     # other processes: a job reads and writes no memory but its own
     "ptrace",
     "process_vm_readv",
@@ -117,6 +120,8 @@ NAMESPACE_FLAGS = (
     0x40000000,  # CLONE_NEWNET
 )
 TERMINAL_INJECTION_IOCTLS = (0x5412, 0x541C)  # TIOCSTI, TIOCLINUX
+# vsock reaches the hypervisor and its guest services: no network namespace stops it.
+AF_VSOCK = 40
 # Docker's default profile lets personality() set only these (the last one only queries).
 PERSONALITIES_ALLOWED = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
 NATIVE_ARCHES = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}
@@ -161,6 +166,7 @@ RULES: tuple[Rule, ...] = (
         Rule("ioctl", condition=(1, "masked_eq", 0xFFFFFFFF, request))
         for request in TERMINAL_INJECTION_IOCTLS
     ),
+    Rule("socket", condition=(0, "masked_eq", 0xFFFFFFFF, AF_VSOCK)),
     *_personality_rules(),
 )
 
