@@ -14,4 +14,4 @@ RUN pip install --no-cache-dir .
 USER grader
 ENV GRADER_DATA_DIR=/var/lib/grader
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-", "grader.wsgi:app"]
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-", "grader.entrypoints.wsgi:app"]

@@ -40,6 +40,7 @@ class Settings:
     sandbox_backend: str = "auto"  # auto | docker | bwrap
     sandbox_image: str = "microcred-python:bookworm"
     sandbox_rootfs: Path = Path("/var/lib/microcred/rootfs/python-bookworm")
+    setup_timeout_seconds: float = 900.0  # a course team's setup step, when its image is built
     # Git intake
     git_allowed_hosts: tuple[str, ...] = (
         "github.com",
@@ -52,6 +53,7 @@ class Settings:
     git_max_repo_bytes: int = 50 * 1024 * 1024
     # Submission pacing per learner and assessment (anti-oracle)
     submissions_per_hour: int = 30
+    quiz_starts_per_hour: int = 20  # drawing attempts shows questions: paced like submissions
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -78,6 +78,12 @@ class AttemptsExhausted(Conflict):
     code = "attempts_exhausted"
 
 
+class PastDue(Conflict):
+    """The assessment's due date (and late window, if any) has passed for this learner."""
+
+    code = "past_due"
+
+
 class TimeLimitExceeded(Conflict):
     code = "time_limit_exceeded"
 
@@ -106,6 +112,13 @@ class CatalogError(GraderError):
             details={"problems": problems},
         )
         self.problems = problems
+
+
+class ImageBuildFailed(GraderError):
+    """A course team's setup step failed while its grading image was built; the log says why."""
+
+    code = "image_build_failed"
+    http_status = 500
 
 
 class ServiceUnavailable(GraderError):

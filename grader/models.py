@@ -85,6 +85,26 @@ class SubmissionStatus(StrEnum):
     ERROR = "error"
 
 
+class GradeOutcome(StrEnum):
+    """How a grading run ended; the closed set a `Result.outcome` takes."""
+
+    GRADED = "graded"
+    TAMPERED = "tampered"  # the verdict could not be trusted: it fails, with no review
+    REPOSITORY_UNAVAILABLE = "repository_unavailable"  # the learner's repository vanished after intake
+    GRADER_ERROR = "grader_error"  # the course team's autograder failed; staff see why
+    NOT_GRADABLE = "not_gradable"  # the autograder refused the submission (PrairieLearn `gradable: false`)
+
+    @property
+    def charges_attempt(self) -> bool:
+        """Whether the submission counts against the learner's attempts."""
+        return self not in (GradeOutcome.GRADER_ERROR, GradeOutcome.NOT_GRADABLE)
+
+
+class AwardStatus(StrEnum):
+    AWARDED = "awarded"
+    REVOKED = "revoked"
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -135,6 +155,8 @@ class Assessment(Base):
     kind: Mapped[str] = mapped_column(String(20))
     title: Mapped[str] = mapped_column(String(200))
     current_version: Mapped[int] = mapped_column(Integer, default=1)
+    # Tests with `after_published` visibility open to learners from this moment (`grader publish`).
+    results_published_at: Mapped[datetime | None] = mapped_column(default=None)
 
     versions: Mapped[list[AssessmentVersion]] = relationship(
         back_populates="assessment", order_by="AssessmentVersion.version"
@@ -240,6 +262,11 @@ class Submission(Base):
     git_url: Mapped[str | None] = mapped_column(String(2000), default=None)
     commit_sha: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # False once the autograder could not grade it (its fault, or ungradable): no attempt is charged.
+    charged: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Work handed in inside a late window: the fraction taken off its score, fixed at intake.
+    late_penalty: Mapped[float] = mapped_column(Float, default=0.0)
+    due_at: Mapped[datetime | None] = mapped_column(default=None)  # the learner's due date then
 
     user: Mapped[User] = relationship()
     assessment: Mapped[Assessment] = relationship()
@@ -315,6 +342,46 @@ class Review(Base):
     criteria: Mapped[list[Any]] = mapped_column(JSON)
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A regrade whose manual criteria did not change carries the review over to the new result.
+    carried_from_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"), default=None)
+
+
+class Extension(Base):
+    """A learner's own due date for one assessment, granted by staff."""
+
+    __tablename__ = "extensions"
+    __table_args__ = (UniqueConstraint("user_id", "assessment_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id", ondelete="CASCADE"))
+    due_at: Mapped[datetime] = mapped_column()
+    reason: Mapped[str] = mapped_column(Text, default="")
+    granted_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """One change to a score, a pass, a review, an award or a deadline: who or what, when, before,
+    after and why. Rows are only ever added."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_submission", "submission_id"),
+        Index("ix_audit_events_learner", "learner_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(50))
+    learner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    assessment_id: Mapped[int | None] = mapped_column(ForeignKey("assessments.id"), default=None)
+    submission_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    subject: Mapped[str] = mapped_column(String(100))  # e.g. "result 12", "award 3f2a..."
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class CredentialAward(Base):
@@ -326,7 +393,7 @@ class CredentialAward(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
-    status: Mapped[str] = mapped_column(String(20), default="awarded")
+    status: Mapped[str] = mapped_column(String(20), default=AwardStatus.AWARDED)
     evidence: Mapped[list[Any]] = mapped_column(JSON)
     awarded_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)

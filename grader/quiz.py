@@ -25,6 +25,7 @@ from grader.catalog.schema import (
     TrueFalse,
 )
 from grader.errors import InvalidInput
+from grader.verdict import meets
 
 AnyQuestion = SingleChoice | MultipleChoice | TrueFalse | Numeric | ShortText
 
@@ -165,7 +166,7 @@ def score_quiz(quiz: QuizAssessment, question_ids: Sequence[str], answers: Mappi
         )
     score = round(sum(r.points for r in results), 6)
     max_score = sum(r.max_points for r in results)
-    passed = max_score > 0 and score / max_score >= quiz.pass_mark - 1e-9
+    passed = max_score > 0 and meets(score / max_score, quiz.pass_mark)
     return QuizScore(score=score, max_score=max_score, passed=passed, questions=tuple(results))
 
 
@@ -220,3 +221,17 @@ def correct_answer(question: AnyQuestion) -> Any:
     if isinstance(question, MultipleChoice):
         return sorted(question.answers)
     return question.accept[0] if question.accept else None
+
+
+def answer_in_words(question: AnyQuestion) -> str:
+    """The correct answer as a person reads it: choice texts, not their ids."""
+    if isinstance(question, SingleChoice):
+        return next(c.text for c in question.choices if c.id == question.answer)
+    if isinstance(question, MultipleChoice):
+        return "; ".join(c.text for c in question.choices if c.id in question.answers)
+    if isinstance(question, TrueFalse):
+        return "true" if question.answer else "false"
+    if isinstance(question, Numeric):
+        tolerance = f" (± {question.tolerance:g})" if question.tolerance else ""
+        return f"{question.answer:g}{' ' + question.unit if question.unit else ''}{tolerance}"
+    return question.accept[0] if question.accept else f"text matching {question.patterns[0]}"

@@ -40,7 +40,8 @@ class ResultsFormatError(ValueError):
 
 @dataclass(frozen=True)
 class AdaptedTest:
-    """One test from either format. `passed` is the format's status, or points == max_points."""
+    """One test from either format. `passed` is the format's status, or points == max_points.
+    `number` (Gradescope's, such as "1.2") orders tests; `tags` are kept as given."""
 
     name: str
     passed: bool
@@ -48,12 +49,19 @@ class AdaptedTest:
     max_points: float
     message: str
     visibility: str
+    number: str = ""
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class AdaptedResult:
     """A whole results.json. `score / max_score` is the fraction earned; `gradable` False means
-    the submission could not be graded (PrairieLearn: no attempt should be charged)."""
+    the submission could not be graded (PrairieLearn: no attempt should be charged).
+
+    `score_given` says the file carried a top-level score, which overrides the sum of the tests
+    (Gradescope's rule; PrairieLearn's score is the fraction itself). Where the file has no tests
+    but a score, `max_score` is 1 and `score` the fraction (Gradescope: the score over a maximum the
+    file does not know, so the fraction is left to the caller: `fraction_of(maximum)`)."""
 
     tests: tuple[AdaptedTest, ...]
     score: float
@@ -61,6 +69,14 @@ class AdaptedResult:
     gradable: bool
     message: str
     format: Format
+    score_given: bool = False
+
+    def points_out_of(self, maximum: float) -> float:
+        """The top-level score as points out of `maximum`, the maximum the course team declared."""
+        if self.format == "gradescope" and self.score_given:
+            return min(max(self.score, 0.0), maximum)  # Gradescope scores are points already
+        fraction = self.score / self.max_score if self.max_score > 0 else 0.0
+        return min(max(fraction, 0.0), 1.0) * maximum
 
 
 def parse_results_json(
@@ -210,6 +226,30 @@ def _visibility(value: Any, where: str, default: str) -> str:
     return str(value)
 
 
+def _test_number(value: Any, where: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ResultsFormatError(f'{where} must be a number or text such as "1.2", got {_show(value)}')
+    return str(value)[:40]
+
+
+def _tags(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+        raise ResultsFormatError(f"{where} must be a list of strings")
+    return tuple(tag[:100] for tag in value[:50])
+
+
+def number_key(number: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key of a test number: "1.2" before "1.10", numbers before text."""
+    parts: list[tuple[int, int | str]] = []
+    for part in number.split("."):
+        parts.append((0, int(part)) if part.isdigit() else (1, part))
+    return tuple(parts)
+
+
 def _gradescope(document: dict[str, Any]) -> AdaptedResult:
     default_visibility = _visibility(document.get("visibility"), "visibility", "visible")
     names = _Names()
@@ -232,21 +272,20 @@ def _gradescope(document: dict[str, Any]) -> AdaptedResult:
                 max_points=max_points,
                 message=_text(test.get("output"), f"{where}.output"),
                 visibility=_visibility(test.get("visibility"), f"{where}.visibility", default_visibility),
+                number=_test_number(test.get("number"), f"{where}.number"),
+                tags=_tags(test.get("tags"), f"{where}.tags"),
             )
         )
     max_score = math.fsum(t.max_points for t in tests)
-    if not tests:
-        # Gradescope keeps the maximum in the assignment settings, not in results.json.
-        raise ResultsFormatError(
-            "Gradescope results without tests give no maximum score; report at least one test with max_score"
-        )
+    score_given = document.get("score") is not None
+    if not tests and not score_given:
+        raise ResultsFormatError("results.json has neither tests nor a top-level score")
     summed = math.fsum(t.points for t in tests)
-    # Gradescope's top-level score, when present, overrides the sum of the tests.
+    # Gradescope's top-level score, when present, overrides the sum of the tests; the maximum lives
+    # in the assignment's settings, not in the file, so the score is only checked to be a score.
     score = _number(document.get("score"), "score", default=summed)
-    if not 0 <= score <= max_score:
-        raise ResultsFormatError(
-            f"score ({score:g}) must be between 0 and the tests' total max_score ({max_score:g})"
-        )
+    if score < 0:
+        raise ResultsFormatError(f"score must not be negative, got {score:g}")
     return AdaptedResult(
         tests=tuple(tests),
         score=score,
@@ -254,6 +293,7 @@ def _gradescope(document: dict[str, Any]) -> AdaptedResult:
         gradable=True,
         message=_text(document.get("output"), "output"),
         format="gradescope",
+        score_given=score_given,
     )
 
 
@@ -310,4 +350,5 @@ def _prairielearn(document: dict[str, Any]) -> AdaptedResult:
         gradable=True,
         message=message,
         format="prairielearn",
+        score_given=document.get("score") is not None,
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +23,14 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from grader.catalog.bundle import Bundle, ExpectedTests
 from grader.catalog.schema import (
     AssessmentDefinition,
+    CommandSuite,
+    Layout,
     PortfolioAssessment,
     ProgramDefinition,
+    PytestSuite,
     QuizAssessment,
     RepositoryAssessment,
 )
@@ -39,11 +44,11 @@ from rubrics.source import (
     problems_from_pydantic,
 )
 
-# Hidden tests and grader scripts travel inside the stored definition so any worker host can grade
-# without access to the catalog folder; this caps what one assessment may carry.
+# Hidden tests and grader files travel inside the stored definition (see grader.catalog.bundle) so any
+# worker host can grade without access to the catalog folder; this caps what one assessment may carry.
 MAX_BUNDLE_BYTES = 5 * 1024 * 1024
 BUNDLED_FOLDERS_KEY = "bundle"
-# Test ids the reference solution produced when `grader catalog check` ran it (expected_tests.json).
+# The tests the reference solution produced when `grader catalog check` ran it (expected_tests.json).
 EXPECTED_TESTS_KEY = "expected_tests"
 EXPECTED_TESTS_FILE = "expected_tests.json"
 
@@ -198,7 +203,7 @@ def _read_assessments(root: Path, problems: list[Problem]) -> dict[str, Assessme
             if bundle is None:
                 continue
             data[BUNDLED_FOLDERS_KEY] = bundle
-            expected = _expected_tests(subfolder, source, problems)
+            expected = _expected_tests(subfolder, definition, source, problems)
             if expected is not None:
                 data[EXPECTED_TESTS_KEY] = expected
         assessments[slug] = AssessmentEntry(
@@ -218,8 +223,9 @@ def _bundle(
     definition: RepositoryAssessment,
     document: LocatedDocument,
     problems: list[Problem],
-) -> dict[str, str] | None:
-    """Text of every file the worker needs (hidden tests, grader scripts), keyed by relative path."""
+) -> dict[str, Any] | None:
+    """Every file the worker needs (hidden tests, grader files, reference, starter), keyed by path
+    relative to the assessment folder; a suite's `path` may name a folder or a .zip of one."""
     wanted: list[tuple[tuple[str | int, ...], str]] = []
     for index, suite in enumerate(definition.tests):
         path = getattr(suite, "path", None)
@@ -227,46 +233,91 @@ def _bundle(
             wanted.append((("tests", index, "path"), path))
     for key in ("reference", "starter"):
         wanted.append(((key,), getattr(definition, key)))
-    files: dict[str, str] = {}
-    total = 0
+    files: dict[str, bytes] = {}
     ok = True
     for loc, relative in wanted:
         target = (folder / relative).resolve()
-        if not target.is_relative_to(folder.resolve()) or not target.is_dir():
-            problems.append(document.problem(loc, f"folder {relative!r} does not exist in {folder.name}/"))
+        if not target.is_relative_to(folder.resolve()):
+            problems.append(document.problem(loc, f"{relative!r} is outside the assessment folder"))
             ok = False
-            continue
-        for file in sorted(target.rglob("*")):
-            if not file.is_file() or "__pycache__" in file.parts:
-                continue
+        elif target.is_file() and target.suffix == ".zip":
             try:
-                text = file.read_text(encoding="utf-8")
-            except UnicodeDecodeError:
-                problems.append(document.problem(loc, f"{file.relative_to(folder)} is not UTF-8 text"))
+                files.update(_zip_members(target, relative.rstrip("/")))
+            except ValueError as exc:
+                problems.append(document.problem(loc, f"{relative}: {exc}"))
                 ok = False
-                continue
-            total += len(text)
-            files[str(file.relative_to(folder))] = text
-    if total > MAX_BUNDLE_BYTES:
+        elif target.is_dir():
+            for file in sorted(target.rglob("*")):
+                if file.is_file() and not file.is_symlink() and "__pycache__" not in file.parts:
+                    files[str(file.relative_to(folder))] = file.read_bytes()
+        else:
+            problems.append(
+                document.problem(loc, f"{relative!r} is neither a folder nor a .zip in {folder.name}/")
+            )
+            ok = False
+    if sum(len(data) for data in files.values()) > MAX_BUNDLE_BYTES:
         problems.append(document.problem((), f"the assessment's files exceed {MAX_BUNDLE_BYTES} bytes"))
         ok = False
-    return files if ok else None
+    bundle = Bundle(files)
+    for index, suite in enumerate(definition.tests):
+        if not isinstance(suite, CommandSuite):
+            continue
+        grader_files = bundle.under(suite.path)
+        if suite.setup is not None and suite.setup not in grader_files:
+            problems.append(
+                document.problem(("tests", index, "setup"), f"{suite.setup!r} is not among the grader files")
+            )
+            ok = False
+        entry_missing = suite.command is None and "run_autograder" not in grader_files
+        if suite.layout is Layout.GRADESCOPE and entry_missing:
+            problems.append(
+                document.problem(
+                    ("tests", index, "path"),
+                    f"{suite.path} has no run_autograder, the entry point of a Gradescope autograder",
+                )
+            )
+            ok = False
+    return bundle.to_stored() if ok else None
 
 
-def _expected_tests(folder: Path, source: str, problems: list[Problem]) -> list[str] | None:
+def _zip_members(archive: Path, prefix: str) -> dict[str, bytes]:
+    """The regular files of a course team's zip (an autograder as uploaded to Gradescope), keyed
+    under the zip's own path without `.zip`; paths that climb out or are absolute are refused."""
+    folder = prefix.removesuffix(".zip")
+    members: dict[str, bytes] = {}
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            total = 0
+            for info in bundle.infolist():
+                name = info.filename
+                if info.is_dir() or name.startswith("__MACOSX/") or "__pycache__" in name.split("/"):
+                    continue
+                parts = name.split("/")
+                if name.startswith("/") or ".." in parts or "\\" in name:
+                    raise ValueError(f"the zip holds {name!r}, a path outside its folder")
+                total += info.file_size
+                if total > MAX_BUNDLE_BYTES:
+                    raise ValueError(f"the zip unpacks to more than {MAX_BUNDLE_BYTES} bytes")
+                members[f"{folder}/{name}"] = bundle.read(info)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValueError(f"not a readable zip file: {exc}") from None
+    return members
+
+
+def _expected_tests(
+    folder: Path, definition: RepositoryAssessment, source: str, problems: list[Problem]
+) -> dict[str, Any] | None:
     path = folder / EXPECTED_TESTS_FILE
     if not path.is_file():
         return None
     where = str(Path(source).parent / EXPECTED_TESTS_FILE)
+    pytest_folders = {s.id: s.path for s in definition.tests if isinstance(s, PytestSuite)}
     try:
-        ids = json.loads(path.read_text(encoding="utf-8"))
+        expected = ExpectedTests.from_file_data(json.loads(path.read_text(encoding="utf-8")), pytest_folders)
     except (ValueError, UnicodeDecodeError) as exc:
-        problems.append(Problem(where, 1, f"not valid JSON: {exc}"))
+        problems.append(Problem(where, 1, f"not valid: {exc}; run grader catalog check to write it again"))
         return None
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        problems.append(Problem(where, 1, "expected a JSON list of test ids"))
-        return None
-    return ids
+    return expected.to_file_data()
 
 
 def _read_programs(root: Path, problems: list[Problem]) -> dict[str, ProgramEntry]:

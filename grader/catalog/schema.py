@@ -139,12 +139,41 @@ class AttemptPolicy(Strict):
     cooldown_seconds: Annotated[int, Field(ge=0)] = 0
 
 
+class LatePolicy(Strict):
+    """Work handed in after the due date: accepted for `days`, at a penalty on the score.
+
+    Either `penalty_per_day` (a fraction of the score per started day late, up to `max_penalty`) or
+    a fixed `penalty`. The window follows the learner's own due date, extensions included.
+    """
+
+    days: Annotated[float, Field(gt=0, le=365)]
+    penalty_per_day: Annotated[float, Field(ge=0, le=1)] | None = None
+    penalty: Annotated[float, Field(ge=0, le=1)] | None = None
+    max_penalty: Annotated[float, Field(ge=0, le=1)] = 1.0
+
+    @model_validator(mode="after")
+    def _one_penalty(self) -> LatePolicy:
+        if (self.penalty_per_day is None) == (self.penalty is None):
+            raise ValueError("give either penalty_per_day or penalty")
+        return self
+
+    def penalty_for(self, days_late: int) -> float:
+        """The fraction taken off the score of work `days_late` (started) days late."""
+        if days_late <= 0:
+            return 0.0
+        if self.penalty is not None:
+            return min(self.penalty, self.max_penalty)
+        assert self.penalty_per_day is not None
+        return min(self.penalty_per_day * days_late, self.max_penalty)
+
+
 class AssessmentBase(Strict):
     slug: Annotated[str, Field(pattern=SLUG)]
     title: Annotated[str, Field(min_length=1, max_length=200)]
     description: str = ""
     attempts: AttemptPolicy = AttemptPolicy()
     due: datetime | None = None
+    late: LatePolicy | None = None
 
     @field_validator("due")
     @classmethod
@@ -152,6 +181,12 @@ class AssessmentBase(Strict):
         if value is not None and value.tzinfo is None:
             raise ValueError("due needs a time zone, for example 2026-12-31T23:59:00Z")
         return value
+
+    @model_validator(mode="after")
+    def _late_needs_a_due_date(self) -> AssessmentBase:
+        if self.late is not None and self.due is None:
+            raise ValueError("late needs a due date to be late after")
+        return self
 
 
 class QuizAssessment(AssessmentBase):
@@ -184,9 +219,22 @@ class QuizAssessment(AssessmentBase):
 
 
 class Visibility(StrEnum):
-    VISIBLE = "visible"
-    HIDDEN = "hidden"  # name and status only, never input or output
-    AFTER_DUE = "after_due"  # hidden until the assessment's due date
+    """What a learner sees of a test, as Gradescope defines it, plus `name_only`.
+
+    While any test of a result is hidden (`hidden`, or `after_due_date` / `after_published` before
+    that moment), the result's total is held back too, as Gradescope does: points of the tests one
+    cannot see would otherwise be the difference.
+    """
+
+    VISIBLE = "visible"  # name, status, points, message and output
+    NAME_ONLY = "name_only"  # name, status and points; never input, output or message
+    HIDDEN = "hidden"  # nothing, not even the name
+    AFTER_DUE_DATE = "after_due_date"  # hidden until the learner's due date has passed
+    AFTER_PUBLISHED = "after_published"  # hidden until staff publish the assessment's results
+
+    @classmethod
+    def _missing_(cls, value: object) -> Visibility | None:
+        return cls.AFTER_DUE_DATE if value == "after_due" else None  # the name before Gradescope's
 
 
 class SandboxLimits(Strict):
@@ -194,6 +242,18 @@ class SandboxLimits(Strict):
     memory_mb: Annotated[int, Field(ge=32, le=8192)] = 512
     pids: Annotated[int, Field(ge=8, le=4096)] = 64
     output_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 1_000_000
+    # isolation: process only: the wall clock of one call into the learner's code
+    call_seconds: Annotated[float, Field(gt=0, le=600)] = 10
+
+
+class Isolation(StrEnum):
+    """Where the learner's code runs relative to the hidden tests of a pytest suite."""
+
+    # In pytest's own process: anything pytest can test, but the learner's code can reach pytest, so
+    # the verdict rests on canaries and the expected test ids (docs/authoring.md).
+    NONE = "none"
+    # Each call in a box of its own; only JSON values come back: a verdict the learner cannot reach.
+    PROCESS = "process"
 
 
 class PytestSuite(Strict):
@@ -202,6 +262,7 @@ class PytestSuite(Strict):
     path: str = "tests"  # hidden tests, relative to the assessment folder
     points: dict[str, Annotated[float, Field(ge=0)]] = {}  # per test id; default 1 each
     visibility: Visibility = Visibility.VISIBLE
+    isolation: Isolation = Isolation.NONE
 
 
 class IoCompare(StrEnum):
@@ -223,13 +284,54 @@ class IoCase(Strict):
     visibility: Visibility = Visibility.VISIBLE
 
 
+class Layout(StrEnum):
+    """Where a command suite's files sit in the box, so existing autograders run with no change."""
+
+    # /autograder/source (the grader files), /autograder/submission, /autograder/results/results.json;
+    # the entry point is run_autograder, copied to /autograder/run_autograder as Gradescope does.
+    GRADESCOPE = "gradescope"
+    # /grade/tests (the grader files), /grade/student, /grade/data/data.json, /grade/results/results.json.
+    PRAIRIELEARN = "prairielearn"
+    # grader/ and submission/ in the work dir; the command writes results/results.json.
+    PLAIN = "plain"
+
+
 class CommandSuite(Strict):
     kind: Literal["command"]
     id: Annotated[str, Field(pattern=QUESTION_ID)] = "grader"
-    command: Annotated[list[str], Field(min_length=1)]
-    path: str = "grader"  # the course team's grader files, relative to the assessment folder
+    layout: Layout = Layout.PLAIN
+    # Default: /autograder/run_autograder for Gradescope; required for the other layouts.
+    command: Annotated[list[str], Field(min_length=1)] | None = None
+    # The course team's grader files, relative to the assessment folder: a folder or a .zip.
+    path: str = "grader"
+    # Run once when the grading image is built (`grader images build`), never per submission, in
+    # the grader files' folder, e.g. Gradescope's setup.sh. Relative to `path`.
+    setup: str | None = None
     results: Literal["auto", "gradescope", "prairielearn"] = "auto"
     visibility: Visibility = Visibility.VISIBLE
+    # The suite's maximum. Without it, the sum of the maxima of the tests the reference solution
+    # reported when `grader catalog check` ran (expected_tests.json); never what a run reports.
+    max_points: Annotated[float, Field(gt=0, le=100_000)] | None = None
+
+    @model_validator(mode="after")
+    def _has_an_entry_point(self) -> CommandSuite:
+        if self.command is None and self.layout is not Layout.GRADESCOPE:
+            raise ValueError(f"a command suite with layout {self.layout.value} needs a command")
+        if self.setup is not None and not _is_relative_path(self.setup):
+            raise ValueError("setup is a path inside the grader files, such as setup.sh")
+        return self
+
+    @property
+    def entry_point(self) -> list[str]:
+        return self.command if self.command is not None else ["/autograder/run_autograder"]
+
+    @property
+    def results_format(self) -> Literal["gradescope", "prairielearn"] | None:
+        if self.results != "auto":
+            return self.results
+        if self.layout is Layout.GRADESCOPE:
+            return "gradescope"
+        return "prairielearn" if self.layout is Layout.PRAIRIELEARN else None
 
 
 TestSuite = Annotated[PytestSuite | IoCase | CommandSuite, Field(discriminator="kind")]
@@ -244,6 +346,15 @@ class RepositoryAssessment(AssessmentBase):
     starter: str = "starter"
     limits: SandboxLimits = SandboxLimits()
     submissions_per_hour: Annotated[int, Field(gt=0, le=1000)] | None = None
+
+    @model_validator(mode="after")
+    def _suites_fit_together(self) -> RepositoryAssessment:
+        ids = [suite.id for suite in self.tests]
+        if len(set(ids)) != len(ids):
+            raise ValueError("two test suites share an id")
+        if sum(1 for s in self.tests if isinstance(s, CommandSuite) and s.setup) > 1:
+            raise ValueError("only one command suite may declare a setup: it builds the assessment's image")
+        return self
 
 
 # ---------------------------------------------------------------- portfolios
@@ -323,6 +434,11 @@ class ProgramDefinition(Strict):
         if len(set(slugs)) != len(slugs):
             raise ValueError("an assessment is required twice")
         return self
+
+
+def _is_relative_path(path: str) -> bool:
+    parts = path.split("/")
+    return bool(path) and not path.startswith("/") and ".." not in parts and "\\" not in path
 
 
 def _check_choice_ids(choices: list[Choice], picked: list[str]) -> None:

@@ -1,10 +1,14 @@
-"""Runs the hidden pytest tests inside the sandbox and records each test's outcome.
+"""Runs the hidden pytest tests inside the sandbox and records what each phase of each test reported.
 
-This file is copied into the box by the grader and run as `python3 -I _harness/pytest_runner.py OUT`.
-It owns pytest's configuration (an empty ini of its own, no plugin autoloading, no cache), puts the
-learner's folder on sys.path, and writes one JSON document to OUT. It is a witness, not a judge: the
-learner's code runs in this process and could lie, so the grader outside the box checks the expected
-test ids and a canary test that must fail before believing anything written here.
+This file is copied into the box by the grader and run as `python3 -I _harness/pytest_runner.py OUT`
+(in-process: the learner's files are in the box) or `... OUT --isolated CONFIG` (`isolation: process`:
+no learner file is in the box; `remote_modules` serves the learner's module names over the channel
+that stdin and stdout carry, see that module). It owns pytest's configuration (an empty ini of its
+own, no plugin autoloading, no cache) and writes one JSON document to OUT.
+
+In-process it is a witness, not a judge: the learner's code runs in this process and could lie, so
+the grader outside the box believes a test passed only if its call phase reported a pass, checks the
+expected test ids, and checks that every canary planted among the tests failed.
 """
 
 import json
@@ -17,8 +21,22 @@ ROOT = "/box"
 MAX_MESSAGE = 2000
 
 os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-sys.path.insert(0, os.path.join(ROOT, "submission"))
 sys.dont_write_bytecode = True
+if "--isolated" in sys.argv:
+    with open(sys.argv[sys.argv.index("--isolated") + 1], encoding="utf-8") as config:
+        learner_modules = json.load(config)["modules"]
+    # The channel keeps descriptors of its own: pytest captures 0, 1 and 2 around every test.
+    channel_in, channel_out = os.dup(0), os.dup(1)
+    os.dup2(2, 1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    sys.path.insert(0, os.path.join(ROOT, "_harness"))
+    import remote_modules
+
+    remote_modules.install(learner_modules, channel_in, channel_out)
+else:
+    # After the standard library and pytest: a learner file cannot shadow what the harness imports.
+    sys.path.append(os.path.join(ROOT, "submission"))
 
 import pytest  # noqa: E402
 
@@ -29,13 +47,12 @@ class Collector:
         self.errors: list[dict[str, str]] = []
 
     def pytest_runtest_logreport(self, report: Any) -> None:
-        entry = self.tests.setdefault(report.nodeid, {"outcome": "passed", "message": "", "duration": 0.0})
+        entry = self.tests.setdefault(report.nodeid, {"message": "", "duration": 0.0})
         entry["duration"] += float(report.duration)
-        if report.failed:
-            entry["outcome"] = "failed" if report.when == "call" else "error"
+        # One outcome per phase: a test that never reports its call phase has not passed.
+        entry[report.when] = report.outcome
+        if report.failed and not entry["message"]:
             entry["message"] = str(report.longreprtext)[-MAX_MESSAGE:]
-        elif report.skipped and entry["outcome"] == "passed":
-            entry["outcome"] = "skipped"
 
     def pytest_collectreport(self, report: Any) -> None:
         if report.failed:

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from grader.catalog.loader import Catalog, content_hash
+from grader.catalog.loader import EXPECTED_TESTS_KEY, Catalog, content_hash
 from grader.catalog.schema import PortfolioAssessment, RepositoryAssessment
-from grader.errors import NotFound
+from grader.errors import CatalogError, NotFound
 from grader.models import Assessment, AssessmentVersion, Program, Requirement, Rubric
 
 
@@ -55,6 +55,20 @@ def load_catalog(session: Session, catalog: Catalog) -> LoadReport:
         (report.new_versions if latest else report.created).append(f"rubric {slug} v{row.version}")
     session.flush()
 
+    unchecked = [
+        entry.source
+        for entry in catalog.assessments.values()
+        if isinstance(entry.definition, RepositoryAssessment) and EXPECTED_TESTS_KEY not in entry.data
+    ]
+    if unchecked:
+        # Without the reference run's tests, a learner's run would decide which tests exist.
+        raise CatalogError(
+            [
+                f"{source}:1: no expected_tests.json: run `grader catalog check` to grade the reference "
+                "solution and record the tests it must report"
+                for source in unchecked
+            ]
+        )
     assessment_rows: dict[str, Assessment] = {}
     for slug, entry in catalog.assessments.items():
         definition = entry.definition

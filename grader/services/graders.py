@@ -1,4 +1,4 @@
-"""Kind graders: turn a `GradingJob` into a `Grade`. The quiz grader lives here; others plug in."""
+"""Kind graders: turn a `GradingJob` into a `Grade`. The verdict's rules are `grader.verdict`'s."""
 
 from __future__ import annotations
 
@@ -7,14 +7,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from grader.catalog.bundle import Bundle, ExpectedTests
 from grader.catalog.loader import BUNDLED_FOLDERS_KEY, EXPECTED_TESTS_KEY
-from grader.catalog.schema import QuizAssessment, RepositoryAssessment
+from grader.catalog.schema import PytestSuite, QuizAssessment, RepositoryAssessment
 from grader.config import Settings
 from grader.errors import RepositoryUnavailable, SandboxUnavailable
+from grader.models import GradeOutcome
 from grader.quiz import correct_answer, score_quiz
 from grader.services.grading import Grade, GradingJob, KindGrader
-from grader.services.repository import RepositoryGrading, report_feedback, score
+from grader.services.images import setup_image
+from grader.services.repository import RepositoryGrading, report_feedback, rubric_feedback, score
 from grader.services.workspace import materialise
+from grader.verdict import settle
+from rubrics import ReviewError
 from sandbox.contract import Runner
 from sandbox.errors import SandboxUnavailable as SandboxBackendMissing
 from sandbox.select import select_runner
@@ -30,7 +35,14 @@ class QuizGrader:
         answers: Mapping[str, Any] = job.payload.get("answers", {})
         scored = score_quiz(quiz, attempt_questions, answers)
         by_id = quiz.questions_by_id()
-        feedback = {
+        verdict = settle(
+            scored.score,
+            scored.max_score,
+            scored.passed,
+            pass_mark=quiz.pass_mark,
+            late_penalty=job.late_penalty,
+        )
+        feedback: dict[str, Any] = {
             "questions": [
                 {
                     "id": q.question_id,
@@ -48,7 +60,11 @@ class QuizGrader:
             },
             "pass_mark": quiz.pass_mark,
         }
-        return Grade(score=scored.score, max_score=scored.max_score, passed=scored.passed, feedback=feedback)
+        if verdict.late_penalty:
+            feedback["late"] = {"penalty": verdict.late_penalty, "score_before": verdict.score_before_penalty}
+        return Grade(
+            score=verdict.score, max_score=verdict.max_score, passed=verdict.passed, feedback=feedback
+        )
 
 
 def _question_ids(job: GradingJob) -> list[str]:
@@ -56,6 +72,16 @@ def _question_ids(job: GradingJob) -> list[str]:
     if isinstance(ids, list):
         return [str(i) for i in ids]
     raise ValueError("quiz payload without question ids")
+
+
+def expected_tests(
+    assessment: RepositoryAssessment, raw_definition: Mapping[str, Any]
+) -> ExpectedTests | None:
+    stored = raw_definition.get(EXPECTED_TESTS_KEY)
+    if stored is None:
+        return None
+    folders = {s.id: s.path for s in assessment.tests if isinstance(s, PytestSuite)}
+    return ExpectedTests.from_file_data(stored, folders)
 
 
 class RepositoryGrader:
@@ -85,8 +111,8 @@ class RepositoryGrader:
         assert isinstance(assessment, RepositoryAssessment)
         if job.rubric_definition is None:
             raise ValueError(f"repository assessment {assessment.slug} has no rubric")
-        bundle = job.raw_definition.get(BUNDLED_FOLDERS_KEY, {})
-        expected = job.raw_definition.get(EXPECTED_TESTS_KEY)
+        bundle = Bundle.from_stored(job.raw_definition.get(BUNDLED_FOLDERS_KEY))
+        image = setup_image(assessment, bundle, self.settings.sandbox_image)
         with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
             try:
                 tree = materialise(self.settings, job.payload, Path(scratch) / "tree")
@@ -97,18 +123,36 @@ class RepositoryGrader:
                     max_score=0.0,
                     passed=False,
                     feedback={"tests": [], "notes": [exc.message], "tampered": False},
-                    outcome="repository_unavailable",
+                    outcome=GradeOutcome.REPOSITORY_UNAVAILABLE,
                 )
-            report = RepositoryGrading(self.runner).run(assessment, bundle, tree, expected)
-        scored = score(report, job.rubric_definition)
-        feedback = {**report_feedback(report), "rubric": scored["rubric"], "commit": job.commit_sha}
+            grading = RepositoryGrading(self.runner, image=image.reference if image else None)
+            report = grading.run(assessment, bundle, tree, expected_tests(assessment, job.raw_definition))
+        feedback: dict[str, Any] = {**report_feedback(report), "commit": job.commit_sha}
+        if report.grader_error is not None:
+            # The course team's autograder broke: staff see why; the learner is charged nothing.
+            feedback["staff"] = {"grader_error": report.grader_error}
+            return Grade(0.0, 0.0, None, feedback, outcome=GradeOutcome.GRADER_ERROR)
+        if report.not_gradable is not None:
+            feedback["messages"] = [report.not_gradable, *feedback["messages"]]
+            return Grade(0.0, 0.0, None, feedback, outcome=GradeOutcome.NOT_GRADABLE)
+        carried = job.carried_review.reviews if job.carried_review is not None else ()
+        try:
+            verdict, rubric_result = score(
+                report, job.rubric_definition, carried, late_penalty=job.late_penalty
+            )
+        except ReviewError:
+            # The earlier review does not fit the new rubric after all: a reviewer scores it again.
+            verdict, rubric_result = score(report, job.rubric_definition, late_penalty=job.late_penalty)
+        feedback["rubric"] = rubric_feedback(rubric_result)
+        if verdict.late_penalty:
+            feedback["late"] = {"penalty": verdict.late_penalty, "score_before": verdict.score_before_penalty}
         return Grade(
-            score=scored["score"],
-            max_score=scored["max_score"],
-            passed=scored["passed"],
-            needs_review=scored["needs_review"],
+            score=verdict.score,
+            max_score=verdict.max_score,
+            passed=verdict.passed,
+            needs_review=verdict.needs_review,
             feedback=feedback,
-            outcome="tampered" if report.tampered else "graded",
+            outcome=GradeOutcome.TAMPERED if report.tampered else GradeOutcome.GRADED,
         )
 
 

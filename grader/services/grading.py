@@ -26,18 +26,32 @@ from grader.db import session_scope
 from grader.errors import ServiceUnavailable
 from grader.interfaces import TaskQueue
 from grader.models import (
+    GradeOutcome,
     GradingRun,
     Result,
+    Rubric,
     RunStatus,
     Submission,
     SubmissionStatus,
     new_id,
     utcnow,
 )
-from grader.services import progress
+from grader.models import Review as ReviewRow
+from grader.services import audit, progress
 from grader.services.submissions import parse_definition
+from rubrics import Review, rubric_from_dict
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CarriedReview:
+    """A reviewer's scores on an earlier result of the same submission, for a regrade to reuse."""
+
+    review_id: int
+    reviewer_id: int
+    reviews: tuple[Review, ...]
+    comment: str
 
 
 @dataclass(frozen=True)
@@ -56,18 +70,22 @@ class GradingJob:
     assessment_version_id: int
     attempt_number: int
     commit_sha: str | None = None
+    late_penalty: float = 0.0
+    # Set when this run regrades a reviewed submission whose manual criteria did not change.
+    carried_review: CarriedReview | None = None
 
 
 @dataclass(frozen=True)
 class Grade:
-    """A kind grader's verdict; `passed` is None while manual criteria await a reviewer."""
+    """A kind grader's verdict; `passed` is None while manual criteria await a reviewer, or when the
+    run produced no verdict (the autograder failed, or found the work ungradable)."""
 
     score: float
     max_score: float
     passed: bool | None
     feedback: Mapping[str, Any]
     needs_review: bool = False
-    outcome: str = "graded"
+    outcome: GradeOutcome = GradeOutcome.GRADED
 
 
 class KindGrader(Protocol):
@@ -148,6 +166,9 @@ def load_job(session: Session, run_id: str) -> GradingJob:
     submission = run.submission
     version = run.assessment_version or submission.assessment_version
     rubric = version.rubric
+    carried = None
+    if rubric is not None and run.reason == "regrade":
+        carried = _review_to_carry(session, submission, rubric.definition)
     return GradingJob(
         run_id=run.id,
         submission_id=submission.id,
@@ -161,7 +182,67 @@ def load_job(session: Session, run_id: str) -> GradingJob:
         assessment_version_id=version.id,
         attempt_number=submission.attempt_number,
         commit_sha=submission.commit_sha,
+        late_penalty=submission.late_penalty,
+        carried_review=carried,
     )
+
+
+def _review_to_carry(
+    session: Session, submission: Submission, rubric_definition: Mapping[str, Any]
+) -> CarriedReview | None:
+    """The latest review of this submission, if the manual part of the rubric it scored is the
+    manual part of `rubric_definition` (same criteria, levels, items and points)."""
+    latest = session.execute(
+        select(ReviewRow, Result.rubric_id)
+        .join(Result, Result.id == ReviewRow.result_id)
+        .where(Result.submission_id == submission.id)
+        .order_by(ReviewRow.id.desc())
+        .limit(1)
+    ).first()
+    if latest is None:
+        return None
+    review, rubric_id = latest
+    scored = session.get(Rubric, rubric_id) if rubric_id is not None else None
+    if scored is None or manual_part(scored.definition) != manual_part(rubric_definition):
+        return None
+    return CarriedReview(
+        review_id=review.id,
+        reviewer_id=review.reviewer_id,
+        reviews=tuple(
+            Review(
+                criterion_id=item["criterion"],
+                level=item.get("level"),
+                points=item.get("points"),
+                items=tuple(item.get("items", [])),
+                comment=item.get("comment", ""),
+            )
+            for item in review.criteria
+        ),
+        comment=review.comment,
+    )
+
+
+def manual_part(rubric_definition: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What of a rubric a reviewer scores: its manual criteria as parsed (so formatting, titles of
+    other criteria and descriptions do not count, but every level, item and point does)."""
+    rubric = rubric_from_dict(dict(rubric_definition), "rubric")
+    return [
+        {
+            "id": c.id,
+            "scoring": c.scoring,
+            "levels": [(lv.label, lv.points) for lv in c.levels],
+            "items": [(item.id, item.points) for item in c.items],
+            "max": c.top_points,
+            "weight": c.weight,
+            "minimum_level": c.minimum_level,
+            "minimum_points": c.minimum_points,
+            "mode": c.mode,
+            "floor": c.floor,
+            "ceiling": c.ceiling,
+        }
+        for c in rubric.criteria
+        if c.auto is None
+    ]
 
 
 def finish_run(
@@ -171,8 +252,10 @@ def finish_run(
     *,
     rubric_id: int | None,
     assessment_version_id: int | None = None,
+    carried_review: CarriedReview | None = None,
 ) -> bool:
-    """Record the result if `claim` still holds the lease; progress and awards follow in the same commit."""
+    """Record the result if `claim` still holds the lease; progress, awards and the audit log follow
+    in the same commit."""
     done = session.execute(
         update(GradingRun)
         .where(
@@ -188,28 +271,79 @@ def finish_run(
         return False
     run = session.get(GradingRun, claim.run_id)
     assert run is not None
-    session.add(
-        Result(
-            run_id=run.id,
-            submission_id=run.submission_id,
-            score=grade.score,
-            max_score=grade.max_score,
-            passed=grade.passed,
-            needs_review=grade.needs_review,
-            outcome=grade.outcome,
-            feedback=dict(grade.feedback),
-            rubric_id=rubric_id,
-            assessment_version_id=assessment_version_id,
-        )
-    )
     submission = run.submission
-    submission.status = SubmissionStatus.NEEDS_REVIEW if grade.needs_review else SubmissionStatus.GRADED
-    session.flush()
-    progress.update_awards(
-        session, submission.user_id, submission.assessment_id, new_result_passed=grade.passed
+    before = latest_result(session, submission)
+    result = Result(
+        run_id=run.id,
+        submission_id=run.submission_id,
+        score=grade.score,
+        max_score=grade.max_score,
+        passed=grade.passed,
+        needs_review=grade.needs_review,
+        outcome=grade.outcome,
+        feedback=dict(grade.feedback),
+        rubric_id=rubric_id,
+        assessment_version_id=assessment_version_id,
     )
+    session.add(result)
+    session.flush()
+    subject = audit.submission_subject(submission)
+    worker = f"worker:{run.worker or 'unknown'}"
+    if carried_review is not None and not grade.needs_review and grade.outcome is GradeOutcome.GRADED:
+        session.add(
+            ReviewRow(
+                result_id=result.id,
+                reviewer_id=carried_review.reviewer_id,
+                criteria=review_rows(carried_review.reviews),
+                comment=carried_review.comment,
+                carried_from_id=carried_review.review_id,
+            )
+        )
+        audit.record(
+            session,
+            audit.Actions.REVIEW_CARRIED_OVER,
+            actor=worker,
+            subject=f"review {carried_review.review_id}",
+            reason="regrade: the manual criteria of the rubric did not change",
+            **subject,
+        )
+    if grade.needs_review:
+        submission.status = SubmissionStatus.NEEDS_REVIEW
+    elif grade.outcome in (GradeOutcome.GRADER_ERROR,):
+        submission.status = SubmissionStatus.ERROR
+    else:
+        submission.status = SubmissionStatus.GRADED
+    submission.charged = grade.outcome.charges_attempt
+    audit.record(
+        session,
+        audit.Actions.RESULT_RECORDED,
+        actor=worker,
+        subject=f"result {result.id}",
+        before=None
+        if before is None
+        else audit.result_state(before.score, before.max_score, before.passed, before.outcome),
+        after=audit.result_state(grade.score, grade.max_score, grade.passed, grade.outcome),
+        reason=run.reason,
+        **subject,
+    )
+    session.flush()
+    progress.update_awards(session, submission.user_id, submission.assessment_id, actor="system")
     session.commit()
     return True
+
+
+def review_rows(reviews: tuple[Review, ...]) -> list[dict[str, Any]]:
+    """Reviews as stored in a `Review` row's `criteria`."""
+    return [
+        {
+            "criterion": r.criterion_id,
+            "level": r.level,
+            "points": r.points,
+            "items": list(r.items),
+            "comment": r.comment,
+        }
+        for r in reviews
+    ]
 
 
 def release_run(session: Session, claim: Claim, error: str, *, max_tries: int) -> None:
@@ -296,7 +430,12 @@ def process_run(
         raise
     with session_scope(factory) as session:
         recorded = finish_run(
-            session, claim, grade, rubric_id=job.rubric_id, assessment_version_id=job.assessment_version_id
+            session,
+            claim,
+            grade,
+            rubric_id=job.rubric_id,
+            assessment_version_id=job.assessment_version_id,
+            carried_review=job.carried_review,
         )
         if not recorded:
             log.warning("run %s lost its lease before its result was written; dropped", run_id)

@@ -1,8 +1,11 @@
 """Requirement outcomes, program progress and credential awards.
 
-A requirement is met by the learner's best submission: the latest result of any submission that
-passes (or reaches the program's `min_score`, where set). When every requirement of a program is met,
-a `CredentialAward` is recorded; if a regrade later withdraws a pass it rests on, the award is revoked.
+Each submission stands on its latest *final* result (one with a verdict): a newer result that waits
+for a reviewer, or that the autograder could not produce, does not displace it. So a regrade never
+revokes a credential by an intermediate state; only a final result that no longer passes does. A
+requirement is met by the learner's best standing result (passed, or reaching the program's
+`min_score` where set). When every requirement of a program is met, a `CredentialAward` is recorded;
+if a final result later withdraws a pass it rests on, the award is revoked. Both go to the audit log.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from grader.errors import NotFound, PermissionDenied
 from grader.models import (
+    AwardStatus,
     CredentialAward,
     Enrollment,
     Program,
@@ -26,6 +30,8 @@ from grader.models import (
     User,
     utcnow,
 )
+from grader.services import audit
+from grader.verdict import meets
 
 
 @dataclass(frozen=True)
@@ -33,10 +39,11 @@ class RequirementStatus:
     assessment: str
     title: str
     kind: str
-    status: str  # passed | failed | pending | not_attempted
+    status: str  # passed | failed | pending | not_attempted | held_back
     best_fraction: float | None
     min_score: float | None
     submission_id: str | None
+    result_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,9 @@ class ProgramProgress:
             "complete": self.complete,
             "passed": sum(1 for r in self.requirements if r.status == "passed"),
             "total": len(self.requirements),
-            "requirements": [r.__dict__ for r in self.requirements],
+            "requirements": [
+                {k: v for k, v in r.__dict__.items() if k != "result_id"} for r in self.requirements
+            ],
             "credential": None
             if self.credential_id is None
             else {
@@ -72,7 +81,10 @@ def requirement_status(session: Session, user_id: int, requirement: Requirement)
     assessment = requirement.assessment
     of_this_learner = (Submission.user_id == user_id, Submission.assessment_id == requirement.assessment_id)
     latest_per_submission = (
-        select(func.max(Result.id)).join(Submission).where(*of_this_learner).group_by(Result.submission_id)
+        select(func.max(Result.id))
+        .join(Submission)
+        .where(*of_this_learner, Result.passed.is_not(None))
+        .group_by(Result.submission_id)
     )
     results = session.scalars(select(Result).where(Result.id.in_(latest_per_submission))).all()
     pending = session.scalar(
@@ -102,6 +114,7 @@ def requirement_status(session: Session, user_id: int, requirement: Requirement)
         best_fraction=round(best.fraction, 4) if best else None,
         min_score=requirement.min_score,
         submission_id=best.submission_id if best else None,
+        result_id=best.id if best else None,
     )
 
 
@@ -109,7 +122,7 @@ def _meets(result: Result, requirement: Requirement) -> bool:
     if result.passed is None:
         return False
     if requirement.min_score is not None:
-        return result.fraction >= requirement.min_score - 1e-9
+        return meets(result.fraction, requirement.min_score)
     return result.passed
 
 
@@ -150,22 +163,8 @@ def enrolled_programs(session: Session, user: User) -> list[ProgramProgress]:
     return [_progress(session, user.id, p) for p in programs]
 
 
-def update_awards(
-    session: Session, user_id: int, assessment_id: int, *, new_result_passed: bool | None = None
-) -> list[CredentialAward]:
-    """Award (or revoke) the credentials of every enrolled program that requires this assessment.
-
-    A new result that did not pass cannot earn a credential; it can only matter if it withdraws one
-    (a regrade), so without a standing award there is nothing to recompute.
-    """
-    if new_result_passed is False or new_result_passed is None:
-        standing = session.scalar(
-            select(func.count(CredentialAward.id)).where(
-                CredentialAward.user_id == user_id, CredentialAward.status == "awarded"
-            )
-        )
-        if not standing:
-            return []
+def update_awards(session: Session, user_id: int, assessment_id: int, *, actor: str) -> list[CredentialAward]:
+    """Award (or revoke) the credentials of every enrolled program that requires this assessment."""
     programs = session.scalars(
         select(Program)
         .join(Requirement, Requirement.program_id == Program.id)
@@ -184,16 +183,41 @@ def update_awards(
             {"assessment": r.assessment, "submission": r.submission_id, "fraction": r.best_fraction}
             for r in progress.requirements
         ]
-        if progress.complete and (award is None or award.status != "awarded"):
+        if progress.complete and (award is None or award.status != AwardStatus.AWARDED):
+            before = None if award is None else {"status": award.status}
             if award is None:
                 award = CredentialAward(user_id=user_id, program_id=program.id, evidence=evidence)
                 session.add(award)
+                session.flush()
             else:
-                award.status, award.evidence = "awarded", evidence
+                award.status, award.evidence = AwardStatus.AWARDED, evidence
                 award.awarded_at, award.revoked_at = utcnow(), None
             changed.append(award)
-        elif not progress.complete and award is not None and award.status == "awarded":
-            award.status, award.revoked_at = "revoked", utcnow()
+            audit.record(
+                session,
+                audit.Actions.AWARD_GRANTED,
+                actor=actor,
+                subject=f"award {award.id}",
+                before=before,
+                after={"status": AwardStatus.AWARDED, "program": program.slug, "evidence": evidence},
+                reason="every requirement of the program is met",
+                learner_id=user_id,
+                assessment_id=assessment_id,
+            )
+        elif not progress.complete and award is not None and award.status == AwardStatus.AWARDED:
+            award.status, award.revoked_at = AwardStatus.REVOKED, utcnow()
             changed.append(award)
+            unmet = [r.assessment for r in progress.requirements if r.status != "passed"]
+            audit.record(
+                session,
+                audit.Actions.AWARD_REVOKED,
+                actor=actor,
+                subject=f"award {award.id}",
+                before={"status": AwardStatus.AWARDED},
+                after={"status": AwardStatus.REVOKED, "program": program.slug},
+                reason=f"a requirement it rests on is no longer met: {', '.join(unmet)}",
+                learner_id=user_id,
+                assessment_id=assessment_id,
+            )
     session.flush()
     return changed

@@ -1,7 +1,10 @@
 """Regrading: run existing submissions again (after a course team fixed its tests or rubric).
 
 Each regrade is a new `GradingRun` against the assessment's current version; earlier runs and their
-results stay in the history, and the learner's requirement follows the newest result.
+results stay in the history. A reviewer's scores carry over to the new result when the manual part of
+the rubric did not change (`grading.load_job`); when it did, the submission waits for review, and its
+earlier final result keeps standing until the new one is final (`progress`), so a credential is never
+revoked by an intermediate state. Every regrade request is in the audit log.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from grader.interfaces import TaskQueue
 from grader.models import GradingRun, RunStatus, Submission, SubmissionStatus
+from grader.services import audit
 from grader.services.catalog import current_version
 from grader.services.submissions import send_run
 
@@ -24,7 +28,13 @@ class RegradeReport:
 
 
 def regrade(
-    session: Session, queue: TaskQueue, assessment_slug: str, *, only_latest: bool = False
+    session: Session,
+    queue: TaskQueue,
+    assessment_slug: str,
+    *,
+    actor: str,
+    only_latest: bool = False,
+    reason: str = "",
 ) -> RegradeReport:
     version = current_version(session, assessment_slug)
     query = select(Submission).where(Submission.assessment_id == version.assessment_id)
@@ -59,6 +69,15 @@ def regrade(
         submission.status = SubmissionStatus.QUEUED
         session.add(run)
         runs.append(run)
+        audit.record(
+            session,
+            audit.Actions.REGRADE_REQUESTED,
+            actor=actor,
+            subject=f"submission {submission.id}",
+            after={"assessment_version": version.version},
+            reason=reason,
+            **audit.submission_subject(submission),
+        )
     session.commit()
     for run in runs:
         send_run(session, queue, run)

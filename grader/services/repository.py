@@ -1,46 +1,35 @@
-"""Repository grading: hidden tests in the sandbox, evidence checked outside it, then the rubric.
+"""Repository grading: the learner's files through each test suite in the sandbox, then the rubric.
 
-Three kinds of test suites, mixable in one assessment:
+Three kinds of suites, mixable in one assessment (each in `grader.suites`):
 
-* `pytest`: the hidden tests run against the learner's allow-listed files in one box. The harness owns
-  pytest's configuration; the verdict is computed here from the harness's report, which is believed
-  only if the must-fail canary failed and the report exists (else the run is marked tampered).
-  Expected test ids that did not run count as failed.
-* `io`: each case runs the learner's command in its own box; stdout is compared here, outside the box,
-  so the learner's process cannot forge the comparison.
-* `command`: the course team's grader writes a Gradescope or PrairieLearn `results.json`, read through
-  `sandbox.adapters`.
+* `pytest`: the course team's hidden tests, in-process with canaries, or with `isolation: process`;
+* `io`: the learner's program on a given stdin, its stdout compared outside the box;
+* `command`: the course team's own autograder (Gradescope or PrairieLearn layout and results.json).
 
 Only `sandbox_error` (a fault on our side) raises `SandboxUnavailable`; everything the learner's code
-does (fail, crash, time out, exhaust memory) is a result.
+does (fail, crash, time out, exhaust memory) is a result. A course team's autograder that breaks is
+a `grader_error`, which charges the learner nothing.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
-import secrets
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from grader.catalog.schema import (
-    CommandSuite,
-    IoCase,
-    IoCompare,
-    PytestSuite,
-    RepositoryAssessment,
-    SandboxLimits,
-    Visibility,
-)
-from grader.errors import SandboxUnavailable
-from grader.harness import script
+from grader.catalog.bundle import Bundle, ExpectedTests
+from grader.catalog.schema import CommandSuite, IoCase, PytestSuite, RepositoryAssessment, Visibility
+from grader.suites.command_suite import run_command_suite
+from grader.suites.common import SuiteOutcome, SuiteTotal, TestOutcome
+from grader.suites.io_suite import run_io_case
+from grader.suites.pytest_suite import run_pytest_suite
+from grader.verdict import Verdict, settle
 from rubrics import Evidence, Review, RubricResult, TestEvidence, evaluate, rubric_from_dict
-from sandbox.adapters import ResultsFormatError, parse_results_json
-from sandbox.contract import BoxFile, JobSpec, Limits, Outcome, Runner, RunResult
+from sandbox.contract import Runner
 
 # Files a learner may never place next to the tests: each can change how pytest or Python behave.
 FORBIDDEN_NAMES = frozenset(
@@ -56,33 +45,28 @@ FORBIDDEN_NAMES = frozenset(
     }
 )
 FORBIDDEN_SUFFIXES = (".pth", ".pyc")
+# A learner module named like one of these would replace it for the tests and the harness.
+SHADOWED_MODULES = frozenset(sys.stdlib_module_names) | {"pytest", "_pytest", "pluggy", "iniconfig"}
 MAX_LEARNER_FILE_BYTES = 1024 * 1024
 MAX_LEARNER_FILES = 500
-CANARY_TEST = "def test_must_fail():\n    assert False, 'the canary must fail'\n"
 
-
-@dataclass(frozen=True)
-class TestOutcome:
-    """One test's verdict, as the learner may (partly) see it."""
-
-    __test__ = False  # a domain class whose name only looks like a pytest test class
-
-    id: str
-    suite: str
-    passed: bool
-    points: float
-    max_points: float
-    message: str
-    visibility: str
-    detail: Mapping[str, str] = field(default_factory=dict)  # io: stdin/expected/actual
+__all__ = ["RepositoryGrading", "RepositoryReport", "TestOutcome", "score"]
 
 
 @dataclass(frozen=True)
 class RepositoryReport:
+    """Everything the suites found about one work tree."""
+
     tests: tuple[TestOutcome, ...]
     tampered: bool
     notes: tuple[str, ...]
     files: frozenset[str]
+    totals: Mapping[str, SuiteTotal] = field(default_factory=dict)  # suite id -> its own total
+    grader_error: str | None = None  # staff only
+    not_gradable: str | None = None
+    learner_messages: tuple[str, ...] = ()
+    calls: int = 0
+    call_seconds: float = 0.0
 
 
 def compile_glob(pattern: str) -> re.Pattern[str]:
@@ -119,7 +103,8 @@ def list_tree(tree: Path) -> list[str]:
 
 
 def allowed_learner_files(tree: Path, patterns: Sequence[str]) -> tuple[dict[str, bytes], list[str]]:
-    """The learner files the assessment allows, minus anything that could take over the harness."""
+    """The learner files the assessment allows, minus anything that could take over the harness;
+    the second list says, for each file left out, why."""
     compiled = [compile_glob(p) for p in patterns]
     chosen: dict[str, bytes] = {}
     dropped: list[str] = []
@@ -127,325 +112,125 @@ def allowed_learner_files(tree: Path, patterns: Sequence[str]) -> tuple[dict[str
         name = PurePosixPath(relative).name
         if not any(c.match(relative) for c in compiled):
             continue
+        top_module = relative.split("/")[0].removesuffix(".py")
         if name in FORBIDDEN_NAMES or name.endswith(FORBIDDEN_SUFFIXES) or "__pycache__" in relative:
-            dropped.append(relative)
+            dropped.append(f"ignored {relative}: not allowed next to the tests")
+            continue
+        if relative.endswith(".py") and top_module in SHADOWED_MODULES:
+            dropped.append(f"ignored {relative}: it would replace Python's own {top_module} module")
             continue
         path = tree / relative
         if path.stat().st_size > MAX_LEARNER_FILE_BYTES or len(chosen) >= MAX_LEARNER_FILES:
-            dropped.append(relative)
+            dropped.append(f"ignored {relative}: over the size or count limit")
             continue
         chosen[relative] = path.read_bytes()
     return chosen, dropped
 
 
-def _limits(limits: SandboxLimits) -> Limits:
-    return Limits(
-        wall_seconds=limits.wall_seconds,
-        cpu_seconds=max(1, math.ceil(limits.wall_seconds)),
-        memory_mb=limits.memory_mb,
-        pids=limits.pids,
-        output_bytes=limits.output_bytes,
-    )
-
-
-def _learner_fault(result: RunResult) -> str:
-    return {
-        Outcome.TIMEOUT: "the tests ran out of time",
-        Outcome.MEMORY_LIMIT: "the tests used more memory than allowed",
-        Outcome.OUTPUT_LIMIT: "the tests printed more output than allowed",
-        Outcome.KILLED: "the tests were killed",
-    }.get(result.outcome, "")
-
-
-def _check_sandbox(result: RunResult) -> None:
-    if result.outcome is Outcome.SANDBOX_ERROR:
-        raise SandboxUnavailable(f"the sandbox failed: {result.error or 'unknown error'}")
-
-
 class RepositoryGrading:
     """Runs an assessment's suites against one learner work tree."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, *, image: str | None = None) -> None:
         self.runner = runner
+        self.image = image
 
     def run(
         self,
         assessment: RepositoryAssessment,
-        bundle: Mapping[str, str],
+        bundle: Bundle,
         tree: Path,
-        expected_tests: Sequence[str] | None = None,
+        expected: ExpectedTests | None = None,
     ) -> RepositoryReport:
         learner, dropped = allowed_learner_files(tree, assessment.learner_files)
-        notes = [f"ignored {name}: not allowed next to the tests" for name in dropped]
-        outcomes: list[TestOutcome] = []
-        tampered = False
+        outcomes: list[SuiteOutcome] = []
         for suite in assessment.tests:
+            pinned = expected.for_suite(suite.id) if expected is not None else None
             if isinstance(suite, PytestSuite):
-                found, suite_tampered, suite_notes = self._pytest(
-                    assessment, suite, bundle, learner, expected_tests
+                outcomes.append(
+                    run_pytest_suite(
+                        self.runner,
+                        assessment,
+                        suite,
+                        bundle.under(suite.path),
+                        learner,
+                        pinned,
+                        image=self.image,
+                    )
                 )
-                tampered = tampered or suite_tampered
-                notes.extend(suite_notes)
-                outcomes.extend(found)
             elif isinstance(suite, IoCase):
-                outcomes.append(self._io(assessment, suite, learner))
-            else:
-                found, suite_notes = self._command(assessment, suite, bundle, learner)
-                outcomes.extend(found)
-                notes.extend(suite_notes)
-        if tampered:
-            outcomes = [
-                TestOutcome(
-                    o.id,
-                    o.suite,
-                    False,
-                    0.0,
-                    o.max_points,
-                    "not trusted: the run was tampered with",
-                    o.visibility,
+                outcomes.append(run_io_case(self.runner, assessment, suite, learner, image=self.image))
+            elif isinstance(suite, CommandSuite):
+                grader_files = bundle.under(suite.path.removesuffix(".zip"))
+                outcomes.append(
+                    run_command_suite(
+                        self.runner, assessment, suite, grader_files, learner, pinned, image=self.image
+                    )
                 )
-                if o.suite in {s.id for s in assessment.tests if isinstance(s, PytestSuite)}
-                else o
-                for o in outcomes
-            ]
-        return RepositoryReport(tuple(outcomes), tampered, tuple(notes), frozenset(list_tree(tree)))
-
-    # ---------------------------------------------------------------- pytest
-
-    def _pytest(
-        self,
-        assessment: RepositoryAssessment,
-        suite: PytestSuite,
-        bundle: Mapping[str, str],
-        learner: Mapping[str, bytes],
-        expected_tests: Sequence[str] | None,
-    ) -> tuple[list[TestOutcome], bool, list[str]]:
-        nonce = secrets.token_hex(8)
-        canary_id = f"tests/test_{nonce}.py::test_must_fail"
-        report_name = f"_out/{secrets.token_hex(8)}.json"
-        prefix = suite.path.rstrip("/") + "/"
-        files = [BoxFile(f"submission/{name}", content) for name, content in learner.items()]
-        files += [
-            BoxFile("tests/" + name.removeprefix(prefix), text.encode())
-            for name, text in bundle.items()
-            if name.startswith(prefix)
-        ]
-        files += [
-            BoxFile(f"tests/test_{nonce}.py", CANARY_TEST.encode()),
-            BoxFile("_harness/pytest_runner.py", script("pytest_runner.py")),
-            BoxFile("_harness/pytest.ini", script("pytest.ini")),
-            BoxFile("_out/.keep", b""),
-        ]
-        result = self.runner.run(
-            JobSpec(
-                command=("python3", "-I", "_harness/pytest_runner.py", f"/box/{report_name}"),
-                files=tuple(files),
-                limits=_limits(assessment.limits),
-                collect=(report_name,),
-            )
+        return RepositoryReport(
+            tests=tuple(t for o in outcomes for t in o.tests),
+            tampered=any(o.tampered for o in outcomes),
+            notes=(*dropped, *(n for o in outcomes for n in o.notes)),
+            files=frozenset(list_tree(tree)),
+            totals={s.id: o.total for s, o in zip(assessment.tests, outcomes, strict=True) if o.total},
+            grader_error="\n".join(o.grader_error for o in outcomes if o.grader_error) or None,
+            not_gradable="\n".join(o.not_gradable for o in outcomes if o.not_gradable) or None,
+            learner_messages=tuple(o.learner_message for o in outcomes if o.learner_message),
+            calls=sum(o.calls for o in outcomes),
+            call_seconds=sum(o.call_seconds for o in outcomes),
         )
-        _check_sandbox(result)
-        notes: list[str] = []
-        fault = _learner_fault(result)
-        report = _parse_report(result.files.get(report_name))
-
-        # Test ids are reported relative to the assessment folder, as course teams write them.
-        def public_id(nodeid: str) -> str:
-            return prefix + nodeid.removeprefix("tests/") if nodeid.startswith("tests/") else nodeid
-
-        if report is None:
-            reason = fault or "the test run ended without a report (did the code exit at import?)"
-            notes.append(f"{suite.id}: {reason}")
-            ran: dict[str, Any] = {}
-            tampered = not fault  # a timeout or OOM is the learner's fault, not tampering
-        else:
-            ran = report["tests"]
-            canary = ran.get(f"tests/test_{nonce}.py::test_must_fail", {}).get("outcome")
-            tampered = canary != "failed"
-            if tampered:
-                notes.append(f"{suite.id}: the canary test did not fail; results were manipulated")
-            for error in report.get("collection_errors", [])[:5]:
-                notes.append(
-                    f"{suite.id}: could not collect {public_id(error['nodeid'])}: {error['message'][-300:]}"
-                )
-        ids = [public_id(n) for n in ran if n != canary_id]
-        wanted = list(expected_tests) if expected_tests else []
-        all_ids = list(dict.fromkeys(wanted + ids))
-        outcomes = []
-        for test_id in all_ids:
-            entry = (
-                ran.get("tests/" + test_id.removeprefix(prefix))
-                if test_id.startswith(prefix)
-                else ran.get(test_id)
-            )
-            points = float(suite.points.get(test_id, 1.0))
-            if entry is None:
-                passed, message = False, fault or "did not run"
-            else:
-                passed = entry.get("outcome") == "passed"
-                message = "" if passed else str(entry.get("message", ""))[-2000:]
-            outcomes.append(
-                TestOutcome(
-                    test_id, suite.id, passed, points if passed else 0.0, points, message, suite.visibility
-                )
-            )
-        return outcomes, tampered, notes
-
-    # ---------------------------------------------------------------- io
-
-    def _io(
-        self, assessment: RepositoryAssessment, case: IoCase, learner: Mapping[str, bytes]
-    ) -> TestOutcome:
-        result = self.runner.run(
-            JobSpec(
-                command=tuple(case.command),
-                files=tuple(BoxFile(name, content) for name, content in learner.items()),
-                stdin=case.stdin.encode(),
-                limits=_limits(assessment.limits),
-            )
-        )
-        _check_sandbox(result)
-        actual = result.stdout.decode("utf-8", errors="replace")
-        fault = _learner_fault(result)
-        passed = not fault and _compare(case, actual)
-        message = fault or ("" if passed else "the output differs from the expected output")
-        detail = {"stdin": case.stdin, "expected": case.expected, "actual": actual[-4000:]}
-        return TestOutcome(
-            case.id,
-            case.id,
-            passed,
-            case.points if passed else 0.0,
-            case.points,
-            message,
-            case.visibility,
-            detail,
-        )
-
-    # ---------------------------------------------------------------- command
-
-    def _command(
-        self,
-        assessment: RepositoryAssessment,
-        suite: CommandSuite,
-        bundle: Mapping[str, str],
-        learner: Mapping[str, bytes],
-    ) -> tuple[list[TestOutcome], list[str]]:
-        prefix = suite.path.rstrip("/") + "/"
-        files = [BoxFile(f"submission/{name}", content) for name, content in learner.items()]
-        files += [
-            BoxFile("grader/" + name.removeprefix(prefix), text.encode(), 0o755)
-            for name, text in bundle.items()
-            if name.startswith(prefix)
-        ]
-        files.append(BoxFile("results/.keep", b""))
-        result = self.runner.run(
-            JobSpec(
-                command=tuple(suite.command),
-                files=tuple(files),
-                limits=_limits(assessment.limits),
-                collect=("results/results.json",),
-            )
-        )
-        _check_sandbox(result)
-        raw = result.files.get("results/results.json")
-        fault = _learner_fault(result)
-        if raw is None:
-            return [
-                TestOutcome(
-                    suite.id,
-                    suite.id,
-                    False,
-                    0.0,
-                    0.0,
-                    fault or "the grader wrote no results.json",
-                    suite.visibility,
-                )
-            ], [f"{suite.id}: no results.json"]
-        try:
-            forced = None if suite.results == "auto" else suite.results
-            adapted = parse_results_json(raw, format=forced)
-        except ResultsFormatError as exc:
-            return [
-                TestOutcome(
-                    suite.id, suite.id, False, 0.0, 0.0, f"unreadable results.json: {exc}", suite.visibility
-                )
-            ], []
-        outcomes = [
-            TestOutcome(
-                f"{suite.id}::{test.name}",
-                suite.id,
-                test.passed,
-                test.points,
-                test.max_points,
-                test.message[-2000:],
-                _adapted_visibility(test.visibility, suite.visibility),
-            )
-            for test in adapted.tests
-        ]
-        return outcomes, []
-
-
-def _adapted_visibility(reported: str, default: Visibility) -> str:
-    return {
-        "hidden": Visibility.HIDDEN,
-        "after_due_date": Visibility.AFTER_DUE,
-        "after_published": Visibility.AFTER_DUE,
-    }.get(reported, default)
-
-
-def _parse_report(raw: bytes | None) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("tests"), dict):
-        return None
-    return data
-
-
-def _compare(case: IoCase, actual: str) -> bool:
-    expected = case.expected
-    if case.compare is IoCompare.EXACT:
-        return actual == expected
-    if case.compare is IoCompare.WHITESPACE:
-        return actual.split() == expected.split()
-    if case.compare is IoCompare.REGEX:
-        return re.fullmatch(expected, actual.strip(), re.DOTALL) is not None
-    numbers_actual, numbers_expected = actual.split(), expected.split()
-    if len(numbers_actual) != len(numbers_expected):
-        return False
-    try:
-        return all(
-            math.isclose(float(a), float(e), rel_tol=0, abs_tol=case.tolerance)
-            for a, e in zip(numbers_actual, numbers_expected, strict=True)
-        )
-    except ValueError:
-        return False
 
 
 def evidence_from(report: RepositoryReport) -> Evidence:
-    return Evidence(
-        tests=tuple(TestEvidence(o.id, o.passed, o.points, o.max_points) for o in report.tests),
-        files=report.files,
-    )
+    """The rubric's evidence: each test, except where a suite's own total overrides its tests."""
+    tests = [
+        TestEvidence(o.id, o.passed, o.points, o.max_points)
+        for o in report.tests
+        if o.suite not in report.totals
+    ]
+    tests += [
+        TestEvidence(suite, total.points >= total.max_points, total.points, total.max_points)
+        for suite, total in report.totals.items()
+    ]
+    return Evidence(tests=tuple(tests), files=report.files)
+
+
+def evidence_from_feedback(feedback: Mapping[str, Any]) -> Evidence:
+    """The same evidence, read back from a stored result's feedback (a review scores against it)."""
+    totals = feedback.get("totals", {})
+    tests = [
+        TestEvidence(t["id"], bool(t["passed"]), float(t["points"]), float(t["max_points"]))
+        for t in feedback.get("tests", [])
+        if t.get("suite") not in totals
+    ]
+    tests += [
+        TestEvidence(
+            suite, float(t["points"]) >= float(t["max_points"]), float(t["points"]), float(t["max_points"])
+        )
+        for suite, t in totals.items()
+    ]
+    return Evidence(tests=tuple(tests), files=frozenset(feedback.get("files", [])))
 
 
 def score(
-    report: RepositoryReport, rubric_definition: Mapping[str, Any], reviews: Iterable[Review] = ()
-) -> dict[str, Any]:
-    """Apply the rubric to the evidence; the dict is what a `Result` stores as feedback."""
+    report: RepositoryReport,
+    rubric_definition: Mapping[str, Any],
+    reviews: Iterable[Review] = (),
+    *,
+    late_penalty: float = 0.0,
+) -> tuple[Verdict, RubricResult]:
+    """Apply the rubric to the evidence, then the verdict's rules (a tampered run fails outright)."""
     rubric = rubric_from_dict(dict(rubric_definition), "rubric")
     result = evaluate(rubric, evidence_from(report), reviews)
-    return {
-        "score": result.score,
-        "max_score": result.max_score,
-        # A tampered run fails outright, even while manual criteria wait for a reviewer.
-        "passed": False if report.tampered else result.passed,
-        "needs_review": result.needs_review and not report.tampered,
-        "rubric": rubric_feedback(result),
-    }
+    verdict = settle(
+        result.score,
+        result.max_score,
+        result.passed,
+        pass_mark=result.pass_mark,
+        needs_review=result.needs_review,
+        tampered=report.tampered,
+        late_penalty=late_penalty,
+    )
+    return verdict, result
 
 
 def rubric_feedback(result: RubricResult) -> dict[str, Any]:
@@ -472,7 +257,7 @@ def rubric_feedback(result: RubricResult) -> dict[str, Any]:
 
 
 def report_feedback(report: RepositoryReport) -> dict[str, Any]:
-    return {
+    feedback: dict[str, Any] = {
         "tests": [
             {
                 "id": o.id,
@@ -483,36 +268,63 @@ def report_feedback(report: RepositoryReport) -> dict[str, Any]:
                 "message": o.message,
                 "visibility": o.visibility,
                 "detail": dict(o.detail),
+                **({"number": o.number} if o.number else {}),
+                **({"tags": list(o.tags)} if o.tags else {}),
             }
             for o in report.tests
         ],
+        "totals": {s: {"points": t.points, "max_points": t.max_points} for s, t in report.totals.items()},
         "tampered": report.tampered,
         "notes": list(report.notes),
+        "messages": list(report.learner_messages),
         # Kept so a reviewer's scores can be combined with the same evidence later.
         "files": sorted(report.files)[:MAX_LEARNER_FILES],
     }
+    if report.calls:
+        feedback["isolation"] = {"calls": report.calls, "seconds": round(report.call_seconds, 3)}
+    return feedback
 
 
-def visible_tests(
-    tests: Sequence[Mapping[str, Any]], due: datetime | None, now: datetime
-) -> list[dict[str, Any]]:
-    """What a learner may see of each test: everything, or only name and status while hidden."""
-    shown = []
+@dataclass(frozen=True)
+class Release:
+    """When hidden parts of a result open to its learner: their due date, and the publication."""
+
+    due: datetime | None
+    published: datetime | None
+    now: datetime
+
+    def open(self, visibility: str) -> bool:
+        if visibility in (Visibility.VISIBLE, Visibility.NAME_ONLY):
+            return True
+        if visibility == Visibility.AFTER_DUE_DATE:
+            return self.due is not None and self.now >= self.due
+        if visibility == Visibility.AFTER_PUBLISHED:
+            return self.published is not None and self.now >= self.published
+        return False  # hidden, or a value this version does not know: shown to nobody
+
+
+def visible_tests(tests: Sequence[Mapping[str, Any]], release: Release) -> tuple[list[dict[str, Any]], bool]:
+    """What a learner may see of each test, and whether any test is withheld (which holds back the
+    total, as Gradescope does)."""
+    shown: list[dict[str, Any]] = []
+    withheld = False
     for test in tests:
-        visibility = test.get("visibility", Visibility.VISIBLE)
-        open_now = visibility == Visibility.VISIBLE or (
-            visibility == Visibility.AFTER_DUE and due is not None and now >= due
-        )
+        visibility = str(test.get("visibility", Visibility.VISIBLE))
+        if not release.open(visibility):
+            withheld = True
+            continue
         item = {
             "id": test["id"],
             "passed": test["passed"],
             "points": test["points"],
             "max_points": test["max_points"],
+            **({"number": test["number"]} if test.get("number") else {}),
+            **({"tags": test["tags"]} if test.get("tags") else {}),
         }
-        if open_now:
+        if visibility == Visibility.NAME_ONLY:
+            item["hidden"] = True  # name and status only
+        else:
             item["message"] = test.get("message", "")
             item["detail"] = test.get("detail", {})
-        else:
-            item["hidden"] = True
         shown.append(item)
-    return shown
+    return shown, withheld

@@ -13,12 +13,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from grader.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from grader.models import GradeOutcome, Role, Rubric, Submission, SubmissionStatus, User
 from grader.models import Review as ReviewRow
-from grader.models import Role, Rubric, Submission, SubmissionStatus, User
-from grader.services import progress
-from grader.services.grading import latest_result
-from grader.services.repository import rubric_feedback
-from rubrics import Evidence, Review, ReviewError, TestEvidence, evaluate, rubric_from_dict
+from grader.services import audit, progress
+from grader.services.grading import latest_result, review_rows
+from grader.services.repository import evidence_from_feedback, rubric_feedback
+from grader.verdict import settle
+from rubrics import Review, ReviewError, evaluate, rubric_from_dict
 
 MAX_COMMENT = 10_000
 
@@ -74,19 +75,14 @@ def record_review(
     result = latest_result(session, submission)
     if result is None or result.rubric_id is None:
         raise Conflict("this submission has no rubric result to review yet")
+    if result.outcome in (GradeOutcome.GRADER_ERROR, GradeOutcome.NOT_GRADABLE):
+        raise Conflict("this submission's latest run produced no result to review")
     rubric_row = session.get(Rubric, result.rubric_id)
     assert rubric_row is not None
     rubric = rubric_from_dict(rubric_row.definition, f"rubric {rubric_row.slug} v{rubric_row.version}")
     feedback = dict(result.feedback)
-    evidence = Evidence(
-        tests=tuple(
-            TestEvidence(t["id"], bool(t["passed"]), float(t["points"]), float(t["max_points"]))
-            for t in feedback.get("tests", [])
-        ),
-        files=frozenset(feedback.get("files", [])),
-    )
     try:
-        scored = evaluate(rubric, evidence, reviews)
+        scored = evaluate(rubric, evidence_from_feedback(feedback), reviews)
     except ReviewError as exc:
         raise InvalidInput(str(exc), details={"field": "criteria"}) from None
     if scored.needs_review:
@@ -95,9 +91,16 @@ def record_review(
             f"score every manual criterion: {', '.join(pending)} still open",
             details={"field": "criteria", "pending": pending},
         )
-    tampered = bool(feedback.get("tampered"))
-    result.score, result.max_score = scored.score, scored.max_score
-    result.passed = False if tampered else scored.passed
+    verdict = settle(
+        scored.score,
+        scored.max_score,
+        scored.passed,
+        pass_mark=scored.pass_mark,
+        tampered=bool(feedback.get("tampered")),
+        late_penalty=submission.late_penalty,
+    )
+    before = audit.result_state(result.score, result.max_score, result.passed, result.outcome)
+    result.score, result.max_score, result.passed = verdict.score, verdict.max_score, verdict.passed
     result.needs_review = False
     feedback["rubric"] = {**feedback.get("rubric", {}), **rubric_feedback(scored)}
     feedback["review_comment"] = comment[:MAX_COMMENT]
@@ -107,23 +110,26 @@ def record_review(
         ReviewRow(
             result_id=result.id,
             reviewer_id=reviewer.id,
-            criteria=[
-                {
-                    "criterion": r.criterion_id,
-                    "level": r.level,
-                    "points": r.points,
-                    "items": list(r.items),
-                    "comment": r.comment,
-                }
-                for r in reviews
-            ],
+            criteria=review_rows(tuple(reviews)),
             comment=comment[:MAX_COMMENT],
         )
     )
-    session.flush()
-    progress.update_awards(
-        session, submission.user_id, submission.assessment_id, new_result_passed=result.passed
+    actor = audit.user_actor(reviewer)
+    audit.record(
+        session,
+        audit.Actions.REVIEW_SUBMITTED,
+        actor=actor,
+        subject=f"result {result.id}",
+        before=before,
+        after={
+            **audit.result_state(result.score, result.max_score, result.passed, result.outcome),
+            "criteria": review_rows(tuple(reviews)),
+        },
+        reason=comment[:500],
+        **audit.submission_subject(submission),
     )
+    session.flush()
+    progress.update_awards(session, submission.user_id, submission.assessment_id, actor=actor)
     session.commit()
     return {
         "submission": submission.id,

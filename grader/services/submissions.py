@@ -12,7 +12,7 @@ import json
 import logging
 import secrets
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -53,6 +53,7 @@ from grader.models import (
 )
 from grader.quiz import draw_questions, present_questions, validate_answers
 from grader.services.catalog import current_version
+from grader.services.deadlines import deadline_for, late_penalty
 from grader.services.workspace import accept_archive, accept_git
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def start_quiz_attempt(
     if not isinstance(quiz, QuizAssessment):
         raise InvalidInput(f"{assessment_slug!r} is not a quiz", details={"field": "assessment"})
     _check_enrolled(session, user, version.assessment)
-    _check_attempt_policy(session, settings, user, version.assessment, quiz, now)
+    late_penalty(quiz, deadline_for(session, user.id, version.assessment_id, quiz), now)
     open_attempt = session.scalar(
         select(QuizAttempt)
         .where(
@@ -129,8 +130,38 @@ def start_quiz_attempt(
     ):
         attempt = open_attempt
     else:
+        # Every drawn attempt counts, submitted or not: letting attempts expire must not be a free
+        # look at the question pool.
+        _check_attempt_policy(session, settings, user, version.assessment, quiz, now)
+        _check_rate(session, settings, user, version.assessment, quiz, now)
+        _check_start_rate(session, settings, user, version.assessment, now)
         attempt = _draw_attempt(session, user, version, quiz, now)
     return quiz_attempt_view(attempt, quiz)
+
+
+def _check_start_rate(
+    session: Session, settings: Settings, user: User, assessment: Assessment, now: datetime
+) -> None:
+    hour_ago = now - timedelta(hours=1)
+    recent = session.scalars(
+        select(QuizAttempt.started_at)
+        .join(AssessmentVersion, AssessmentVersion.id == QuizAttempt.assessment_version_id)
+        .where(
+            QuizAttempt.user_id == user.id,
+            AssessmentVersion.assessment_id == assessment.id,
+            QuizAttempt.started_at > hour_ago,
+        )
+        .order_by(QuizAttempt.started_at)
+    ).all()
+    limit = settings.quiz_starts_per_hour
+    _hourly_limit(recent, limit, now, f"at most {limit} attempts an hour may start at {assessment.slug!r}")
+
+
+def _hourly_limit(recent: Sequence[datetime], limit: int, now: datetime, message: str) -> None:
+    """`RateLimited`, with the wait until the oldest of `recent` leaves the hour, once `limit` is met."""
+    if len(recent) >= limit:
+        wait = max(1, int((recent[0] + timedelta(hours=1) - now).total_seconds() + 0.999))
+        raise RateLimited(message, retry_after=wait)
 
 
 def _draw_attempt(
@@ -184,7 +215,14 @@ def submit(
     assessment = version.assessment
     definition = parse_definition(version)
     _check_enrolled(session, user, assessment)
-    _check_attempt_policy(session, settings, user, assessment, definition, now)
+    deadline = deadline_for(session, user.id, assessment.id, definition)
+    penalty = late_penalty(
+        definition, deadline, now - QUIZ_DEADLINE_GRACE if definition.kind == "quiz" else now
+    )
+    drawn_before = isinstance(definition, QuizAssessment) and request.attempt_id is not None
+    if not drawn_before:  # a drawn quiz attempt was counted when it was started
+        _check_attempt_policy(session, settings, user, assessment, definition, now)
+    _check_rate(session, settings, user, assessment, definition, now)
     _check_admission(session, settings, QUEUE_FOR_KIND[AssessmentKind(assessment.kind)])
 
     attempt: QuizAttempt | None = None
@@ -220,6 +258,8 @@ def submit(
         git_url=payload.get("git_url"),
         commit_sha=payload.get("commit"),
         created_at=now,
+        late_penalty=penalty,
+        due_at=deadline.due,
     )
     run_queue = QUEUE_FOR_KIND[AssessmentKind(assessment.kind)]
     run = GradingRun(submission=submission, queue=run_queue, requested_at=now)
@@ -307,6 +347,30 @@ def _check_enrolled(session: Session, user: User, assessment: Assessment) -> Non
         )
 
 
+def attempts_used(
+    session: Session, user_id: int, assessment: Assessment, definition: AssessmentDefinition
+) -> int:
+    """Attempts that count against the limit: every quiz attempt drawn, submitted or not; every other
+    submission unless its grading was not charged (the autograder failed or found it ungradable)."""
+    if isinstance(definition, QuizAssessment):
+        return (
+            session.scalar(
+                select(func.count(QuizAttempt.id))
+                .join(AssessmentVersion, AssessmentVersion.id == QuizAttempt.assessment_version_id)
+                .where(QuizAttempt.user_id == user_id, AssessmentVersion.assessment_id == assessment.id)
+            )
+            or 0
+        )
+    return (
+        session.scalar(
+            select(func.count(Submission.id)).where(
+                Submission.user_id == user_id, Submission.assessment_id == assessment.id, Submission.charged
+            )
+        )
+        or 0
+    )
+
+
 def _check_attempt_policy(
     session: Session,
     settings: Settings,
@@ -315,18 +379,30 @@ def _check_attempt_policy(
     definition: AssessmentDefinition,
     now: datetime,
 ) -> None:
-    stats = session.execute(
-        select(func.count(Submission.id), func.max(Submission.created_at)).where(
-            Submission.user_id == user.id, Submission.assessment_id == assessment.id
-        )
-    ).one()
-    count, last = int(stats[0]), stats[1]
     policy = definition.attempts
+    count = attempts_used(session, user.id, assessment, definition)
     if policy.max is not None and count >= policy.max:
         raise AttemptsExhausted(
             f"all {policy.max} attempts at {assessment.slug!r} are used",
             details={"attempts_used": count, "max_attempts": policy.max},
         )
+
+
+def _check_rate(
+    session: Session,
+    settings: Settings,
+    user: User,
+    assessment: Assessment,
+    definition: AssessmentDefinition,
+    now: datetime,
+) -> None:
+    """Cooldown and hourly rate: every hand-in counts here, charged or not (they pace the load)."""
+    last = session.scalar(
+        select(func.max(Submission.created_at)).where(
+            Submission.user_id == user.id, Submission.assessment_id == assessment.id
+        )
+    )
+    policy = definition.attempts
     if last is not None and policy.cooldown_seconds:
         ready_at = last + timedelta(seconds=policy.cooldown_seconds)
         if ready_at > now:
@@ -347,9 +423,7 @@ def _check_attempt_policy(
         )
         .order_by(Submission.created_at)
     ).all()
-    if len(recent) >= hourly:
-        wait = max(1, int((recent[0] + timedelta(hours=1) - now).total_seconds() + 0.999))
-        raise RateLimited(f"at most {hourly} submissions an hour for {assessment.slug!r}", retry_after=wait)
+    _hourly_limit(recent, hourly, now, f"at most {hourly} submissions an hour for {assessment.slug!r}")
 
 
 def _check_admission(session: Session, settings: Settings, queue: str) -> None:

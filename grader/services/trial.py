@@ -11,18 +11,32 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grader.catalog.bundle import Bundle, ExpectedTest, ExpectedTests
 from grader.catalog.loader import BUNDLED_FOLDERS_KEY, EXPECTED_TESTS_FILE, Catalog
-from grader.catalog.schema import RepositoryAssessment
+from grader.catalog.schema import CommandSuite, PytestSuite, RepositoryAssessment
 from grader.config import Settings
 from grader.errors import InvalidInput, NotFound
 from grader.intake.archives import extract_archive
-from grader.services.repository import RepositoryGrading, list_tree, report_feedback, score
+from grader.services.graders import expected_tests
+from grader.services.images import SetupImage, setup_image
+from grader.services.repository import (
+    RepositoryGrading,
+    RepositoryReport,
+    list_tree,
+    report_feedback,
+    rubric_feedback,
+    score,
+)
 from grader.services.workspace import archive_policy
 from sandbox.contract import Runner
+
+# Builds a setup image when it is missing (`grader images build` does the same for a whole catalog).
+ImageBuilder = Callable[[SetupImage], None]
 
 
 def _repository(catalog: Catalog, slug: str) -> RepositoryAssessment:
@@ -34,10 +48,20 @@ def _repository(catalog: Catalog, slug: str) -> RepositoryAssessment:
     return entry.definition
 
 
-def grade_path(settings: Settings, catalog: Catalog, slug: str, path: Path, runner: Runner) -> dict[str, Any]:
+def grade_path(
+    settings: Settings,
+    catalog: Catalog,
+    slug: str,
+    path: Path,
+    runner: Runner,
+    *,
+    ensure_image: ImageBuilder | None = None,
+) -> dict[str, Any]:
     """Grade a local folder or archive as the service would; the result as the API would show it."""
     assessment = _repository(catalog, slug)
     entry = catalog.assessments[slug]
+    bundle = Bundle.from_stored(entry.data.get(BUNDLED_FOLDERS_KEY))
+    image = _image(assessment, bundle, settings, ensure_image)
     with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
         tree = Path(scratch) / "tree"
         if path.is_dir():
@@ -46,20 +70,33 @@ def grade_path(settings: Settings, catalog: Catalog, slug: str, path: Path, runn
             extract_archive(path.read_bytes(), path.name, tree, archive_policy(settings))
         else:
             raise NotFound(f"{path} is neither a folder nor an archive", details={"field": "path"})
-        report = RepositoryGrading(runner).run(
-            assessment, entry.data.get(BUNDLED_FOLDERS_KEY, {}), tree, entry.data.get("expected_tests")
+        report = RepositoryGrading(runner, image=image).run(
+            assessment, bundle, tree, expected_tests(assessment, entry.data)
         )
-    scored = score(report, catalog.rubrics[assessment.rubric].data)
+    verdict, rubric_result = score(report, catalog.rubrics[assessment.rubric].data)
     return {
         "assessment": slug,
         "backend": runner.name,
-        "score": scored["score"],
-        "max_score": scored["max_score"],
-        "passed": scored["passed"],
-        "needs_review": scored["needs_review"],
+        "score": verdict.score,
+        "max_score": verdict.max_score,
+        "passed": verdict.passed,
+        "needs_review": verdict.needs_review,
         **report_feedback(report),
-        "rubric": scored["rubric"],
+        "rubric": rubric_feedback(rubric_result),
+        **({"grader_error": report.grader_error} if report.grader_error else {}),
+        **({"not_gradable": report.not_gradable} if report.not_gradable else {}),
     }
+
+
+def _image(
+    assessment: RepositoryAssessment, bundle: Bundle, settings: Settings, ensure_image: ImageBuilder | None
+) -> str | None:
+    image = setup_image(assessment, bundle, settings.sandbox_image)
+    if image is None:
+        return None
+    if ensure_image is not None:
+        ensure_image(image)
+    return image.reference
 
 
 def _copy_work_tree(source: Path, dest: Path) -> None:
@@ -81,39 +118,86 @@ class AutograderCheck:
     starter_failed: int
 
 
-def check_autograders(catalog: Catalog, runner: Runner, *, record: bool = True) -> list[AutograderCheck]:
-    """Run every repository assessment's tests on its reference and starter code."""
+def check_autograders(
+    catalog: Catalog,
+    runner: Runner,
+    *,
+    settings: Settings,
+    record: bool = True,
+    ensure_image: ImageBuilder | None = None,
+) -> list[AutograderCheck]:
+    """Run every repository assessment's suites on its reference and starter code; pin the tests."""
     checks = []
     for slug, entry in sorted(catalog.assessments.items()):
         assessment = entry.definition
         if not isinstance(assessment, RepositoryAssessment) or entry.folder is None:
             continue
-        bundle = entry.data.get(BUNDLED_FOLDERS_KEY, {})
-        grading = RepositoryGrading(runner)
+        bundle = Bundle.from_stored(entry.data.get(BUNDLED_FOLDERS_KEY))
+        grading = RepositoryGrading(runner, image=_image(assessment, bundle, settings, ensure_image))
         where = f"{entry.source}"
         problems: list[str] = []
         reference = grading.run(assessment, bundle, entry.folder / assessment.reference)
         failing = [t.id for t in reference.tests if not t.passed]
-        if reference.tampered or not reference.tests:
+        if reference.grader_error:
+            problems.append(
+                f"{where}:1: the autograder failed on the reference solution: {reference.grader_error}"
+            )
+        elif reference.tampered or not reference.tests:
             problems.append(
                 f"{where}:1: the reference solution produced no trustworthy results: {list(reference.notes)}"
             )
         for test_id in failing:
             problems.append(f"{where}:1: the reference solution fails {test_id}")
+        for suite_id, total in reference.totals.items():
+            if total.points < total.max_points:
+                problems.append(
+                    f"{where}:1: the reference solution scores {total.points:g} of {total.max_points:g} "
+                    f"in suite {suite_id}"
+                )
+        problems += _maximum_problems(assessment, reference, where)
         starter = grading.run(assessment, bundle, entry.folder / assessment.starter)
-        starter_failed = sum(1 for t in starter.tests if not t.passed)
+        starter_failed = sum(1 for t in starter.tests if not t.passed) + sum(
+            1 for t in starter.totals.values() if t.points < t.max_points
+        )
         if starter_failed == 0:
             problems.append(
                 f"{where}:1: the starter code passes every test: the tests check nothing it lacks"
             )
-        expected = tuple(
-            t.id for t in reference.tests if t.suite in {s.id for s in assessment.tests if s.kind == "pytest"}
+        expected = ExpectedTests(
+            {
+                suite.id: tuple(
+                    ExpectedTest(t.id, t.max_points) for t in reference.tests if t.suite == suite.id
+                )
+                for suite in assessment.tests
+                if isinstance(suite, PytestSuite | CommandSuite)
+            }
         )
         if record and not problems:
-            (entry.folder / EXPECTED_TESTS_FILE).write_text(json.dumps(list(expected), indent=2) + "\n")
+            (entry.folder / EXPECTED_TESTS_FILE).write_text(
+                json.dumps(expected.to_file_data(), indent=2) + "\n"
+            )
         checks.append(
             AutograderCheck(
-                slug, tuple(problems), expected, len(reference.tests) - len(failing), starter_failed
+                slug,
+                tuple(problems),
+                tuple(t.id for tests in expected.suites.values() for t in tests),
+                len(reference.tests) - len(failing),
+                starter_failed,
             )
         )
     return checks
+
+
+def _maximum_problems(assessment: RepositoryAssessment, reference: RepositoryReport, where: str) -> list[str]:
+    """A command suite's declared maximum must be what its reference run can reach."""
+    problems = []
+    for suite in assessment.tests:
+        if not isinstance(suite, CommandSuite) or suite.max_points is None or suite.id in reference.totals:
+            continue
+        reported = sum(t.max_points for t in reference.tests if t.suite == suite.id)
+        if abs(reported - suite.max_points) > 1e-6:
+            problems.append(
+                f"{where}:1: suite {suite.id} declares max_points {suite.max_points:g}, but its tests on the "
+                f"reference solution total {reported:g} and results.json gives no score"
+            )
+    return problems

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from grader.errors import InvalidInput, PayloadTooLarge
-from grader.services import progress, queries, reviews, submissions
+from grader.services import audit, deadlines, publication, queries, reviews, submissions
+from grader.services.audit import user_actor
 from grader.services.catalog import current_version
+from grader.services.deadlines import require_staff
 from grader.web.auth import api_user, csrf
 from grader.web.context import db, web
 
@@ -149,4 +152,68 @@ def get_submission(submission_id: str) -> Response:
 @bp.get("/programs/<slug>/progress")
 def program_progress(slug: str) -> Response:
     user = api_user()
-    return jsonify(progress.program_progress(db(), user, slug).to_dict())
+    return jsonify(queries.learner_progress(db(), user, slug).to_dict())
+
+
+# ---------------------------------------------------------------- staff: audit log, deadlines, publication
+
+
+@bp.get("/audit")
+def audit_log() -> Response:
+    """Changes to scores, passes, reviews, awards and deadlines, newest first (staff only)."""
+    user = api_user()
+    require_staff(user)
+    unknown = set(request.args) - {"submission", "learner", "assessment", "limit"}
+    if unknown:
+        field = sorted(unknown)[0]
+        raise InvalidInput(f"unknown parameter {field!r}", details={"field": field})
+    raw_limit = request.args.get("limit", "100")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= audit.MAX_EVENTS:
+        raise InvalidInput(
+            f"limit must be a whole number from 1 to {audit.MAX_EVENTS}", details={"field": "limit"}
+        )
+    entries = audit.events(
+        db(),
+        submission_id=request.args.get("submission"),
+        learner_email=request.args.get("learner"),
+        assessment_slug=request.args.get("assessment"),
+        limit=int(raw_limit),
+    )
+    return jsonify({"events": [entry.to_dict() for entry in entries]})
+
+
+@bp.post("/assessments/<slug>/extensions")
+def grant_extension(slug: str) -> tuple[Response, int]:
+    """Give one learner a later due date: `{"learner": email, "due": ISO 8601, "reason": text}`."""
+    user = api_user()
+    require_staff(user)
+    data = _json_body()
+    unknown = set(data) - {"learner", "due", "reason"}
+    if unknown:
+        field = sorted(unknown)[0]
+        raise InvalidInput(f"unknown field {field!r}", details={"field": field})
+    learner = _string_field(data, "learner")
+    due_text = _string_field(data, "due")
+    reason = data.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 2000:
+        raise InvalidInput("reason must be text of at most 2000 characters", details={"field": "reason"})
+    assert learner is not None and due_text is not None
+    try:
+        due = datetime.fromisoformat(due_text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            "due must be an ISO 8601 date and time with a time zone", details={"field": "due"}
+        ) from None
+    extension = deadlines.grant_extension(
+        db(), actor=user_actor(user), learner_email=learner, assessment_slug=slug, due=due, reason=reason
+    )
+    return jsonify({"learner": learner, "assessment": slug, "due": extension.due_at.isoformat()}), 201
+
+
+@bp.post("/assessments/<slug>/publish")
+def publish_results(slug: str) -> Response:
+    """Open the tests visible `after_published` to learners, from now on."""
+    user = api_user()
+    require_staff(user)
+    published = publication.publish(db(), slug, actor=user_actor(user))
+    return jsonify({"assessment": slug, "published_at": published.isoformat()})

@@ -8,7 +8,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from grader.errors import GraderError, PayloadTooLarge
-from grader.services import progress, queries, submissions
+from grader.services import queries, submissions
 from grader.web.auth import login_required_page, page_user
 from grader.web.context import db, web
 
@@ -21,7 +21,7 @@ def home() -> str:
     user = page_user()
     return render_template(
         "home.html",
-        programs=progress.enrolled_programs(db(), user),
+        programs=queries.learner_programs(db(), user),
         submissions=queries.learner_submissions(db(), user, limit=10),
     )
 
@@ -29,7 +29,7 @@ def home() -> str:
 @bp.get("/programs/<slug>")
 @login_required_page
 def program(slug: str) -> str:
-    return render_template("program.html", progress=progress.program_progress(db(), page_user(), slug))
+    return render_template("program.html", progress=queries.learner_progress(db(), page_user(), slug))
 
 
 @bp.post("/assessments/<slug>/attempts")

@@ -13,7 +13,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_demo_smoke_passes_on_a_fresh_data_folder(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRADER_")}
     result = subprocess.run(
-        [sys.executable, "-m", "grader.cli", "demo", "--smoke", "--catalog", str(ROOT / "examples/catalog")],
+        [
+            sys.executable,
+            "-m",
+            "grader.entrypoints.cli",
+            "demo",
+            "--smoke",
+            "--catalog",
+            str(ROOT / "examples/catalog"),
+        ],
         cwd=tmp_path,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,

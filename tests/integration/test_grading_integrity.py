@@ -1,7 +1,10 @@
-"""Tamper tricks against the pytest harness, io comparison and result adapters, in the real sandbox.
+"""A white-box cheater against the pytest harness, graded in the real sandbox on both backends.
 
-Each learner variant is graded exactly as a worker would (RepositoryGrading + rubric) on real
-bubblewrap; one case also runs on Docker to show the harness behaves the same there.
+The learner has read this repository. Every trick below is graded exactly as a worker grades (the
+suites, then the rubric), with the hidden tests written the ordinary way (`assert add(2, 3) == 5`),
+in both isolations: in-process, where the trick runs next to pytest and must trip the canaries or
+the report checks; and `isolation: process`, where it cannot reach the verdict at all. Each case
+asserts the verdict FAIL and that no point went to a test the plain wrong code fails.
 """
 
 from __future__ import annotations
@@ -11,13 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from grader.catalog.bundle import Bundle, ExpectedTest, ExpectedTests
 from grader.catalog.schema import RepositoryAssessment
 from grader.services.repository import RepositoryGrading, RepositoryReport, score
 from sandbox.contract import Runner
+from tests.sandbox.conftest import BACKENDS
 from tests.support.sandboxes import make_runner
 
 HIDDEN_TESTS = """\
-from solution import add
+import pytest
+
+from solution import add, mean, parse_age
 
 
 def test_add():
@@ -25,170 +32,307 @@ def test_add():
 
 
 def test_add_negative():
-    result = add(-1, 1)
-    # Guard against rigged objects: check the type before comparing (see docs/authoring.md).
-    assert type(result) is int and result == 0
+    assert add(-1, 1) == 0
+
+
+def test_mean_of_three():
+    assert mean([1, 2, 6]) == 3
+
+
+def test_parse_age_reads_digits():
+    assert parse_age("42") == 42
+
+
+def test_parse_age_refuses_words():
+    with pytest.raises(ValueError):
+        parse_age("forty")
 """
 
-GRADER_SCRIPT = """\
-import json, sys
-sys.path.insert(0, "submission")
-from solution import add
-tests = [{"name": "adds", "score": 2 if add(1, 1) == 2 else 0, "max_score": 2}]
-json.dump({"tests": tests}, open("results/results.json", "w"))
-"""
-
-ASSESSMENT = RepositoryAssessment.model_validate(
-    {
-        "slug": "adder",
-        "kind": "repository",
-        "title": "Adder",
-        "rubric": "tests-only",
-        "learner_files": ["*.py", "**/*.py"],
-        "limits": {"wall_seconds": 20},
-        "tests": [
-            {"kind": "pytest", "id": "hidden", "path": "tests", "visibility": "hidden"},
-            {
-                "kind": "io",
-                "id": "cli",
-                "command": ["python3", "cli.py"],
-                "stdin": "2 3\n",
-                "expected": "5\n",
-            },
-            {
-                "kind": "command",
-                "id": "course",
-                "command": ["python3", "grader/run.py"],
-                "path": "grader",
-                "results": "gradescope",
-            },
-        ],
-    }
-)
-BUNDLE = {"tests/test_adder.py": HIDDEN_TESTS, "grader/run.py": GRADER_SCRIPT}
-EXPECTED = ["tests/test_adder.py::test_add", "tests/test_adder.py::test_add_negative"]
+EXPECTED_IDS = [
+    "tests/test_solution.py::test_add",
+    "tests/test_solution.py::test_add_negative",
+    "tests/test_solution.py::test_mean_of_three",
+    "tests/test_solution.py::test_parse_age_reads_digits",
+    "tests/test_solution.py::test_parse_age_refuses_words",
+]
 RUBRIC = {
     "id": "tests-only",
     "title": "Tests only",
     "pass_mark": 0.99,
-    "criteria": [{"id": "tests", "title": "Tests", "auto": {"kind": "tests_passed"}, "max_points": 10}],
+    "criteria": [{"id": "tests", "title": "Tests", "auto": {"kind": "test_points"}, "max_points": 10}],
 }
-GOOD = {
-    "solution.py": "def add(a, b):\n    return a + b\n",
-    "cli.py": "from solution import add\na, b = map(int, input().split())\nprint(add(a, b))\n",
+HONEST = """\
+def add(a, b):
+    return a + b
+
+
+def mean(values):
+    return sum(values) / len(values)
+
+
+def parse_age(text):
+    if not text.isdigit():
+        raise ValueError(f"not a whole number: {text!r}")
+    return int(text)
+"""
+# Wrong in add and in parse_age's refusal: three of the five tests fail honestly.
+WRONG = """\
+def add(a, b):
+    return a - b
+
+
+def mean(values):
+    return sum(values) / len(values)
+
+
+def parse_age(text):
+    return int(text) if text.isdigit() else -1
+"""
+WRONG_FAILS = {
+    "tests/test_solution.py::test_add",
+    "tests/test_solution.py::test_add_negative",
+    "tests/test_solution.py::test_parse_age_refuses_words",
+}
+
+TRICKS = {
+    # A plugin registered at import that forges every report except the canary's old name.
+    "plugin_spares_the_old_canary_name": WRONG
+    + """
+import gc
+
+class _Forger:
+    def pytest_runtest_logreport(self, report):
+        if "test_must_fail" not in report.nodeid:
+            report.outcome = "passed"
+
+for _obj in gc.get_objects():
+    if type(_obj).__name__ == "PytestPluginManager":
+        _obj.register(_Forger(), "forger")
+        break
+""",
+    # Reads the tests' source and forges a pass for every test whose body is not `assert False`.
+    "source_scanner_spares_assert_false": WRONG
+    + """
+import gc, inspect
+
+class _Scanner:
+    def pytest_runtest_logreport(self, report):
+        item = _items.get(report.nodeid)
+        body = inspect.getsource(item.function) if item is not None else ""
+        if "assert False" not in body:
+            report.outcome = "passed"
+
+    def pytest_collection_modifyitems(self, items):
+        _items.update({i.nodeid: i for i in items})
+
+_items = {}
+for _obj in gc.get_objects():
+    if type(_obj).__name__ == "PytestPluginManager":
+        _obj.register(_Scanner(), "scanner")
+        break
+""",
+    # Monkeypatches pytest's own report construction instead of registering a plugin.
+    "monkeypatched_reports": WRONG
+    + """
+import _pytest.reports
+
+_original = _pytest.reports.TestReport.from_item_and_call.__func__
+
+def _always_passed(cls, item, call):
+    report = _original(cls, item, call)
+    report.outcome = "passed"
+    report.longrepr = None
+    return report
+
+_pytest.reports.TestReport.from_item_and_call = classmethod(_always_passed)
+""",
+    # Returns an object equal to everything.
+    "always_equal_object": """\
+class Anything:
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+
+def add(a, b):
+    return Anything()
+
+
+def mean(values):
+    return Anything()
+
+
+def parse_age(text):
+    return Anything()
+""",
+    # Ends pytest from inside a test, after set-up reported a pass.
+    "pytest_exit_inside_a_test": WRONG.replace(
+        "    return a - b", "    import pytest\n    pytest.exit('done', returncode=0)"
+    ),
+    "os_exit_at_import": "import os\nos._exit(0)\n" + WRONG,
+    "sys_exit_at_import": "import sys\nsys.exit(0)\n" + WRONG,
+    "os_exit_inside_a_test": WRONG.replace("    return a - b", "    import os\n    os._exit(0)"),
+    # Writes a forged report where the harness writes its own (the path is in argv), then leaves.
+    "forged_report_file": WRONG
+    + """
+import json, os, sys
+if len(sys.argv) > 1 and sys.argv[1].endswith(".json"):
+    tests_dir = "/box/tests"
+    forged = {}
+    for name in os.listdir(tests_dir):
+        if name.endswith(".py"):
+            for line in open(os.path.join(tests_dir, name)):
+                if line.startswith("def test"):
+                    nodeid = f"tests/{name}::{line[4:].split('(')[0]}"
+                    forged[nodeid] = {"setup": "passed", "call": "passed", "teardown": "passed"}
+    with open(sys.argv[1], "w") as out:
+        json.dump({"exit_status": 0, "tests": forged, "collection_errors": []}, out)
+    os._exit(0)
+""",
+    # Ignores every signal it can and spins: only the wall clock from outside stops it.
+    "signal_ignoring_hang": WRONG.replace(
+        "    return a - b",
+        "    import signal\n    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):\n"
+        "        signal.signal(s, signal.SIG_IGN)\n    while True:\n        pass",
+    ),
+}
+# Files a learner adds next to a wrong solution to take over pytest or Python itself.
+PLANTED = {
+    "conftest": {
+        "conftest.py": "import pytest\n\n@pytest.hookimpl(hookwrapper=True)\n"
+        "def pytest_runtest_makereport(item, call):\n    outcome = yield\n"
+        "    outcome.get_result().outcome = 'passed'\n"
+    },
+    "pytest_ini": {"pytest.ini": "[pytest]\naddopts = -p solution\n"},
+    "sitecustomize": {"sitecustomize.py": "import os\nos._exit(0)\n"},
+    "pth_file": {"evil.pth": "import os; os._exit(0)\n"},
+    "shadowed_pytest": {"pytest.py": "def main(*a, **k):\n    return 0\n"},
+    "shadowed_json": {"json.py": "def dump(*a, **k):\n    pass\n"},
+    "shadowed_xml": {"xml/__init__.py": "", "xml/dom.py": "raise SystemExit(0)\n"},
+    "planted_results": {
+        "results.json": json.dumps({"tests": [{"name": "x", "score": 10, "max_score": 10}]}),
+        "_out/report.json": json.dumps({"tests": {}}),
+    },
 }
 
 
-def grade(
-    tmp_path: Path, files: dict[str, str], runner: Runner | None = None
-) -> tuple[RepositoryReport, dict]:
+def assessment(isolation: str) -> RepositoryAssessment:
+    return RepositoryAssessment.model_validate(
+        {
+            "slug": "solution",
+            "kind": "repository",
+            "title": "Three functions",
+            "rubric": "tests-only",
+            "learner_files": ["**/*"],
+            "limits": {"wall_seconds": 10, "call_seconds": 3},
+            "tests": [{"kind": "pytest", "id": "hidden", "path": "tests", "isolation": isolation}],
+        }
+    )
+
+
+BUNDLE = Bundle({"tests/test_solution.py": HIDDEN_TESTS.encode()})
+EXPECTED = ExpectedTests({"hidden": tuple(ExpectedTest(i, 1.0) for i in EXPECTED_IDS)})
+
+
+def grade(runner: Runner, tmp_path: Path, isolation: str, files: dict[str, str]) -> RepositoryReport:
     tree = tmp_path / "learner"
     for name, text in files.items():
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
         (tree / name).write_text(text)
-    report = RepositoryGrading(runner or make_runner("bwrap")).run(ASSESSMENT, BUNDLE, tree, EXPECTED)
-    return report, score(report, RUBRIC)
+    return RepositoryGrading(runner).run(assessment(isolation), BUNDLE, tree, EXPECTED)
 
 
-def outcomes(report: RepositoryReport) -> dict[str, bool]:
-    return {t.id: t.passed for t in report.tests}
+def points(report: RepositoryReport) -> dict[str, float]:
+    return {t.id: t.points for t in report.tests}
 
 
-@pytest.mark.bwrap
-def test_an_honest_solution_passes_every_suite(tmp_path: Path, sandbox_ready: None) -> None:
-    report, scored = grade(tmp_path, GOOD)
-    assert outcomes(report) == {**dict.fromkeys(EXPECTED, True), "cli": True, "course::adds": True}
-    assert not report.tampered and scored["passed"] is True and scored["score"] == 10
+@pytest.fixture(params=BACKENDS, scope="module")
+def backend_runner(request: pytest.FixtureRequest, sandbox_ready: None) -> Runner:
+    return make_runner(request.param)
 
 
-@pytest.mark.bwrap
-def test_a_wrong_solution_fails_with_per_test_feedback(tmp_path: Path, sandbox_ready: None) -> None:
-    report, scored = grade(tmp_path, {**GOOD, "solution.py": "def add(a, b):\n    return a - b\n"})
-    assert outcomes(report) == {EXPECTED[0]: False, EXPECTED[1]: False, "cli": False, "course::adds": False}
-    failing = next(t for t in report.tests if t.id == EXPECTED[0])
-    assert "assert -1 == 5" in failing.message
-    cli = next(t for t in report.tests if t.id == "cli")
-    assert cli.detail["actual"] == "-1\n" and cli.detail["expected"] == "5\n"
-    assert scored["passed"] is False and not report.tampered
+ISOLATIONS = ["none", "process"]
 
 
-@pytest.mark.bwrap
-def test_exit_at_import_is_tampering_not_a_pass(tmp_path: Path, sandbox_ready: None) -> None:
-    report, scored = grade(tmp_path, {**GOOD, "solution.py": "import os\nos._exit(0)\n"})
-    assert report.tampered and scored["passed"] is False
-    assert not any(t.passed for t in report.tests if t.suite == "hidden")
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_an_honest_solution_gets_every_point(backend_runner: Runner, tmp_path: Path, isolation: str) -> None:
+    report = grade(backend_runner, tmp_path, isolation, {"solution.py": HONEST})
+    assert points(report) == dict.fromkeys(EXPECTED_IDS, 1.0), report.notes
+    verdict, _ = score(report, RUBRIC)
+    assert verdict.passed is True and not report.tampered
 
 
-@pytest.mark.bwrap
-def test_a_planted_conftest_is_never_copied(tmp_path: Path, sandbox_ready: None) -> None:
-    rigged = (
-        "import pytest\n\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
-        "    outcome = yield\n    outcome.get_result().outcome = 'passed'\n"
-    )
-    wrong = {**GOOD, "solution.py": "def add(a, b):\n    return 0\n", "conftest.py": rigged}
-    report, scored = grade(tmp_path, wrong)
-    assert any("ignored conftest.py" in note for note in report.notes)
-    assert outcomes(report)[EXPECTED[0]] is False and scored["passed"] is False
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_a_plainly_wrong_solution_fails_exactly_the_tests_it_breaks(
+    backend_runner: Runner, tmp_path: Path, isolation: str
+) -> None:
+    report = grade(backend_runner, tmp_path, isolation, {"solution.py": WRONG})
+    failed = {t.id for t in report.tests if not t.passed}
+    assert failed == WRONG_FAILS and not report.tampered, report.notes
+    add = next(t for t in report.tests if t.id.endswith("::test_add"))
+    assert "-1" in add.message and "5" in add.message  # the assertion as pytest explains it
 
 
-@pytest.mark.bwrap
-def test_a_plugin_registered_at_import_trips_the_canary(tmp_path: Path, sandbox_ready: None) -> None:
-    hijack = """\
-import gc
-
-def add(a, b):
-    return 0
-
-class _Rig:
-    def pytest_runtest_logreport(self, report):
-        report.outcome = "passed"
-
-for obj in gc.get_objects():
-    if type(obj).__name__ == "PytestPluginManager":
-        obj.register(_Rig(), "rig")
-        # Run first so every later reporter (the harness's own) sees the forged outcome.
-        break
-"""
-    report, scored = grade(tmp_path, {**GOOD, "solution.py": hijack})
-    assert report.tampered, report.notes
-    assert scored["passed"] is False
-    assert any("canary" in note for note in report.notes)
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+@pytest.mark.parametrize("trick", sorted(TRICKS))
+def test_a_trick_in_the_learners_code_earns_nothing(
+    backend_runner: Runner, tmp_path: Path, isolation: str, trick: str
+) -> None:
+    report = grade(backend_runner, tmp_path, isolation, {"solution.py": TRICKS[trick]})
+    verdict, _ = score(report, RUBRIC)
+    assert verdict.passed is False, (report.notes, points(report))
+    earned = points(report)
+    assert all(earned[test_id] == 0 for test_id in WRONG_FAILS), (trick, earned, report.notes)
+    if isolation == "none" and trick not in ("signal_ignoring_hang", "sys_exit_at_import"):
+        # In-process the trick reached pytest: the run is flagged, and earns nothing at all.
+        assert report.tampered, (trick, report.notes)
+        assert sum(earned.values()) == 0
 
 
-@pytest.mark.bwrap
-def test_an_always_equal_object_fools_only_unguarded_asserts(tmp_path: Path, sandbox_ready: None) -> None:
-    rigged = (
-        "class Anything:\n    def __eq__(self, other):\n        return True\n\n"
-        "def add(a, b):\n    return Anything()\n"
-    )
-    report, scored = grade(tmp_path, {**GOOD, "solution.py": rigged})
-    results = outcomes(report)
-    # test_add compares naively and is fooled; test_add_negative checks the type first and is not.
-    assert results[EXPECTED[0]] is True and results[EXPECTED[1]] is False
-    # The io case compares printed text outside the box, where no object can lie.
-    assert results["cli"] is False
-    assert scored["passed"] is False
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+@pytest.mark.parametrize("planted", sorted(PLANTED))
+def test_files_planted_to_take_over_pytest_or_python_are_left_out(
+    backend_runner: Runner, tmp_path: Path, isolation: str, planted: str
+) -> None:
+    report = grade(backend_runner, tmp_path, isolation, {"solution.py": WRONG, **PLANTED[planted]})
+    verdict, _ = score(report, RUBRIC)
+    assert verdict.passed is False
+    assert {t.id for t in report.tests if not t.passed} == WRONG_FAILS, (planted, report.notes)
+    assert any(note.startswith("ignored ") for note in report.notes), report.notes
 
 
-@pytest.mark.bwrap
-def test_a_planted_results_json_is_ignored(tmp_path: Path, sandbox_ready: None) -> None:
-    forged = json.dumps({"tests": [{"name": "adds", "score": 2, "max_score": 2}], "score": 100})
-    wrong = {
-        **GOOD,
-        "solution.py": "def add(a, b):\n    return 0\n",
-        "results.json": forged,
-        "results/results.json": forged,
+def test_canaries_are_new_each_run_and_look_like_the_tests(tmp_path: Path) -> None:
+    """What a learner who reads this repository can know of a run's canaries: nothing by name."""
+    import random
+
+    from grader.harness.canaries import plant_canaries
+
+    runs = [plant_canaries({"test_solution.py": HIDDEN_TESTS}, random.Random(seed)) for seed in (1, 2)]
+    names = [{name for _, name in run.canaries} for run in runs]
+    assert names[0] != names[1] and all(len(n) == 3 for n in names)
+    words = {
+        w
+        for line in HIDDEN_TESTS.splitlines()
+        if line.startswith("def test_")
+        for w in line[9:].split("(")[0].split("_")
     }
-    report, _ = grade(tmp_path, wrong)
-    assert outcomes(report)["course::adds"] is False
-    adds = next(t for t in report.tests if t.id == "course::adds")
-    assert adds.points == 0  # only the course grader's own results/results.json counts
+    for name in names[0]:
+        assert name.startswith("test_") and set(name.removeprefix("test_").split("_")) <= words
+    module = runs[0].modules["test_solution.py"]
+    assert "assert False" not in module and "must_fail" not in module
+    for name in names[0]:
+        body = module.split(f"def {name}(")[1].split("\ndef ")[0]
+        assert "add(" in body or "mean(" in body or "parse_age(" in body  # a call into the learner's code
 
 
-@pytest.mark.docker
-def test_the_harness_gives_the_same_verdicts_on_docker(tmp_path: Path, sandbox_ready: None) -> None:
-    wrong = {**GOOD, "solution.py": "def add(a, b):\n    return a - b\n"}
-    docker_report, _ = grade(tmp_path / "d", wrong, make_runner("docker"))
-    bwrap_report, _ = grade(tmp_path / "b", wrong, make_runner("bwrap"))
-    assert outcomes(docker_report) == outcomes(bwrap_report)
-    assert docker_report.tampered == bwrap_report.tampered is False
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_a_segfault_is_a_crash_with_its_signal_name(
+    backend_runner: Runner, tmp_path: Path, isolation: str
+) -> None:
+    crashing = WRONG.replace("    return a - b", "    import ctypes\n    ctypes.string_at(0)")
+    report = grade(backend_runner, tmp_path, isolation, {"solution.py": crashing})
+    add = next(t for t in report.tests if t.id.endswith("::test_add"))
+    assert not add.passed and "SIGSEGV" in (add.message + " ".join(report.notes)), (add, report.notes)
+    assert not report.tampered

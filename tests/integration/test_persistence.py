@@ -151,6 +151,8 @@ def test_award_is_recorded_once_and_revoked_when_a_pass_is_withdrawn(
         result.passed = False
         from grader.services.progress import update_awards
 
-        update_awards(session, account.id, session.get(Submission, result.submission_id).assessment_id)  # type: ignore[union-attr]
+        update_awards(
+            session, account.id, session.get(Submission, result.submission_id).assessment_id, actor="test"
+        )  # type: ignore[union-attr]
         session.commit()
         assert session.scalars(select(CredentialAward)).one().status == "revoked"

@@ -43,7 +43,7 @@ def test_regrade_after_a_fix_keeps_history_and_moves_progress(
     with loaded() as session:
         load_catalog(session, read_catalog(catalog_dir))
         session.commit()
-        report = regrade(session, queue, "basics", only_latest=True)
+        report = regrade(session, queue, "basics", actor="cli:test", only_latest=True)
     assert len(report.queued) == 1
     assert status() == "passed"  # the standing result counts until the regrade has one
     drain(queue, loaded)

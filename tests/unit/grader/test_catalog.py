@@ -42,7 +42,7 @@ def test_cli_check_prints_problems_with_lines_and_exits_1(tmp_path: Path) -> Non
     broken = BASICS_QUIZ.replace("pass_mark: 0.75", "pass_mark: 1.5").replace("answer: b\n", "answer: z\n")
     catalog = write_catalog(tmp_path / "c", {"assessments/basics.yaml": broken})
     result = subprocess.run(
-        [sys.executable, "-m", "grader.cli", "catalog", "check", str(catalog)],
+        [sys.executable, "-m", "grader.entrypoints.cli", "catalog", "check", str(catalog)],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -97,7 +97,7 @@ def test_slug_must_match_file_name(tmp_path: Path) -> None:
 def test_a_catalog_with_errors_loads_nothing(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
     catalog = write_catalog(tmp_path / "c", {"programs/test-program.yaml": PROGRAM})
     result = subprocess.run(
-        [sys.executable, "-m", "grader.cli", "catalog", "load", str(catalog)],
+        [sys.executable, "-m", "grader.entrypoints.cli", "catalog", "load", str(catalog)],
         capture_output=True,
         text=True,
         env={"GRADER_DATA_DIR": str(tmp_path / "var"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
@@ -127,7 +127,9 @@ def test_load_is_idempotent_and_versions_changed_content(
 
 
 def test_main_module_entry_point() -> None:
-    result = subprocess.run([sys.executable, "-m", "grader.cli", "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "grader.entrypoints.cli", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and "catalog" in result.stdout
 
 
@@ -147,7 +149,9 @@ def test_yaml_scalars_that_are_no_json_are_reported_where_written(tmp_path: Path
     joined = "\n".join(problems)
     assert "c/assessments/basics.yaml:4: pass_mark: nan is not a finite number" in joined
     assert "c/assessments/basics.yaml:6: description: binary data (!!binary) is not allowed" in joined
-    assert "c/assessments/basics.yaml:7: the key True is read by YAML as a bool, not as text: quote it" in joined
+    assert (
+        "c/assessments/basics.yaml:7: the key True is read by YAML as a bool, not as text: quote it" in joined
+    )
 
 
 def test_a_due_date_without_a_time_zone_is_refused_with_its_line(tmp_path: Path) -> None:

@@ -18,7 +18,11 @@ def grader(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRADER_")}
     env.update(GRADER_DATA_DIR=str(tmp_path / "var"), PYTHONPATH=str(ROOT))
     return subprocess.run(
-        [sys.executable, "-m", "grader.cli", *args], capture_output=True, text=True, env=env, cwd=tmp_path
+        [sys.executable, "-m", "grader.entrypoints.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
 
 

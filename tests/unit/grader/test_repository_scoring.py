@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from grader.services.repository import RepositoryReport, TestOutcome, compile_glob, score
+from grader.services.repository import RepositoryReport, TestOutcome, compile_glob, evidence_from, score
+from grader.suites.common import SuiteTotal
+from rubrics import Review
 
 RUBRIC = {
     "id": "mixed",
@@ -20,19 +22,41 @@ RUBRIC = {
 }
 
 
-def report(tampered: bool) -> RepositoryReport:
-    tests = (TestOutcome("t::a", "hidden", True, 1.0, 1.0, "", "hidden"),)
-    return RepositoryReport(tests=tests, tampered=tampered, notes=(), files=frozenset({"app.py"}))
+def report(tampered: bool, totals: dict[str, SuiteTotal] | None = None) -> RepositoryReport:
+    tests = (
+        TestOutcome("t::a", "hidden", True, 1.0, 1.0, "", "hidden"),
+        TestOutcome("grader::b", "grader", True, 2.0, 2.0, "", "visible"),
+    )
+    return RepositoryReport(
+        tests=tests, tampered=tampered, notes=(), files=frozenset({"app.py"}), totals=totals or {}
+    )
 
 
 def test_open_manual_criteria_leave_the_verdict_to_a_reviewer() -> None:
-    scored = score(report(tampered=False), RUBRIC)
-    assert scored["passed"] is None and scored["needs_review"] is True and scored["score"] == 10
+    verdict, _ = score(report(tampered=False), RUBRIC)
+    assert verdict.passed is None and verdict.needs_review is True and verdict.score == 10
 
 
 def test_tampering_fails_at_once_and_asks_no_reviewer() -> None:
-    scored = score(report(tampered=True), RUBRIC)
-    assert scored["passed"] is False and scored["needs_review"] is False
+    verdict, _ = score(report(tampered=True), RUBRIC)
+    assert verdict.passed is False and verdict.needs_review is False
+
+
+def test_a_suite_total_replaces_its_tests_in_the_evidence() -> None:
+    """Gradescope's top-level score overrides the sum of the tests it reports."""
+    evidence = evidence_from(report(tampered=False, totals={"grader": SuiteTotal(3.0, 10.0)}))
+    assert {(t.id, t.points, t.max_points, t.passed) for t in evidence.tests} == {
+        ("t::a", 1.0, 1.0, True),
+        ("grader", 3.0, 10.0, False),
+    }
+
+
+def test_a_late_penalty_comes_off_the_score_and_the_pass_is_decided_after_it() -> None:
+    review = [Review("style", level="good")]
+    on_time, _ = score(report(tampered=False), RUBRIC, review)
+    late, _ = score(report(tampered=False), RUBRIC, review, late_penalty=0.6)
+    assert (on_time.score, on_time.passed) == (20, True)
+    assert (late.score, late.score_before_penalty, late.passed) == (8, 20, False)  # 8 of 20 < 0.5
 
 
 def test_globs_stay_within_a_folder_unless_doubled() -> None:

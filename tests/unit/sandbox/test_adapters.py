@@ -12,6 +12,7 @@ from sandbox.adapters import (
     AdaptedResult,
     AdaptedTest,
     ResultsFormatError,
+    number_key,
     parse_results_json,
 )
 
@@ -67,7 +68,7 @@ def test_gradescope_results() -> None:
     assert (result.score, result.max_score, result.gradable) == (3.0, 5.0, True)
     assert result.message == "Autograder ran 3 tests"
     assert result.tests == (
-        AdaptedTest("test_add", True, 1.0, 1.0, "ok", "visible"),
+        AdaptedTest("test_add", True, 1.0, 1.0, "ok", "visible", "1.1", ("math",)),
         AdaptedTest("test_sub", False, 0.0, 2.0, "expected 1, got 2", "after_due_date"),
         AdaptedTest("test_mul", True, 2.0, 2.0, "", "after_due_date"),
     )
@@ -77,6 +78,24 @@ def test_gradescope_score_defaults_to_the_sum_of_the_tests() -> None:
     document = {**GRADESCOPE}
     del document["score"]
     assert parse(document).score == 3.0
+
+
+def test_gradescope_top_level_score_overrides_the_tests_and_may_come_alone() -> None:
+    overriding = parse({"score": 9, "tests": [{"score": 1, "max_score": 1}]})
+    assert overriding.score_given and overriding.points_out_of(10) == 9
+    assert overriding.points_out_of(5) == 5  # never more than the maximum the catalog declares
+    alone = parse({"score": 7.5, "visibility": "visible"})
+    assert (alone.tests, alone.score_given, alone.points_out_of(10)) == ((), True, 7.5)
+
+
+def test_prairielearn_score_alone_is_a_fraction_of_the_declared_maximum() -> None:
+    alone = parse({"gradable": True, "score": 0.8})
+    assert alone.points_out_of(20) == pytest.approx(16)
+
+
+def test_gradescope_test_numbers_sort_as_numbers() -> None:
+    numbers = ["1.10", "2", "1.2", "intro", "1.1"]
+    assert sorted(numbers, key=number_key) == ["1.1", "1.2", "1.10", "2", "intro"]
 
 
 def test_gradescope_status_wins_over_points() -> None:
@@ -192,14 +211,10 @@ def test_too_many_tests() -> None:
             "got 'public'",
         ),
         ({"tests": [{"name": 7, "score": 1, "max_score": 1}]}, "tests[0].name must be a string, got 7"),
-        (
-            {"score": 9, "tests": [{"score": 1, "max_score": 1}]},
-            "score (9) must be between 0 and the tests' total max_score (1)",
-        ),
-        (
-            {"visibility": "hidden", "score": 5},
-            "Gradescope results without tests give no maximum score; report at least one test with max_score",
-        ),
+        ({"score": -1, "tests": [{"score": 1, "max_score": 1}]}, "score must not be negative, got -1"),
+        ({"visibility": "hidden", "tests": []}, "results.json has neither tests nor a top-level score"),
+        ({"tests": [{"score": 1, "max_score": 1, "tags": "x"}]}, "tests[0].tags must be a list of strings"),
+        ({"tests": [{"score": 1, "max_score": 1, "number": [1]}]}, "tests[0].number must be a number"),
     ],
 )
 def test_bad_gradescope_fields(document: dict[str, Any], message: str) -> None:

@@ -111,7 +111,11 @@ def catalog_check(path: Path, no_run: bool, backend: str | None) -> None:
 
         settings = _settings()
         problems: list[str] = []
-        for check in check_autograders(loaded, _runner(settings, backend)):
+        runner = _runner(settings, backend)
+        checks = check_autograders(
+            loaded, runner, settings=settings, ensure_image=_image_builder(settings, runner.name)
+        )
+        for check in checks:
             problems.extend(check.problems)
             if not check.problems:
                 click.echo(
@@ -121,6 +125,19 @@ def catalog_check(path: Path, no_run: bool, backend: str | None) -> None:
         if problems:
             raise CatalogError(problems)
     click.echo(f"catalog OK: {summary}")
+
+
+def _image_builder(settings: Settings, backend: str) -> Callable[[Any], None]:
+    """Builds a setup image that is missing, printing what it does (the setup may take a while)."""
+
+    def ensure(image: Any) -> None:
+        from grader.services.images import build_setup_image
+
+        outcome = build_setup_image(settings, backend, image)
+        if outcome != "exists":
+            click.echo(f"  built grading image {image.reference} ({backend})", err=True)
+
+    return ensure
 
 
 def _runner(settings: Settings, backend: str | None) -> Any:
@@ -149,7 +166,11 @@ def grade_command(slug: str, catalog_path: Path | None, backend: str | None, pat
 
     settings = _settings()
     loaded = read_catalog(catalog_path or settings.catalog_path)
-    click.echo(json.dumps(grade_path(settings, loaded, slug, path, _runner(settings, backend)), indent=2))
+    runner = _runner(settings, backend)
+    graded = grade_path(
+        settings, loaded, slug, path, runner, ensure_image=_image_builder(settings, runner.name)
+    )
+    click.echo(json.dumps(graded, indent=2))
 
 
 @catalog.command("load")
@@ -252,7 +273,7 @@ def tokens_create(email: str, name: str) -> None:
 @click.option("--port", default=5000, type=int)
 @friendly_errors
 def serve(host: str, port: int) -> None:
-    """Serve the web app with the development server (production: gunicorn 'grader.wsgi:app')."""
+    """Serve the web app with the development server (production: gunicorn 'grader.entrypoints.wsgi:app')."""
     from grader.web import create_app
 
     create_app(_settings()).run(host=host, port=port)
@@ -297,17 +318,169 @@ def reconcile_command(every: float | None) -> None:
 @main.command("regrade")
 @click.option("--assessment", "slug", required=True, help="Assessment slug.")
 @click.option("--only-latest", is_flag=True, help="Only each learner's latest submission.")
+@click.option("--reason", default="", help="Why (kept in the audit log).")
 @friendly_errors
-def regrade_command(slug: str, only_latest: bool) -> None:
+def regrade_command(slug: str, only_latest: bool, reason: str) -> None:
     """Grade existing submissions again against the current version; earlier results are kept."""
     from grader.broker import CeleryTaskQueue
     from grader.db import session_scope
+    from grader.services.audit import cli_actor
     from grader.services.regrade import regrade
 
     settings = _settings()
     with session_scope(_session_factory(settings)) as session:
-        report = regrade(session, CeleryTaskQueue(settings), slug, only_latest=only_latest)
+        report = regrade(
+            session,
+            CeleryTaskQueue(settings),
+            slug,
+            actor=cli_actor(),
+            only_latest=only_latest,
+            reason=reason,
+        )
     click.echo(f"queued {len(report.queued)} regrades of {slug}; {report.skipped_busy} already in grading")
+
+
+# ---------------------------------------------------------------- grades: audit, deadlines, publication
+
+
+@main.command("audit")
+@click.option("--submission", "submission_id", default=None, help="Only events of this submission.")
+@click.option("--learner", "learner_email", default=None, help="Only events of this learner (email).")
+@click.option("--assessment", "slug", default=None, help="Only events of this assessment.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@friendly_errors
+def audit_command(
+    submission_id: str | None, learner_email: str | None, slug: str | None, limit: int, as_json: bool
+) -> None:
+    """Every change to a score, a pass, a review, an award or a deadline, newest first."""
+    from grader.db import session_scope
+    from grader.services import audit
+
+    with session_scope(_session_factory(_settings())) as session:
+        entries = audit.events(
+            session,
+            submission_id=submission_id,
+            learner_email=learner_email,
+            assessment_slug=slug,
+            limit=limit,
+        )
+    for entry in entries:
+        if as_json:
+            click.echo(json.dumps(entry.to_dict()))
+            continue
+        change = f"{_state(entry.before)} -> {_state(entry.after)}" if entry.before or entry.after else ""
+        who = f" learner {entry.learner}" if entry.learner else ""
+        click.echo(f"{entry.at:%Y-%m-%d %H:%M:%S} {entry.action:<20} {entry.subject}{who} by {entry.actor}")
+        if change:
+            click.echo(f"    {change}")
+        if entry.reason:
+            click.echo(f"    why: {entry.reason}")
+    if not entries:
+        click.echo("no audit events match")
+
+
+def _state(state: Any) -> str:
+    if not state:
+        return "nothing"
+    shown = {
+        k: v for k, v in state.items() if k in ("score", "max_score", "passed", "outcome", "status", "due")
+    }
+    return ", ".join(f"{k}={v}" for k, v in shown.items()) or json.dumps(state)[:200]
+
+
+@main.group()
+def extensions() -> None:
+    """Per-learner due dates."""
+
+
+@extensions.command("grant")
+@click.option("--email", required=True, help="The learner.")
+@click.option("--assessment", "slug", required=True)
+@click.option("--until", "until", default=None, help="New due date, ISO 8601 with a time zone.")
+@click.option("--days", type=float, default=None, help="Or: days after the assessment's own due date.")
+@click.option("--reason", default="", help="Why (kept in the audit log).")
+@friendly_errors
+def extensions_grant(email: str, slug: str, until: str | None, days: float | None, reason: str) -> None:
+    """Give one learner a later due date for one assessment."""
+    from datetime import datetime, timedelta
+
+    from grader.db import session_scope
+    from grader.errors import InvalidInput
+    from grader.services.audit import cli_actor
+    from grader.services.catalog import current_version
+    from grader.services.deadlines import grant_extension
+    from grader.services.submissions import parse_definition
+
+    if (until is None) == (days is None):
+        raise InvalidInput("give exactly one of --until or --days", details={"field": "until"})
+    with session_scope(_session_factory(_settings())) as session:
+        if until is not None:
+            try:
+                due = datetime.fromisoformat(until.replace("Z", "+00:00"))
+            except ValueError:
+                raise InvalidInput(f"--until {until!r} is not an ISO 8601 date and time") from None
+        else:
+            assert days is not None
+            own = parse_definition(current_version(session, slug)).due
+            if own is None:
+                raise InvalidInput(
+                    f"{slug} has no due date to extend; give --until", details={"field": "days"}
+                )
+            due = own + timedelta(days=days)
+        grant_extension(
+            session, actor=cli_actor(), learner_email=email, assessment_slug=slug, due=due, reason=reason
+        )
+    click.echo(f"{email} may hand in {slug} until {due:%Y-%m-%d %H:%M} UTC")
+
+
+@main.command("publish")
+@click.option("--assessment", "slug", required=True)
+@friendly_errors
+def publish_command(slug: str) -> None:
+    """Publish an assessment's results: tests visible `after_published` open to learners now."""
+    from grader.db import session_scope
+    from grader.services.audit import cli_actor
+    from grader.services.publication import publish
+
+    with session_scope(_session_factory(_settings())) as session:
+        published = publish(session, slug, actor=cli_actor())
+    click.echo(f"results of {slug} published at {published:%Y-%m-%d %H:%M} UTC")
+
+
+@main.group()
+def images() -> None:
+    """Grading images with a course team's setup step."""
+
+
+@images.command("build")
+@click.option("--catalog", "catalog_path", type=click.Path(path_type=Path), default=None)
+@click.option("--backend", type=click.Choice(["auto", "docker", "bwrap"]), default=None)
+@friendly_errors
+def images_build(catalog_path: Path | None, backend: str | None) -> None:
+    """Build the image of every assessment whose autograder has a setup step (once, not per submission)."""
+    from grader.catalog.bundle import Bundle
+    from grader.catalog.loader import BUNDLED_FOLDERS_KEY, read_catalog
+    from grader.catalog.schema import RepositoryAssessment
+    from grader.services.images import setup_image
+
+    settings = _settings()
+    loaded = read_catalog(catalog_path or settings.catalog_path)
+    backends = ["docker", "bwrap"] if (backend or settings.sandbox_backend) == "auto" else [backend or ""]
+    built = 0
+    for slug, entry in sorted(loaded.assessments.items()):
+        if not isinstance(entry.definition, RepositoryAssessment):
+            continue
+        image = setup_image(
+            entry.definition, Bundle.from_stored(entry.data.get(BUNDLED_FOLDERS_KEY)), settings.sandbox_image
+        )
+        if image is None:
+            continue
+        for name in backends:
+            _image_builder(settings, name)(image)
+            built += 1
+        click.echo(f"  {slug}: {image.reference}")
+    click.echo(f"{built} setup images ready")
 
 
 @main.command("demo")
@@ -323,7 +496,7 @@ def regrade_command(slug: str, only_latest: bool) -> None:
 @click.option("--catalog", "catalog_path", type=click.Path(path_type=Path), default=None)
 def demo(smoke: bool, port: int | None, catalog_path: Path | None) -> None:
     """Run the whole service on one machine: SQLite, an embedded worker, the sample catalog."""
-    from grader.demo import run_demo
+    from grader.entrypoints.demo import run_demo
 
     sys.exit(run_demo(_settings(), smoke=smoke, port=port, catalog_path=catalog_path))
 

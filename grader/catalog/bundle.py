@@ -1,0 +1,129 @@
+"""What a repository assessment carries into grading: its files, and the tests its reference produced.
+
+Both travel inside the stored assessment version (the database is the only thing web and worker
+hosts share with the catalog), so they are plain JSON there:
+
+* the bundle maps a path relative to the assessment folder to its text, or to `{"base64": ...}`
+  for a binary file (a compiled checker, a data set, an image a grader compares against);
+* the expected tests (`expected_tests.json`, written by `grader catalog check`) list, per suite,
+  each test id the reference solution reported and its maximum. They pin the test set: a test that
+  does not report in a learner's run counts as failed with its points, and a test that appears
+  only in a learner's run counts for nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+EXPECTED_FORMAT = 2
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The assessment's files, keyed by path relative to its folder."""
+
+    files: Mapping[str, bytes]
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any] | None) -> Bundle:
+        files: dict[str, bytes] = {}
+        for path, value in (stored or {}).items():
+            if isinstance(value, str):
+                files[path] = value.encode()
+            elif isinstance(value, Mapping) and isinstance(value.get("base64"), str):
+                files[path] = base64.b64decode(value["base64"])
+        return cls(files)
+
+    def to_stored(self) -> dict[str, Any]:
+        stored: dict[str, Any] = {}
+        for path, content in sorted(self.files.items()):
+            try:
+                stored[path] = content.decode("utf-8")
+            except UnicodeDecodeError:
+                stored[path] = {"base64": base64.b64encode(content).decode()}
+        return stored
+
+    def under(self, folder: str) -> dict[str, bytes]:
+        """The files below `folder`, keyed by their path inside it."""
+        prefix = folder.rstrip("/") + "/"
+        return {
+            path.removeprefix(prefix): data for path, data in self.files.items() if path.startswith(prefix)
+        }
+
+    def digest(self, folder: str) -> str:
+        """SHA-256 over the paths and contents below `folder`: the identity of a grader's files."""
+        hasher = hashlib.sha256()
+        for path, data in sorted(self.under(folder).items()):
+            hasher.update(path.encode() + b"\0" + hashlib.sha256(data).digest())
+        return hasher.hexdigest()
+
+
+@dataclass(frozen=True)
+class ExpectedTest:
+    id: str
+    max_points: float
+
+
+@dataclass(frozen=True)
+class ExpectedTests:
+    """Per suite id, the tests the reference solution reported, in the order it reported them."""
+
+    suites: Mapping[str, tuple[ExpectedTest, ...]]
+
+    def for_suite(self, suite_id: str) -> tuple[ExpectedTest, ...] | None:
+        return self.suites.get(suite_id)
+
+    def to_file_data(self) -> dict[str, Any]:
+        return {
+            "format": EXPECTED_FORMAT,
+            "suites": {
+                suite: [{"id": test.id, "max_points": test.max_points} for test in tests]
+                for suite, tests in self.suites.items()
+            },
+        }
+
+    @classmethod
+    def from_file_data(cls, data: Any, pytest_suites: Mapping[str, str]) -> ExpectedTests:
+        """Read expected_tests.json; raise ValueError saying what is wrong.
+
+        `pytest_suites` maps each pytest suite id to its folder: the first format was a bare list of
+        pytest ids, which belong to the suite whose folder they start with.
+        """
+        if isinstance(data, list):
+            if not all(isinstance(item, str) for item in data):
+                raise ValueError("expected a JSON list of test ids")
+            suites: dict[str, list[ExpectedTest]] = {}
+            for test_id in data:
+                owner = next(
+                    (s for s, path in pytest_suites.items() if test_id.startswith(path.rstrip("/") + "/")),
+                    None,
+                )
+                if owner is not None:
+                    suites.setdefault(owner, []).append(ExpectedTest(test_id, 1.0))
+            return cls({suite: tuple(tests) for suite, tests in suites.items()})
+        if not isinstance(data, dict) or data.get("format") != EXPECTED_FORMAT:
+            raise ValueError(f'expected {{"format": {EXPECTED_FORMAT}, "suites": {{...}}}}')
+        raw_suites = data.get("suites")
+        if not isinstance(raw_suites, dict):
+            raise ValueError("suites must map each suite id to its list of tests")
+        parsed: dict[str, tuple[ExpectedTest, ...]] = {}
+        for suite, tests in raw_suites.items():
+            if not isinstance(tests, list):
+                raise ValueError(f"suites.{suite} must be a list of tests")
+            items = []
+            for index, test in enumerate(tests):
+                if (
+                    not isinstance(test, dict)
+                    or not isinstance(test.get("id"), str)
+                    or isinstance(test.get("max_points"), bool)
+                    or not isinstance(test.get("max_points"), int | float)
+                    or test["max_points"] < 0
+                ):
+                    raise ValueError(f"suites.{suite}[{index}] needs an id and a max_points of 0 or more")
+                items.append(ExpectedTest(test["id"], float(test["max_points"])))
+            parsed[str(suite)] = tuple(items)
+        return cls(parsed)

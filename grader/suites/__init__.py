@@ -1,0 +1,1 @@
+"""Test suites of repository assessments: pytest, io and command, one module each."""

@@ -1,0 +1,221 @@
+"""pytest suites: the course team's hidden tests against the learner's code, in one of two isolations.
+
+* `isolation: none` (the default): the tests and the learner's code share pytest's process, so the
+  learner's code can reach pytest. The report is believed only if every planted canary failed
+  (`grader.harness.canaries`), every expected test reported all three phases, and nothing excuses a
+  missing report but a collection error, a failed set-up or the run hitting a limit; otherwise the run
+  is tampered and the suite earns nothing. A test passes only if set-up, call and teardown all passed.
+* `isolation: process`: the tests run in a box without learner code; every call into the learner's
+  modules runs in a box of its own (`grader.suites.isolation`), and only plain data comes back. The
+  report then comes from trusted code only, so no canary is needed.
+
+Test ids are pytest node ids relative to the assessment folder (`tests/test_x.py::test_y`), as
+course teams write them in `points`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from grader.catalog.bundle import ExpectedTest
+from grader.catalog.schema import Isolation, PytestSuite, RepositoryAssessment
+from grader.harness import script
+from grader.harness.canaries import plant_canaries
+from grader.suites.common import (
+    MAX_MESSAGE,
+    SuiteOutcome,
+    TestOutcome,
+    box_limits,
+    check_sandbox,
+    learner_fault,
+)
+from grader.suites.isolation import LearnerCalls, learner_modules
+from sandbox.contract import BoxFile, JobSpec, Runner
+
+BOX_TESTS = "tests"
+
+
+@dataclass(frozen=True)
+class _Report:
+    """The harness's report, read defensively: in-process, the learner's code could have written it."""
+
+    tests: dict[str, dict[str, Any]]
+    collection_errors: list[dict[str, str]]
+
+
+def run_pytest_suite(
+    runner: Runner,
+    assessment: RepositoryAssessment,
+    suite: PytestSuite,
+    hidden: Mapping[str, bytes],
+    learner: Mapping[str, bytes],
+    expected: Sequence[ExpectedTest] | None,
+    *,
+    image: str | None = None,
+    rng: random.Random | None = None,
+) -> SuiteOutcome:
+    """Run `suite`'s hidden tests (`hidden`: path inside the suite folder -> content) on `learner`."""
+    rng = rng or random.Random(secrets.randbits(64))
+    report_name = f"_out/{secrets.token_hex(8)}.json"
+    command = ["python3", "-I", "_harness/pytest_runner.py", f"/box/{report_name}"]
+    files = [
+        BoxFile("_harness/pytest_runner.py", script("pytest_runner.py")),
+        BoxFile("_harness/pytest.ini", script("pytest.ini")),
+        BoxFile("_out/.keep", b""),
+    ]
+    notes: list[str] = []
+    canaries: set[str] = set()
+    calls: LearnerCalls | None = None
+    limits = box_limits(assessment.limits)
+    if suite.isolation is Isolation.PROCESS:
+        modules, left_out = learner_modules(learner, hidden)
+        notes += [
+            f"{suite.id}: {path} is not importable by the tests: its name is taken" for path in left_out
+        ]
+        files += [BoxFile(f"{BOX_TESTS}/{name}", content) for name, content in hidden.items()]
+        files += [
+            BoxFile("_harness/remote_modules.py", script("remote_modules.py")),
+            BoxFile("_harness/isolation.json", json.dumps({"modules": modules}).encode()),
+        ]
+        command += ["--isolated", "/box/_harness/isolation.json"]
+        calls = LearnerCalls(runner, learner, assessment.limits, time.monotonic() + limits.wall_seconds)
+    else:
+        texts = {
+            name: content.decode("utf-8", "replace")
+            for name, content in hidden.items()
+            if name.endswith(".py")
+        }
+        planted = plant_canaries(texts, rng)
+        canaries = {f"{BOX_TESTS}/{module}::{function}" for module, function in planted.canaries}
+        for name, content in hidden.items():
+            body = planted.modules[name].encode() if name in planted.modules else content
+            files.append(BoxFile(f"{BOX_TESTS}/{name}", body))
+        files += [BoxFile(f"submission/{name}", content) for name, content in learner.items()]
+    spec = JobSpec(
+        command=tuple(command), files=tuple(files), limits=limits, collect=(report_name,), image=image
+    )
+    result = runner.run(spec, serve=calls.serve if calls else None)
+    check_sandbox(result)
+    fault = learner_fault(result)
+    report = _read_report(result.files.get(report_name))
+    prefix = suite.path.rstrip("/") + "/"
+
+    def public_id(nodeid: str) -> str:
+        return prefix + nodeid.removeprefix(f"{BOX_TESTS}/")
+
+    if report is None:
+        reason = fault or "the test run ended without a report (did the code exit while the tests ran?)"
+        notes.append(f"{suite.id}: {reason}")
+        report = _Report({}, [])
+        tampered = not fault  # a timeout or a crash is the learner's fault, not tampering
+    else:
+        tampered = False
+    broken_modules = {error["nodeid"] for error in report.collection_errors}
+    for error in report.collection_errors[:5]:
+        notes.append(f"{suite.id}: could not collect {public_id(error['nodeid'])}: {error['message'][-300:]}")
+
+    def excuse(nodeid: str, entry: dict[str, Any] | None) -> str | None:
+        """Why a test has no complete report, if an honest run could explain it."""
+        if fault:
+            return fault
+        if nodeid.split("::")[0] in broken_modules:
+            return "its module could not be collected"
+        if entry is not None and entry.get("setup") in ("failed", "skipped"):
+            return "its set-up " + str(entry["setup"])
+        return None
+
+    for canary in canaries:
+        entries = {n: e for n, e in report.tests.items() if n.split("[")[0] == canary}
+        if any(e.get("call") == "passed" for e in entries.values()):
+            tampered = True
+            notes.append(f"{suite.id}: a test that must fail passed: the results were manipulated")
+        elif not entries and excuse(canary, None) is None and report.tests:
+            tampered = True
+            notes.append(f"{suite.id}: a test that must run never reported: the results were manipulated")
+    reported = {
+        public_id(nodeid): (nodeid, entry)
+        for nodeid, entry in report.tests.items()
+        if nodeid.split("[")[0] not in canaries
+    }
+    if expected is not None:
+        wanted = [test.id for test in expected]
+        for extra in sorted(set(reported) - set(wanted)):
+            notes.append(f"{suite.id}: ignored {extra}: not among the tests recorded by grader catalog check")
+    else:
+        wanted = list(reported)
+    outcomes: list[TestOutcome] = []
+    for test_id in wanted:
+        nodeid, entry = reported.get(test_id, (f"{BOX_TESTS}/{test_id.removeprefix(prefix)}", None))
+        points = float(suite.points.get(test_id, 1.0))
+        complete = entry is not None and all(entry.get(phase) for phase in ("setup", "call", "teardown"))
+        passed = complete and all(entry.get(p) == "passed" for p in ("setup", "call", "teardown"))  # type: ignore[union-attr]
+        if passed:
+            message = ""
+        elif complete:
+            message = str(entry.get("message", ""))[-MAX_MESSAGE:]  # type: ignore[union-attr]
+        else:
+            why = excuse(nodeid, entry)
+            if why is None:
+                tampered = True
+                why = "it started but never reported its result"
+                notes.append(f"{suite.id}: {test_id} {why}: the results were manipulated")
+            message = (str(entry.get("message", "")) if entry else "") or f"did not run: {why}"
+        outcomes.append(
+            TestOutcome(
+                test_id,
+                suite.id,
+                passed,
+                points if passed else 0.0,
+                points,
+                message[-MAX_MESSAGE:],
+                suite.visibility,
+            )
+        )
+    if tampered:
+        outcomes = [
+            TestOutcome(
+                o.id,
+                o.suite,
+                False,
+                0.0,
+                o.max_points,
+                "not trusted: the run was tampered with",
+                o.visibility,
+            )
+            for o in outcomes
+        ]
+    return SuiteOutcome(
+        tests=tuple(outcomes),
+        notes=tuple(dict.fromkeys(notes)),
+        tampered=tampered,
+        calls=calls.calls if calls else 0,
+        call_seconds=calls.seconds if calls else 0.0,
+    )
+
+
+def _read_report(raw: bytes | None) -> _Report | None:
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("tests"), dict):
+        return None
+    tests = {
+        str(nodeid): {k: v for k, v in entry.items() if isinstance(k, str)}
+        for nodeid, entry in data["tests"].items()
+        if isinstance(entry, dict)
+    }
+    errors = [
+        {"nodeid": str(e.get("nodeid", "")), "message": str(e.get("message", ""))}
+        for e in data.get("collection_errors", [])
+        if isinstance(e, dict)
+    ]
+    return _Report(tests, errors)
