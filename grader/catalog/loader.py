@@ -262,7 +262,7 @@ def _bundle(
     for index, suite in enumerate(definition.tests):
         if not isinstance(suite, CommandSuite):
             continue
-        grader_files = bundle.under(suite.path)
+        grader_files = bundle.under(suite.folder)
         if suite.setup is not None and suite.setup not in grader_files:
             problems.append(
                 document.problem(("tests", index, "setup"), f"{suite.setup!r} is not among the grader files")

@@ -322,6 +322,11 @@ class CommandSuite(Strict):
         return self
 
     @property
+    def folder(self) -> str:
+        """Where the grader files sit in the bundle: `path`, or the folder a `.zip` at `path` unpacks to."""
+        return self.path.removesuffix(".zip")
+
+    @property
     def entry_point(self) -> list[str]:
         return self.command if self.command is not None else ["/autograder/run_autograder"]
 

@@ -37,7 +37,7 @@ def setup_image(assessment: RepositoryAssessment, bundle: Bundle, base: str) -> 
     suite = setup_suite(assessment)
     if suite is None or suite.setup is None:
         return None
-    folder = suite.path.removesuffix(".zip")
+    folder = suite.folder
     digest = hashlib.sha256(f"{base}\0{suite.setup}\0{bundle.digest(folder)}".encode()).hexdigest()
     return SetupImage(
         reference=f"microcred-setup-{assessment.slug}:{digest[:16]}",

@@ -160,7 +160,7 @@ class RepositoryGrading:
             elif isinstance(suite, IoCase):
                 outcomes.append(run_io_case(self.runner, assessment, suite, learner, image=self.image))
             elif isinstance(suite, CommandSuite):
-                grader_files = bundle.under(suite.path.removesuffix(".zip"))
+                grader_files = bundle.under(suite.folder)
                 outcomes.append(
                     run_command_suite(
                         self.runner, assessment, suite, grader_files, learner, pinned, image=self.image
