@@ -61,6 +61,7 @@ def run_demo(settings: Settings, *, smoke: bool, port: int | None, catalog_path:
         report = load_catalog(session, catalog)
         token = _demo_accounts(session, [p for p in catalog.programs])
     print(f"catalog {catalog_root}: {report.summary()}")
+    _prepare_images(settings, catalog)
 
     host = "127.0.0.1"
     port = port if port is not None else (_free_port() if smoke else 5000)
@@ -98,6 +99,44 @@ def run_demo(settings: Settings, *, smoke: bool, port: int | None, catalog_path:
     finally:
         stop.set()
         _shutdown(server, worker)
+
+
+def _prepare_images(settings: Settings, catalog: Any) -> None:
+    """Build the grading images of assessments with a setup step, on the backend the worker will use,
+    so the first submission does not wait for (or fail on) a missing image."""
+    from grader.catalog.bundle import Bundle
+    from grader.catalog.loader import BUNDLED_FOLDERS_KEY
+    from grader.services.images import build_setup_image, setup_image
+    from sandbox.errors import SandboxUnavailable
+    from sandbox.select import select_runner
+
+    wanted = [
+        (slug, image)
+        for slug, entry in sorted(catalog.assessments.items())
+        if isinstance(entry.definition, RepositoryAssessment)
+        and (
+            image := setup_image(
+                entry.definition,
+                Bundle.from_stored(entry.data.get(BUNDLED_FOLDERS_KEY)),
+                settings.sandbox_image,
+            )
+        )
+    ]
+    if not wanted:
+        return
+    try:
+        backend = select_runner(
+            settings.sandbox_backend, image=settings.sandbox_image, rootfs=settings.sandbox_rootfs
+        ).name
+    except SandboxUnavailable as exc:
+        print(f"note: no sandbox backend ({exc}); repository assessments cannot be graded", file=sys.stderr)
+        return
+    for slug, image in wanted:
+        try:
+            if build_setup_image(settings, backend, image) == "built":
+                print(f"built the grading image of {slug} ({image.reference}, {backend})")
+        except GraderError as exc:
+            print(f"note: {slug} cannot be graded: {exc.message}", file=sys.stderr)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -276,13 +315,18 @@ def _smoke_repository(base: str, token: str, slug: str, sample: Path) -> None:
     result = view["result"]
     tests = result["feedback"]["tests"]
     passed = sum(1 for t in tests if t["passed"])
-    print(
-        f"graded {slug} in {time.monotonic() - started:.2f} s: {passed}/{len(tests)} tests passed, "
+    score = (
         f"{result['score']:g}/{result['max_score']:g} so far"
+        if result["held_back"] is None
+        else "the total held back while some tests are hidden"
+    )
+    print(
+        f"graded {slug} in {time.monotonic() - started:.2f} s: {passed}/{len(tests)} visible tests passed, "
+        + score
         + (", awaiting a reviewer for the manual criteria" if result["needs_review"] else "")
     )
-    if passed != len(tests):
-        raise SmokeFailure(f"the sample solution of {slug} should pass every test")
+    if passed != len(tests) or result["outcome"] != "graded":
+        raise SmokeFailure(f"the sample solution of {slug} should pass every test: {result['feedback']}")
 
 
 def _wait(base: str, token: str, status_url: str, slug: str, started: float) -> dict[str, Any]:
