@@ -7,7 +7,8 @@ job) that the backends start in place of the job, with a clean environment:
    then neither ptrace it nor open its /proc files (mem, fd, environ): nothing the job can reach
    matters to the verdict. On bubblewrap it is the box's pid 1 (`--as-pid-1`, so bwrap's own init,
    which runs outside the seccomp filter, is not there), which the job cannot signal either; on
-   Docker the container's pid 1 is a keeper running as another user.
+   Docker the container's pid 1 is a keeper running as another user. On bubblewrap it then sets
+   the job's rlimits on itself (lowering one's own needs no capability; the job inherits them).
 2. On Docker only: it becomes the reaper of the job's orphans, reads the files mark (a secret, on
    the first line of stdin) and the files' tar (from stdin, exactly as many bytes as announced),
    and loads `seccomp.arch_guard` (runc kills only the calling thread on a foreign ABI).
@@ -53,10 +54,14 @@ sub others_left {
     }
     0
 }
-my ($prctl, $status_fd, $start, $tar_size, $guard, $ncollect, $nenv) = splice @ARGV, 0, 7;
+my ($prctl, $prlimit, $limits, $status_fd, $start, $tar_size, $guard, $ncollect, $nenv) = splice @ARGV, 0, 9;
 my @collect = splice @ARGV, 0, $ncollect;
 my %env = map { split /=/, $_, 2 } splice @ARGV, 0, $nenv;
 syscall($prctl, 4, 0) == 0 && syscall($prctl, 3, 0) == 0 or fail("PR_SET_DUMPABLE");
+for (split /,/, $limits) {
+    my ($resource, $soft, $hard) = split /:/;
+    syscall($prlimit, 0, $resource + 0, pack("QQ", $soft, $hard), 0) == 0 or fail("setting rlimit $resource");
+}
 my ($status, $files_mark);
 if ($status_fd >= 0) {
     open($status, ">&=", $status_fd) or fail("status pipe");
@@ -134,6 +139,7 @@ def init_argv(
     command: Sequence[str],
     env: Mapping[str, str],
     *,
+    rlimits: Sequence[tuple[int, int, int]] = (),
     status_fd: int = -1,
     start_mark: str = "",
     tar_size: int = 0,
@@ -142,13 +148,16 @@ def init_argv(
 ) -> list[str]:
     """The argv that starts the init, which then runs `command` with exactly `env`.
 
-    bubblewrap passes `status_fd` (a pipe the init reports on); Docker passes -1 and reads the
-    report from stderr after the files mark, with `start_mark` (the nonce), `tar_size` and `guard`."""
-    prctl = native_syscall("prctl")
-    if prctl is None:
-        raise RuntimeError("this architecture has no prctl system call")
+    bubblewrap passes `status_fd` (a pipe the init reports on) and the `rlimits` (resource, soft,
+    hard) the init sets on itself; Docker passes -1 and reads the report from stderr after the files
+    mark, with `start_mark` (the nonce), `tar_size` and `guard`."""
+    prctl, prlimit = native_syscall("prctl"), native_syscall("prlimit64")
+    if prctl is None or prlimit is None:
+        raise RuntimeError("this architecture has no prctl or prlimit64 system call")
     pairs = [f"{key}={value}" for key, value in env.items()]
-    header = [str(prctl), str(status_fd), start_mark, str(tar_size), guard.hex(), str(len(collect))]
+    limits = ",".join(f"{resource}:{soft}:{hard}" for resource, soft, hard in rlimits)
+    header = [str(prctl), str(prlimit), limits, str(status_fd), start_mark, str(tar_size), guard.hex()]
+    header.append(str(len(collect)))
     return [PERL, "-e", INIT_SOURCE, "--", *header, str(len(pairs)), *collect, *pairs, *command]
 
 

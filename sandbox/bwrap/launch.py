@@ -1,11 +1,11 @@
 """Launching a bubblewrap box: the work dir, the files in it, the rlimits and bwrap's command line.
 
 The launch runs no Python in the child, so the worker is vforked rather than copied (a fork plus a
-preexec hook cost 3-4 ms a job, more in a big worker). The rlimits are set by util-linux `prlimit`
-on itself before it execs `setpriv`, which drops root to the box user before `bwrap`: bwrap, the
-box's init and the job all inherit them (a worker may lack CAP_SYS_RESOURCE, which setting them
-on another process needs). bwrap builds the box, reports the box's first process on an info fd
-and waits on a gate fd until the runner has put that process in the job's cgroups.
+preexec hook cost 3-4 ms a job, more in a big worker): util-linux `setpriv` drops root to the box
+user and execs `bwrap`, which builds the box, reports the box's first process (the box's init) on
+an info fd and waits on a gate fd until the runner has put that process in the job's cgroups. The
+init sets the job's rlimits on itself before it starts the job, which inherits them (lowering
+one's own limits needs no capability, and an exec of util-linux `prlimit` for it cost ~1 ms).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import resource
 import select
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ MS_NOSUID, MS_NODEV = 0x2, 0x4
 def bwrap_command(
     spec: JobSpec,
     *,
-    tools: tuple[str, str | None, str | None],
+    tools: tuple[str, str | None],
     rootfs: Path,
     box_dir: Path,
     cgroup_enforced: bool,
@@ -37,13 +38,11 @@ def bwrap_command(
     seccomp_fd: int,
     status_fd: int,
 ) -> list[str]:
-    """prlimit, setpriv (when root) and bwrap, then the box's init, which runs the job."""
-    bwrap, prlimit, setpriv = tools
+    """setpriv (when root) and bwrap, then the box's init, which sets the rlimits and runs the job."""
+    bwrap, setpriv = tools
     limits = spec.limits
     scratch = str(limits.disk_mb * 1024 * 1024)
-    if prlimit is None:
-        raise RuntimeError("prlimit (util-linux) is needed to set the job's rlimits")
-    argv = rlimits(prlimit, limits, cgroup_enforced=cgroup_enforced)
+    argv: list[str] = []
     if os.geteuid() == 0:
         if setpriv is None:
             raise RuntimeError("setpriv (util-linux) is needed to drop root before bwrap")
@@ -102,27 +101,28 @@ def bwrap_command(
         str(seccomp_fd),
         "--",
     ]
-    return argv + init_argv(spec.command, spec.box_env(), status_fd=status_fd)
+    box_rlimits = rlimits(limits, cgroup_enforced=cgroup_enforced)
+    return argv + init_argv(spec.command, spec.box_env(), rlimits=box_rlimits, status_fd=status_fd)
 
 
-def rlimits(prlimit: str, limits: Limits, *, cgroup_enforced: bool) -> list[str]:
-    """util-linux `prlimit` set on itself, then exec'd onward: bwrap, the box's init and the job all
-    inherit the job's rlimits. The CPU cap keeps a second of grace between SIGXCPU and SIGKILL."""
+def rlimits(limits: Limits, *, cgroup_enforced: bool) -> list[tuple[int, int, int]]:
+    """The job's rlimits as (resource, soft, hard). The CPU cap keeps a second of grace between
+    SIGXCPU and SIGKILL."""
     memory = limits.memory_mb * 1024 * 1024
     # A cgroup enforces memory exactly; the address-space cap is a second line of defence (wider, so
     # the cgroup's verdict wins where both exist).
     address_space = memory * 8 + 1024**3 if cgroup_enforced else memory
-    argv = [
-        prlimit,
-        f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 1}",
-        f"--as={address_space}:{address_space}",
-        f"--fsize={limits.file_size_mb * 1024 * 1024}:{limits.file_size_mb * 1024 * 1024}",
-        f"--nofile={limits.nofile}:{limits.nofile}",
-        "--core=0:0",
+    file_size = limits.file_size_mb * 1024 * 1024
+    chosen = [
+        (resource.RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 1),
+        (resource.RLIMIT_AS, address_space, address_space),
+        (resource.RLIMIT_FSIZE, file_size, file_size),
+        (resource.RLIMIT_NOFILE, limits.nofile, limits.nofile),
+        (resource.RLIMIT_CORE, 0, 0),
     ]
     if not cgroup_enforced:
-        argv.append(f"--nproc={limits.pids}:{limits.pids}")
-    return argv
+        chosen.append((resource.RLIMIT_NPROC, limits.pids, limits.pids))
+    return chosen
 
 
 def mount_tmpfs(target: Path, options: str) -> None:

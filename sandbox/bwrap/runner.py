@@ -63,7 +63,6 @@ class BwrapRunner:
         self.jobs_dir = jobs_dir
         self.bwrap = shutil.which(bwrap) or bwrap
         self.setpriv = shutil.which("setpriv")
-        self.prlimit = shutil.which("prlimit")
         self._cgroups = CgroupPool()
         atexit.register(self.close)
         sweep_orphans(jobs_dir)
@@ -137,7 +136,7 @@ class BwrapRunner:
             try:
                 command = bwrap_command(
                     spec,
-                    tools=(self.bwrap, self.prlimit, self.setpriv),
+                    tools=(self.bwrap, self.setpriv),
                     rootfs=self.rootfs_for(spec.image),
                     box_dir=box_dir,
                     cgroup_enforced=groups.active,

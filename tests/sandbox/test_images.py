@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import docker
 import pytest
-from docker.errors import ImageNotFound
+from docker.errors import ImageNotFound, NotFound
 
 from sandbox.contract import BoxFile, JobSpec, Outcome, Runner, rootfs_dirname
 from sandbox.images import build_setup_image
@@ -31,8 +31,9 @@ def remove_image(backend: str, reference: str) -> None:
         client = docker.from_env()
         # The session's runner keeps a warm container of an image it ran: it would keep the image
         # alive, untagged, after the tag is removed.
-        for container in client.containers.list(all=True, filters={"ancestor": reference}):
-            container.remove(force=True)
+        for container in client.api.containers(all=True, filters={"ancestor": reference}):
+            with contextlib.suppress(NotFound):  # the runner removes its job containers meanwhile
+                client.api.remove_container(container["Id"], force=True)
         with contextlib.suppress(ImageNotFound):
             client.images.remove(reference, force=True)
     else:
