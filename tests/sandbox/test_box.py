@@ -124,8 +124,8 @@ def test_no_other_process_of_the_box_can_be_traced_or_read(runner: Runner) -> No
 
 
 def test_the_job_cannot_signal_the_box_away(runner: Runner) -> None:
-    """pid 1 survives the job's kill -9 -1 and kill -9 1 (bwrap: a namespace's init; Docker: another
-    user), and the job's own processes are all that die."""
+    """pid 1 survives the job's kill -9 1 (bwrap: the namespace's init ignores signals from inside;
+    Docker: the keeper is another user)."""
     result = shell(runner, "kill -9 1; sleep 0.2; echo alive; cat /proc/1/status | grep -c Name")
     assert (result.outcome, result.stdout) == (Outcome.COMPLETED, b"alive\n1\n")
 
