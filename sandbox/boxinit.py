@@ -80,7 +80,7 @@ if ($tar_size > 0) {
     print $tar $archive;
     close($tar) or fail("placing the files");
 }
-my $built = "/opt/microcred/autograder-source";
+my $built = "@SETUP_SOURCE@";
 if (opendir(my $dir, $built)) {
     mkdir "/box/autograder";
     mkdir "/box/autograder/source";
@@ -123,7 +123,7 @@ open(STDOUT, ">&", \*STDERR) or exit 0;
 open(STDERR, ">", "/dev/null");
 exec "tar", "-c", "-f", "-", "-C", "/box", "--ignore-failed-read", "--", @collect;
 exit 0;
-"""
+""".replace("@SETUP_SOURCE@", SETUP_SOURCE)
 
 
 @dataclass(frozen=True)

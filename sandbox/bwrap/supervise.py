@@ -45,6 +45,7 @@ def supervise(
     serve: Serve | None = None,
 ) -> Supervised:
     assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    stdin_stream = process.stdin
     pidfd = os.pidfd_open(process.pid)
     selector = selectors.DefaultSelector()
     out_fd, err_fd, stdin_fd = process.stdout.fileno(), process.stderr.fileno(), process.stdin.fileno()
@@ -73,7 +74,7 @@ def supervise(
         stdin_open = False
         pending.clear()
         with contextlib.suppress(OSError):
-            process.stdin.close()  # type: ignore[union-attr]
+            stdin_stream.close()
 
     def want_writes() -> None:
         nonlocal writing
