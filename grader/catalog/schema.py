@@ -252,7 +252,7 @@ class Isolation(StrEnum):
     # In pytest's own process: anything pytest can test, but the learner's code can reach pytest, so
     # the verdict rests on canaries and the expected test ids (docs/authoring.md).
     NONE = "none"
-    # Each call in a box of its own; only JSON values come back: a verdict the learner cannot reach.
+    # Each call in a fresh process, in a box apart from the tests; only JSON values come back.
     PROCESS = "process"
 
 

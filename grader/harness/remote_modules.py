@@ -2,10 +2,10 @@
 
 No learner code exists in the box that runs the hidden tests. `import solution` there yields a
 stand-in module whose attributes forward each call, as a line of JSON on a private channel, to the
-grader outside the box, which runs it in a fresh box of its own and sends back plain data: a JSON
-value, or the name, bases and message of the exception the call raised. So a forged report, a patched
-pytest, a shadowed standard module or an object with a rigged `__eq__` cannot reach the verdict: the
-only thing the learner's code can hand back is a value.
+grader outside the box, which runs it in a fresh process in the learner's own box and sends back
+plain data: a JSON value, or the name, bases and message of the exception the call raised. So a
+forged report, a patched pytest, a shadowed standard module or an object with a rigged `__eq__`
+cannot reach the verdict: the only thing the learner's code can hand back is a value.
 
 What crosses, and how it looks to a test:
 * functions: `solution.add(2, 3)` returns what the learner's `add` returned, as JSON (tuples become

@@ -6,8 +6,8 @@
   missing report but a collection error, a failed set-up or the run hitting a limit; otherwise the run
   is tampered and the suite earns nothing. A test passes only if set-up, call and teardown all passed.
 * `isolation: process`: the tests run in a box without learner code; every call into the learner's
-  modules runs in a box of its own (`grader.suites.isolation`), and only plain data comes back. The
-  report then comes from trusted code only, so no canary is needed.
+  modules runs in a fresh process in a box apart (`grader.suites.isolation`), and only plain data
+  comes back. The report then comes from trusted code only, so no canary is needed.
 
 Test ids are pytest node ids relative to the assessment folder (`tests/test_x.py::test_y`), as
 course teams write them in `points`.
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import random
 import secrets
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +34,7 @@ from grader.suites.common import (
     check_sandbox,
     learner_fault,
 )
-from grader.suites.isolation import LearnerCalls, learner_modules
+from grader.suites.isolation import LearnerBox, learner_modules
 from sandbox.contract import BoxFile, JobSpec, Runner
 
 BOX_TESTS = "tests"
@@ -71,7 +70,7 @@ def run_pytest_suite(
     ]
     notes: list[str] = []
     canaries: set[str] = set()
-    calls: LearnerCalls | None = None
+    learner_box: LearnerBox | None = None
     limits = box_limits(assessment.limits)
     if suite.isolation is Isolation.PROCESS:
         modules, left_out = learner_modules(learner, hidden)
@@ -84,7 +83,9 @@ def run_pytest_suite(
             BoxFile("_harness/isolation.json", json.dumps({"modules": modules}).encode()),
         ]
         command += ["--isolated", "/box/_harness/isolation.json"]
-        calls = LearnerCalls(runner, learner, assessment.limits, time.monotonic() + limits.wall_seconds)
+        learner_box = LearnerBox(
+            runner, learner, assessment.limits, wall_seconds=limits.wall_seconds, image=image
+        )
     else:
         texts = {
             name: content.decode("utf-8", "replace")
@@ -100,7 +101,11 @@ def run_pytest_suite(
     spec = JobSpec(
         command=tuple(command), files=tuple(files), limits=limits, collect=(report_name,), image=image
     )
-    result = runner.run(spec, serve=calls.serve if calls else None)
+    if learner_box is not None:
+        with learner_box:
+            result = runner.run(spec, serve=learner_box.serve)
+    else:
+        result = runner.run(spec)
     check_sandbox(result)
     fault = learner_fault(result)
     report = _read_report(result.files.get(report_name))
@@ -194,8 +199,8 @@ def run_pytest_suite(
         tests=tuple(outcomes),
         notes=tuple(dict.fromkeys(notes)),
         tampered=tampered,
-        calls=calls.calls if calls else 0,
-        call_seconds=calls.seconds if calls else 0.0,
+        calls=learner_box.calls if learner_box else 0,
+        call_seconds=learner_box.seconds if learner_box else 0.0,
     )
 
 
