@@ -82,6 +82,25 @@ def test_take_a_quiz_in_the_browser_form(
     drain(queue, loaded)
     result_page = client.get(submitted.headers["Location"]).get_data(as_text=True)
     assert "Passed" in result_page and "5 / 5" in result_page.replace(".0", "")
+    # Questions and correct answers in words, not ids.
+    assert "Which status code answers a successful POST" in result_page and "201 Created" in result_page
+    assert "<code>status-created</code>" not in result_page
+
+
+def test_a_failed_quiz_page_does_not_tell_right_from_wrong_when_answers_are_hidden(
+    client: FlaskClient, learner: Account, queue: RecordingQueue, loaded: sessionmaker[Session]
+) -> None:
+    log_in(client, learner)
+    program = client.get("/programs/test-program").get_data(as_text=True)
+    attempt_url = client.post(
+        "/assessments/basics/attempts", data={"csrf_token": csrf_token(program)}
+    ).headers["Location"]
+    form = client.get(attempt_url).get_data(as_text=True)
+    submitted = client.post(attempt_url, data={"csrf_token": csrf_token(form), "q_status-created": "a"})
+    drain(queue, loaded)
+    page = client.get(submitted.headers["Location"]).get_data(as_text=True)
+    assert "Not passed yet" in page and "Which status code answers a successful POST" in page
+    assert "not correct" not in page and ">correct<" not in page and "201 Created" not in page
 
 
 def test_bad_form_input_shows_the_field_and_keeps_the_page(client: FlaskClient, learner: Account) -> None:
