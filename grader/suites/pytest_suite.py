@@ -38,6 +38,7 @@ from grader.suites.isolation import LearnerBox, learner_modules
 from sandbox.contract import BoxFile, JobSpec, Runner
 
 BOX_TESTS = "tests"
+PHASES = ("setup", "call", "teardown")  # a test passed only if each of them reported a pass
 
 
 @dataclass(frozen=True)
@@ -158,12 +159,13 @@ def run_pytest_suite(
     for test_id in wanted:
         nodeid, entry = reported.get(test_id, (f"{BOX_TESTS}/{test_id.removeprefix(prefix)}", None))
         points = float(suite.points.get(test_id, 1.0))
-        complete = entry is not None and all(entry.get(phase) for phase in ("setup", "call", "teardown"))
-        passed = complete and all(entry.get(p) == "passed" for p in ("setup", "call", "teardown"))  # type: ignore[union-attr]
+        phases = [entry.get(phase) for phase in PHASES] if entry is not None else []
+        complete = len(phases) == len(PHASES) and all(phases)
+        passed = complete and all(outcome == "passed" for outcome in phases)
         if passed:
             message = ""
-        elif complete:
-            message = str(entry.get("message", ""))[-MAX_MESSAGE:]  # type: ignore[union-attr]
+        elif complete and entry is not None:
+            message = str(entry.get("message", ""))[-MAX_MESSAGE:]
         else:
             why = excuse(nodeid, entry)
             if why is None:
