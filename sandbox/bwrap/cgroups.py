@@ -31,6 +31,7 @@ class Cgroups:
     cpuacct: Path | None = None  # v1 only; v2 counts CPU in the unified group's cpu.stat
     unified: Path | None = None
     oom_baseline: int = 0  # OOM kills counted before this job (a reused cgroup keeps its counter)
+    settled: bool = False  # found empty once the box was gone: nothing can join it any more
 
     def directories(self) -> list[Path]:
         return [d for d in (self.memory, self.pids, self.cpuacct, self.unified) if d is not None]
@@ -43,15 +44,21 @@ class Cgroups:
     def procs_files(self) -> list[Path]:
         return [d / "cgroup.procs" for d in self.directories()]
 
-    def kill_all(self) -> None:
+    def kill_all(self) -> bool:
+        """SIGKILL every process in the groups; True when there was none (each read costs ~0.1 ms)."""
+        if self.settled:
+            return True
+        found = False
         for procs in self.procs_files():
             try:
                 pids = [int(p) for p in procs.read_text().split()]
             except OSError:
                 continue
             for pid in pids:
+                found = True
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+        return not found
 
     def _oom_count_v1(self) -> int:
         if self.memory is None:
@@ -70,6 +77,8 @@ class Cgroups:
         return self.memory is not None and self.pids is not None and self.unified is None
 
     def empty(self) -> bool:
+        if self.settled:
+            return True
         try:
             return all(not procs.read_text().split() for procs in self.procs_files())
         except OSError:
@@ -89,6 +98,7 @@ class Cgroups:
         if self.cpuacct is not None:
             (self.cpuacct / "cpuacct.usage").write_text("0")
         self.oom_baseline = self._oom_count_v1()
+        self.settled = False
 
     def oom_killed(self) -> bool:
         if self.memory is not None and self._oom_count_v1() > self.oom_baseline:

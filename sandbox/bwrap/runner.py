@@ -215,9 +215,12 @@ class BwrapRunner:
         finally:
             if box_pidfd is not None and process.returncode is None:
                 kill_and_reap(process)  # an error here: the box must not wait for us
-            groups.kill_all()  # anything left behind dies now, whatever the pid namespace did
+            # Anything left behind dies now, whatever the pid namespace did. Groups found empty
+            # once the box's init is gone stay empty: nothing is left to join them.
+            settled = groups.kill_all()
             if box_pidfd is not None and box_pid is not None:
                 orphan_usage = reap_orphaned_box(box_pidfd, box_pid)
+                groups.settled = settled or groups.kill_all()
         wall = time.monotonic() - started
         if seen.serve_error is not None:
             return sandbox_error(self.name, str(seen.serve_error), wall)
