@@ -13,7 +13,10 @@ import signal
 
 import pytest
 
-from sandbox.contract import Outcome, Runner, signal_name
+from sandbox.bwrap import BwrapRunner
+from sandbox.bwrap.cgroups import CgroupPool, Cgroups
+from sandbox.contract import JobSpec, Limits, Outcome, Runner, signal_name
+from sandbox.select import DEFAULT_ROOTFS
 from tests.sandbox.conftest import python, shell
 
 
@@ -134,3 +137,30 @@ def test_the_job_cannot_signal_the_box_away(runner: Runner) -> None:
 def test_the_box_pid_1_is_the_init_under_the_filter(runners: dict[str, Runner]) -> None:
     result = shell(runners["bwrap"], "grep -E '^(Seccomp|NoNewPrivs):' /proc/1/status; cat /proc/1/comm")
     assert result.stdout.decode().split() == ["NoNewPrivs:", "1", "Seccomp:", "2", "perl"]
+
+
+@pytest.mark.bwrap
+def test_without_cgroups_cpu_seconds_come_from_the_reaped_box(
+    sandbox_ready: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the host allows no cgroups, the rusage of what the worker reaped still counts every
+    process of the job: bwrap's monitor reaps the init, which reaped the job and its children."""
+    monkeypatch.setattr(CgroupPool, "acquire", lambda self, job_id, memory, pids: Cgroups())
+    runner = BwrapRunner(DEFAULT_ROOTFS)
+    code = BURN + (
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    print(burn(0.5), flush=True); os._exit(0)\n"
+        "mine = burn(0.5)\n"
+        "os.waitpid(child, 0)\n"
+        "print(mine)\n"
+    )
+    try:
+        result = runner.run(
+            JobSpec(command=("python3", "-c", code), limits=Limits(pids=4096, wall_seconds=20))
+        )
+    finally:
+        runner.close()
+    measured = sum(float(line) for line in result.stdout.split())
+    assert result.outcome is Outcome.COMPLETED and result.cpu_seconds is not None, result
+    assert 0.7 * measured <= result.cpu_seconds <= 1.6 * measured, (result.cpu_seconds, measured)
