@@ -32,5 +32,8 @@ def test_demo_smoke_passes_on_a_fresh_data_folder(tmp_path: Path) -> None:
     assert "smoke OK" in result.stdout
     assert "graded python-web-fundamentals" in result.stdout
     assert "graded supply-chain-fundamentals" in result.stdout
-    assert "graded wsgi-todo-api" in result.stdout and "23/23 tests passed" in result.stdout
+    assert "graded wsgi-todo-api" in result.stdout and "23/23 visible tests passed" in result.stdout
+    # isolation: process, and a Gradescope autograder whose hidden tests hold its total back
+    assert "graded http-toolkit" in result.stdout and "12/12 visible tests passed" in result.stdout
+    assert "graded access-log-report" in result.stdout and "total held back" in result.stdout
     assert (tmp_path / "var" / "grader.db").exists()  # embedded defaults: SQLite under ./var
