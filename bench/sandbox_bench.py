@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sandbox.bwrap_backend import BwrapRunner  # noqa: E402
+from sandbox.bwrap import BwrapRunner  # noqa: E402
 from sandbox.contract import BoxFile, JobSpec, Outcome, Runner  # noqa: E402
 from sandbox.docker_backend import DockerRunner  # noqa: E402
 from sandbox.select import DEFAULT_IMAGE, DEFAULT_ROOTFS  # noqa: E402
