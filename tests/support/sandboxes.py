@@ -27,7 +27,7 @@ def sandbox_ready() -> None:
 
 def make_runner(name: str) -> Runner:
     if name == "bwrap":
-        from sandbox.bwrap_backend import BwrapRunner
+        from sandbox.bwrap import BwrapRunner
 
         return BwrapRunner(DEFAULT_ROOTFS)
     from sandbox.docker_backend import DockerRunner
