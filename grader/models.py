@@ -105,6 +105,33 @@ class AwardStatus(StrEnum):
     REVOKED = "revoked"
 
 
+class ReviewSlot(StrEnum):
+    """Which review of a result a task asks for."""
+
+    FIRST = "first"
+    SECOND = "second"  # double review: independent of the first
+    ADJUDICATION = "adjudication"  # the two disagreed beyond the threshold; this one decides
+    REGRADE = "regrade"  # a learner asked; never the reviewer who scored the criterion first
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    CLAIMED = "claimed"
+    DONE = "done"
+    CANCELLED = "cancelled"  # a newer result took its place
+
+
+class ReviewState(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    SUPERSEDED = "superseded"  # edited after submit: a newer version replaced it
+
+
+class StaffRole(StrEnum):
+    REVIEWER = "reviewer"  # reviews the program's submissions
+    STAFF = "staff"  # runs the program: enrolment, assignment, regrades, gradebook
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -115,6 +142,10 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Bumped by logging out everywhere or changing the password: every older session cookie stops working.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ApiToken(Base):
@@ -333,6 +364,31 @@ class Result(Base):
         return self.score / self.max_score if self.max_score else 0.0
 
 
+class ReviewTask(Base):
+    """One review a result needs, claimed by one reviewer at a time (a conditional UPDATE wins it)."""
+
+    __tablename__ = "review_tasks"
+    __table_args__ = (Index("ix_review_tasks_status", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id", ondelete="CASCADE"))
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    slot: Mapped[str] = mapped_column(String(20), default=ReviewSlot.FIRST)
+    status: Mapped[str] = mapped_column(String(20), default=TaskStatus.OPEN)
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)  # None: assigned, never expires
+    assigned_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Reviewers who may not take this task (a regrade goes to someone other than the first reviewer).
+    excluded_reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    regrade_request_id: Mapped[int | None] = mapped_column(ForeignKey("regrade_requests.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    submission: Mapped[Submission] = relationship()
+    result: Mapped[Result] = relationship()
+
+
 class Review(Base):
     __tablename__ = "reviews"
 
@@ -344,6 +400,84 @@ class Review(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # A regrade whose manual criteria did not change carries the review over to the new result.
     carried_from_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"), default=None)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("review_tasks.id"), default=None)
+    slot: Mapped[str] = mapped_column(String(20), default=ReviewSlot.FIRST)
+    state: Mapped[str] = mapped_column(String(20), default=ReviewState.SUBMITTED)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id"), default=None)
+    # A free adjustment of the manual points, with the reviewer's reason (shown to the learner).
+    adjustment: Mapped[float] = mapped_column(Float, default=0.0)
+    adjustment_reason: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    reviewer: Mapped[User] = relationship(foreign_keys=[reviewer_id])
+    comments: Mapped[list[ReviewComment]] = relationship(
+        back_populates="review", cascade="all, delete-orphan", order_by="ReviewComment.id"
+    )
+
+
+class ReviewComment(Base):
+    """An inline comment on one line of one of the learner's files."""
+
+    __tablename__ = "review_comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(1000))
+    line: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)  # Markdown, rendered sanitised
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    review: Mapped[Review] = relationship(back_populates="comments")
+
+
+class CommentBankEntry(Base):
+    """A reusable comment of a rubric (optionally of one criterion), with how often it was used."""
+
+    __tablename__ = "comment_bank"
+    __table_args__ = (Index("ix_comment_bank_rubric", "rubric_slug"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rubric_slug: Mapped[str] = mapped_column(String(100))
+    criterion_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    text: Mapped[str] = mapped_column(Text)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RegradeRequest(Base):
+    """A learner asks for one criterion to be looked at again, with a reason."""
+
+    __tablename__ = "regrade_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id", ondelete="CASCADE"))
+    criterion_id: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | answered
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    reply: Mapped[str] = mapped_column(Text, default="")
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)
+    changed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ProgramStaff(Base):
+    """Who reviews or runs a program; admins do both everywhere."""
+
+    __tablename__ = "program_staff"
+    __table_args__ = (UniqueConstraint("user_id", "program_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(20), default=StaffRole.REVIEWER)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    program: Mapped[Program] = relationship()
 
 
 class Extension(Base):

@@ -16,7 +16,8 @@ from grader.config import Settings
 from grader.db import make_engine, make_session_factory, session_scope
 from grader.interfaces import RecordingQueue
 from grader.migrate import upgrade
-from grader.services import accounts
+from grader.models import StaffRole
+from grader.services import access, accounts
 from grader.services.catalog import load_catalog
 from tests.support.catalogs import write_catalog
 from tests.support.sandboxes import sandbox_ready  # noqa: F401 - a fixture for every suite
@@ -68,14 +69,25 @@ class Account:
 
 
 def make_account(
-    sessions: sessionmaker[Session], email: str, role: str = "learner", programs: tuple[str, ...] = ()
+    sessions: sessionmaker[Session],
+    email: str,
+    role: str = "learner",
+    programs: tuple[str, ...] = (),
+    *,
+    reviews: tuple[str, ...] = (),
+    runs: tuple[str, ...] = (),
 ) -> Account:
+    """An account; a learner enrolled in `programs`, a reviewer of `reviews`, staff of `runs`."""
     with session_scope(sessions) as session:
         user = accounts.create_user(
             session, email=email, name=email.split("@")[0], password=PASSWORD, role=role
         )
         for program in programs:
             accounts.enroll(session, user.id, program)
+        for program in reviews:
+            access.add_staff(session, user, program, StaffRole.REVIEWER)
+        for program in runs:
+            access.add_staff(session, user, program, StaffRole.STAFF)
         token = accounts.create_token(session, user.id).secret
         return Account(id=user.id, email=user.email, token=token)
 

@@ -342,9 +342,22 @@ class CommandSuite(Strict):
 TestSuite = Annotated[PytestSuite | IoCase | CommandSuite, Field(discriminator="kind")]
 
 
+class ReviewPolicy(Strict):
+    """How reviewers score an assessment's manual criteria."""
+
+    blind: bool = False  # the learner's identity is hidden from reviewers (staff still see it)
+    double: bool = False  # two independent reviews; the second reviewer does not see the first
+    # With double review: a difference in the manual points beyond this fraction of their maximum
+    # sends the submission to an adjudicator, who sees both reviews and decides.
+    disagreement: Annotated[float, Field(ge=0, le=1)] = 0.2
+    claim_minutes: Annotated[int, Field(gt=0, le=7 * 24 * 60)] = 60
+    regrade_window_days: Annotated[float, Field(ge=0, le=365)] = 14
+
+
 class RepositoryAssessment(AssessmentBase):
     kind: Literal["repository"]
     rubric: Annotated[str, Field(pattern=SLUG)]
+    review: ReviewPolicy = ReviewPolicy()
     tests: Annotated[list[TestSuite], Field(min_length=1)]
     learner_files: Annotated[list[str], Field(min_length=1)] = ["**/*.py"]
     reference: str = "reference"
@@ -394,6 +407,7 @@ class LinkSpec(Strict):
 class PortfolioAssessment(AssessmentBase):
     kind: Literal["portfolio"]
     rubric: Annotated[str, Field(pattern=SLUG)]
+    review: ReviewPolicy = ReviewPolicy()
     artifacts: list[Artifact] = []
     links: list[LinkSpec] = []
 

@@ -28,6 +28,10 @@ class Actions:
 
     RESULT_RECORDED = "result.recorded"
     REVIEW_SUBMITTED = "review.submitted"
+    REVIEW_EDITED = "review.edited"
+    RESULT_SETTLED = "result.settled"
+    REGRADE_ASKED = "regrade.asked"
+    REGRADE_ANSWERED = "regrade.answered"
     REVIEW_CARRIED_OVER = "review.carried_over"
     REGRADE_REQUESTED = "regrade.requested"
     AWARD_GRANTED = "award.granted"

@@ -14,10 +14,12 @@ from grader.config import Settings
 from grader.errors import RepositoryUnavailable, SandboxUnavailable
 from grader.models import GradeOutcome
 from grader.quiz import correct_answer, score_quiz
+from grader.services.evidence import capture_tree
 from grader.services.grading import Grade, GradingJob, KindGrader
 from grader.services.images import setup_image
 from grader.services.repository import RepositoryGrading, report_feedback, rubric_feedback, score
 from grader.services.workspace import materialise
+from grader.storage import file_store
 from grader.verdict import settle
 from rubrics import ReviewError
 from sandbox.contract import Runner
@@ -127,7 +129,8 @@ class RepositoryGrader:
                 )
             grading = RepositoryGrading(self.runner, image=image.reference if image else None)
             report = grading.run(assessment, bundle, tree, expected_tests(assessment, job.raw_definition))
-        feedback: dict[str, Any] = {**report_feedback(report), "commit": job.commit_sha}
+            evidence = capture_tree(file_store(self.settings), tree)
+        feedback: dict[str, Any] = {**report_feedback(report), "commit": job.commit_sha, "evidence": evidence}
         if report.grader_error is not None:
             # The course team's autograder broke: staff see why; the learner is charged nothing.
             feedback["staff"] = {"grader_error": report.grader_error}

@@ -37,7 +37,7 @@ from grader.models import (
     utcnow,
 )
 from grader.models import Review as ReviewRow
-from grader.services import audit, progress
+from grader.services import audit, progress, review_queue
 from grader.services.submissions import parse_definition
 from rubrics import Review, rubric_from_dict
 
@@ -309,6 +309,7 @@ def finish_run(
         )
     if grade.needs_review:
         submission.status = SubmissionStatus.NEEDS_REVIEW
+        review_queue.open_tasks(session, result, submission)
     elif grade.outcome in (GradeOutcome.GRADER_ERROR,):
         submission.status = SubmissionStatus.ERROR
     else:

@@ -13,7 +13,7 @@ from grader.catalog.schema import QuizAssessment, RepositoryAssessment
 from grader.errors import NotFound
 from grader.models import GradeOutcome, Result, Role, Submission, User, utcnow
 from grader.quiz import answer_in_words, feedback_allows_answers
-from grader.services import progress
+from grader.services import access, progress
 from grader.services.deadlines import deadline_for
 from grader.services.grading import latest_result, queue_position
 from grader.services.progress import ProgramProgress
@@ -24,7 +24,11 @@ from grader.services.submissions import attempts_used, parse_definition
 def get_submission_for(session: Session, user: User, submission_id: str) -> Submission:
     """A submission its owner (or staff) may see; others get `NotFound`, not a hint it exists."""
     submission = session.get(Submission, submission_id) if len(submission_id) <= 64 else None
-    if submission is None or (submission.user_id != user.id and user.role == Role.LEARNER):
+    if submission is None:
+        raise NotFound("no such submission")
+    if submission.user_id != user.id and (
+        user.role == Role.LEARNER or not access.may_review(session, user, submission)
+    ):
         raise NotFound("no such submission")
     return submission
 

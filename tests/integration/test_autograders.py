@@ -350,7 +350,7 @@ def test_a_grader_error_charges_no_attempt_and_tells_the_learner_it_was_not_them
     assert result["outcome"] == "grader_error" and result["charged"] is False
     assert "not because of your work" in result["feedback"]["messages"][0]
     assert "stderr" not in str(result)  # the autograder's log is for staff
-    staff = make_account(loaded, "staff@example.org", role="reviewer")
+    staff = make_account(loaded, "staff@example.org", role="reviewer", reviews=("adders",))
     staff_view = client.get(f"/api/v1/submissions/{submission_id}", headers=bearer(staff)).get_json()
     assert "the grader writes results later" in staff_view["result"]["feedback"]["staff"]["grader_error"]
     progress = client.get("/api/v1/programs/adders/progress", headers=bearer(adder_learner)).get_json()

@@ -126,7 +126,7 @@ def test_passing_repository_by_git_url_then_review_completes_it(
     assert criteria["tests"]["points"] == 60 and criteria["readability"]["pending"] is True
     assert result["passed"] is None and result["needs_review"] is True
 
-    reviewer = make_account(loaded, "rev@example.org", role="reviewer")
+    reviewer = make_account(loaded, "rev@example.org", role="reviewer", reviews=("python-web-developer",))
     levels = {"readability": "proficient", "design": "proficient", "robustness": "developing"}
     review = {
         "criteria": [{"criterion": k, "level": v} for k, v in levels.items()]

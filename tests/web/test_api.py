@@ -76,7 +76,7 @@ def test_partial_credit_and_hidden_answers_when_failed(
     assert all(set(q) == {"id", "answered", "prompt"} for q in by_id.values())
     # Staff see how each question scored: right_minus_wrong gives one right and one wrong pick of two
     # right answers 0 points.
-    staff = make_account(loaded, "staff@example.org", role="reviewer")
+    staff = make_account(loaded, "staff@example.org", role="reviewer", reviews=("test-program",))
     scored = client.get(body["status_url"], headers=bearer(staff)).get_json()["result"]["feedback"]
     staff_view = {q["id"]: q for q in scored["questions"]}
     assert staff_view["safe-methods"]["points"] == 0 and staff_view["port"]["correct"] is True

@@ -17,15 +17,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from grader.catalog.loader import read_catalog
 from grader.config import Settings
 from grader.interfaces import RecordingQueue
 from grader.models import CredentialAward, QuizAttempt, Review, utcnow
-from grader.services.catalog import load_catalog
-from grader.services.graders import QuizGrader
-from grader.services.grading import Grade, GradingJob, process_run
 from grader.services.regrade import regrade
-from grader.services.repository import RepositoryReport, TestOutcome, report_feedback, rubric_feedback, score
 from tests.conftest import Account, bearer, make_account
 from tests.support.catalogs import (
     BASICS_ANSWERS,
@@ -36,6 +31,7 @@ from tests.support.catalogs import (
     write_catalog,
 )
 from tests.support.grading import drain
+from tests.support.reviewed import REVIEWED_RUBRIC, reload, run_queued, write_repository_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -243,91 +239,13 @@ def test_extensions_from_the_command_line(
 # ---------------------------------------------------------------- regrades that keep the reviewers' work
 
 
-REVIEWED_REPO = """\
-slug: reviewed-repo
-kind: repository
-title: Reviewed repository
-rubric: reviewed
-tests:
-  - {kind: pytest, id: hidden, path: tests}
-"""
-REVIEWED_RUBRIC = """\
-id: reviewed
-title: Tests and review
-pass_mark: 0.7
-criteria:
-  - {id: tests, title: Tests, auto: {kind: test_points}, max_points: 60}
-  - id: design
-    title: Design
-    manual: true
-    levels: [{label: weak, points: 4}, {label: strong, points: 34}]
-  - {id: docs, title: Documentation, auto: {kind: files_present, files: [README.md]}, max_points: 6}
-"""
-REPO_PROGRAM = """\
-slug: repo-program
-title: Repository program
-description: One reviewed repository.
-credential: {name: Reviewed, description: A reviewed repository., criteria: Pass the review.}
-requirements:
-  - assessment: reviewed-repo
-"""
-EXPECTED = '{"format": 2, "suites": {"hidden": [{"id": "tests/test_it.py::test_it", "max_points": 1}]}}'
-
-
-class FixedTestsGrader:
-    """The repository grader's verdict logic on fixed test results (the sandbox is tested on its own):
-    the one hidden test passes; the rubric, carried reviews and late penalty apply as in production."""
-
-    def grade(self, job: GradingJob) -> Grade:
-        report = RepositoryReport(
-            tests=(TestOutcome("tests/test_it.py::test_it", "hidden", True, 1.0, 1.0, "", "visible"),),
-            tampered=False,
-            notes=(),
-            files=frozenset({"README.md", "app.py"}),
-        )
-        carried = job.carried_review.reviews if job.carried_review else ()
-        assert job.rubric_definition is not None
-        verdict, result = score(report, job.rubric_definition, carried)
-        feedback = {**report_feedback(report), "rubric": rubric_feedback(result)}
-        return Grade(verdict.score, verdict.max_score, verdict.passed, feedback, verdict.needs_review)
-
-
-def write_repository_catalog(root: Path, rubric: str = REVIEWED_RUBRIC) -> Path:
-    folder = "assessments/reviewed-repo"
-    return write_catalog(
-        root,
-        {
-            f"{folder}/assessment.yaml": REVIEWED_REPO,
-            f"{folder}/tests/test_it.py": "def test_it():\n    assert True\n",
-            f"{folder}/reference/app.py": "x = 1\n",
-            f"{folder}/starter/app.py": "x = 0\n",
-            f"{folder}/expected_tests.json": EXPECTED,
-            "rubrics/reviewed.yaml": rubric,
-            "programs/repo-program.yaml": REPO_PROGRAM,
-        },
-    )
-
-
-def run_queued(queue: RecordingQueue, loaded: sessionmaker[Session]) -> None:
-    graders = {"quiz": QuizGrader(), "repository": FixedTestsGrader()}
-    while queue.sent:
-        run_id, _ = queue.sent.pop(0)
-        process_run(loaded, run_id, graders, worker="test", lease_seconds=30)
-
-
-def reload(loaded: sessionmaker[Session], root: Path) -> None:
-    with loaded() as session:
-        load_catalog(session, read_catalog(root))
-        session.commit()
-
-
 def test_a_regrade_keeps_the_review_and_the_credential_and_a_changed_rubric_waits_for_a_reviewer(
     client: FlaskClient, settings: Settings, loaded: sessionmaker[Session], queue: RecordingQueue
 ) -> None:
     root = write_repository_catalog(settings.catalog_path)
     reload(loaded, root)
     dev = make_account(loaded, "dev@example.org", programs=("repo-program",))
-    reviewer = make_account(loaded, "rev@example.org", role="reviewer")
+    reviewer = make_account(loaded, "rev@example.org", role="reviewer", reviews=("repo-program",))
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as bundle:
         bundle.writestr("app.py", "x = 1\n")
@@ -343,12 +261,13 @@ def test_a_regrade_keeps_the_review_and_the_credential_and_a_changed_rubric_wait
     reviewed = client.post(
         f"/api/v1/submissions/{accepted['id']}/reviews", json=review, headers=bearer(reviewer)
     )
-    assert reviewed.get_json() == {
-        "submission": accepted["id"],
-        "score": 100,
-        "max_score": 100,
-        "passed": True,
-    }
+    outcome = reviewed.get_json()
+    assert (outcome["score"], outcome["max_score"], outcome["passed"], outcome["settled"]) == (
+        100,
+        100,
+        True,
+        True,
+    )
 
     def standing() -> tuple[str, str | None, Any]:
         progress = client.get("/api/v1/programs/repo-program/progress", headers=bearer(dev)).get_json()
@@ -386,14 +305,16 @@ def test_a_regrade_keeps_the_review_and_the_credential_and_a_changed_rubric_wait
     assert actions == [
         "result.recorded",
         "review.submitted",
+        "result.settled",
         "regrade.requested",
         "review.carried_over",
         "result.recorded",
         "regrade.requested",
         "result.recorded",
         "review.submitted",
+        "result.settled",
     ]
-    carried_result = events[-5]
+    carried_result = events[-6]
     assert carried_result["before"]["score"] == 100 and carried_result["after"]["passed"] is True
     assert client.get("/api/v1/audit", headers=bearer(dev)).status_code == 403
 

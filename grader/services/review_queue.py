@@ -1,0 +1,345 @@
+"""The review queue: the reviews each result needs, as tasks that one reviewer at a time can claim.
+
+A result whose manual criteria await a reviewer gets a task (two, `first` and `second`, when its
+assessment asks for double review). A reviewer claims a task with a conditional UPDATE, so of two
+reviewers who click at once exactly one wins; a claim expires after the assessment's
+`claim_minutes` unless staff assigned it, and only the holder of a claim may submit its review.
+Double review keeps the reviewers apart: whoever did or holds one slot of a result cannot take the
+other, nor its adjudication; a regrade request goes to someone other than the first reviewer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from grader.catalog.schema import PortfolioAssessment, RepositoryAssessment, ReviewPolicy
+from grader.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from grader.models import (
+    Assessment,
+    Requirement,
+    Result,
+    ReviewSlot,
+    ReviewTask,
+    Submission,
+    TaskStatus,
+    User,
+    utcnow,
+)
+from grader.services import access
+from grader.services.submissions import parse_definition
+
+
+def policy_of(submission: Submission) -> ReviewPolicy:
+    definition = parse_definition(submission.assessment_version)
+    if isinstance(definition, RepositoryAssessment | PortfolioAssessment):
+        return definition.review
+    return ReviewPolicy()
+
+
+def open_tasks(session: Session, result: Result, submission: Submission) -> list[ReviewTask]:
+    """The tasks a new result that needs review starts with; tasks of earlier results are cancelled."""
+    session.execute(
+        update(ReviewTask)
+        .where(
+            ReviewTask.submission_id == submission.id,
+            ReviewTask.result_id != result.id,
+            ReviewTask.status.in_([TaskStatus.OPEN, TaskStatus.CLAIMED]),
+        )
+        .values(status=TaskStatus.CANCELLED)
+        .execution_options(synchronize_session=False)
+    )
+    slots = [ReviewSlot.FIRST, ReviewSlot.SECOND] if policy_of(submission).double else [ReviewSlot.FIRST]
+    tasks = [ReviewTask(result_id=result.id, submission_id=submission.id, slot=slot) for slot in slots]
+    session.add_all(tasks)
+    session.flush()
+    return tasks
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    program: str | None = None
+    assessment: str | None = None
+    mine: bool = False  # claimed by or assigned to me
+    unassigned: bool = False  # nobody holds a live claim
+    slot: str | None = None
+    waiting_since: datetime | None = None  # only tasks waiting since before this moment
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    task_id: int
+    submission_id: str
+    assessment: str
+    assessment_title: str
+    slot: str
+    waiting_since: datetime
+    holder: str | None  # who holds a live claim
+    holder_id: int | None
+    claim_expires: datetime | None  # None with a holder: assigned by staff
+    learner: str | None  # None when the assessment reviews blind
+    attempt_number: int
+
+    def waiting(self, now: datetime) -> timedelta:
+        return now - self.waiting_since
+
+
+@dataclass(frozen=True)
+class QueueView:
+    items: tuple[QueueItem, ...]
+    counts: tuple[tuple[str, str, int], ...]  # (assessment slug, title, tasks waiting)
+
+
+def _live_claim(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        ReviewTask.status == TaskStatus.CLAIMED,
+        or_(ReviewTask.expires_at.is_(None), ReviewTask.expires_at >= now),
+    )
+
+
+def _reviewable(session: Session, reviewer: User, filters: QueueFilter, now: datetime) -> ColumnElement[bool]:
+    """The SQL condition for tasks this reviewer may see in the queue."""
+    conditions: list[ColumnElement[bool]] = [ReviewTask.status.in_([TaskStatus.OPEN, TaskStatus.CLAIMED])]
+    programs = access.programs_of(session, reviewer)
+    if programs is not None:
+        conditions.append(
+            Submission.assessment_id.in_(
+                select(Requirement.assessment_id).where(Requirement.program_id.in_(programs or {-1}))
+            )
+        )
+    if filters.program is not None:
+        program = access.program_by_slug(session, filters.program)
+        conditions.append(
+            Submission.assessment_id.in_(
+                select(Requirement.assessment_id).where(Requirement.program_id == program.id)
+            )
+        )
+    if filters.assessment is not None:
+        conditions.append(Assessment.slug == filters.assessment)
+    if filters.mine:
+        conditions.append(and_(_live_claim(now), ReviewTask.reviewer_id == reviewer.id))
+    if filters.unassigned:
+        conditions.append(~_live_claim(now))
+    if filters.slot is not None:
+        conditions.append(ReviewTask.slot == filters.slot)
+    if filters.waiting_since is not None:
+        conditions.append(ReviewTask.created_at <= filters.waiting_since)
+    return and_(*conditions)
+
+
+def queue(
+    session: Session,
+    reviewer: User,
+    filters: QueueFilter = QueueFilter(),
+    *,
+    now: datetime | None = None,
+    limit: int = 200,
+) -> QueueView:
+    """The tasks waiting for a reviewer of `reviewer`'s programs, oldest first."""
+    now = now or utcnow()
+    condition = _reviewable(session, reviewer, filters, now)
+    rows = session.execute(
+        select(ReviewTask, Submission, Assessment, User)
+        .join(Submission, Submission.id == ReviewTask.submission_id)
+        .join(Assessment, Assessment.id == Submission.assessment_id)
+        .join(User, User.id == Submission.user_id)
+        .where(condition)
+        .order_by(ReviewTask.created_at, ReviewTask.id)
+        .limit(limit)
+    ).all()
+    holders = {
+        user.id: user
+        for user in session.scalars(
+            select(User).where(User.id.in_({t.reviewer_id for t, *_ in rows if t.reviewer_id}))
+        )
+    }
+    items = []
+    for task, submission, assessment, learner in rows:
+        live = task.status == TaskStatus.CLAIMED and (task.expires_at is None or task.expires_at >= now)
+        holder = holders.get(task.reviewer_id) if live and task.reviewer_id else None
+        blind = policy_of(submission).blind
+        items.append(
+            QueueItem(
+                task_id=task.id,
+                submission_id=submission.id,
+                assessment=assessment.slug,
+                assessment_title=assessment.title,
+                slot=task.slot,
+                waiting_since=task.created_at,
+                holder=holder.name if holder else None,
+                holder_id=holder.id if holder else None,
+                claim_expires=task.expires_at if live else None,
+                learner=None if blind else learner.name,
+                attempt_number=submission.attempt_number,
+            )
+        )
+    counts = session.execute(
+        select(Assessment.slug, Assessment.title, func.count(ReviewTask.id))
+        .select_from(ReviewTask)
+        .join(Submission, Submission.id == ReviewTask.submission_id)
+        .join(Assessment, Assessment.id == Submission.assessment_id)
+        .where(_reviewable(session, reviewer, QueueFilter(program=filters.program), now))
+        .group_by(Assessment.slug, Assessment.title)
+        .order_by(Assessment.title)
+    ).all()
+    return QueueView(tuple(items), tuple((slug, title, count) for slug, title, count in counts))
+
+
+def _check_eligible(session: Session, reviewer: User, task: ReviewTask) -> None:
+    access.require_reviewer(session, reviewer, task.submission)
+    if task.excluded_reviewer_id == reviewer.id:
+        raise PermissionDenied("this regrade request goes to a reviewer other than the one who scored it")
+    others = session.scalars(
+        select(ReviewTask).where(
+            ReviewTask.result_id == task.result_id,
+            ReviewTask.id != task.id,
+            ReviewTask.reviewer_id == reviewer.id,
+            ReviewTask.status.in_([TaskStatus.CLAIMED, TaskStatus.DONE]),
+            ReviewTask.slot.in_([ReviewSlot.FIRST, ReviewSlot.SECOND]),
+        )
+    ).all()
+    if others and task.slot in (ReviewSlot.FIRST, ReviewSlot.SECOND, ReviewSlot.ADJUDICATION):
+        raise PermissionDenied(
+            "you already review this submission in another slot: double review needs two other people"
+            if task.slot != ReviewSlot.ADJUDICATION
+            else "an adjudicator must be neither of the two reviewers"
+        )
+
+
+def get_task(session: Session, task_id: int) -> ReviewTask:
+    task = session.get(ReviewTask, task_id)
+    if task is None:
+        raise NotFound("no such review task", details={"field": "task"})
+    return task
+
+
+def claim(session: Session, reviewer: User, task_id: int, *, now: datetime | None = None) -> ReviewTask:
+    """Take a task for `claim_minutes`; `Conflict` when someone else holds it."""
+    now = now or utcnow()
+    task = get_task(session, task_id)
+    _check_eligible(session, reviewer, task)
+    if task.status in (TaskStatus.DONE, TaskStatus.CANCELLED):
+        raise Conflict("this review is no longer needed", details={"field": "task"})
+    minutes = policy_of(task.submission).claim_minutes
+    won = session.execute(
+        update(ReviewTask)
+        .where(
+            ReviewTask.id == task_id,
+            or_(
+                ReviewTask.status == TaskStatus.OPEN,
+                and_(ReviewTask.status == TaskStatus.CLAIMED, ReviewTask.expires_at < now),
+                and_(ReviewTask.status == TaskStatus.CLAIMED, ReviewTask.reviewer_id == reviewer.id),
+            ),
+        )
+        .values(
+            status=TaskStatus.CLAIMED,
+            reviewer_id=reviewer.id,
+            claimed_at=now,
+            # An assignment by staff does not expire; renewing one's own claim keeps that.
+            expires_at=now + timedelta(minutes=minutes)
+            if task.expires_at is not None or task.reviewer_id != reviewer.id
+            else None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if won.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(task)
+        holder = session.get(User, task.reviewer_id) if task.reviewer_id else None
+        raise Conflict(
+            f"{holder.name if holder else 'another reviewer'} is reviewing this submission",
+            details={"field": "task"},
+        )
+    session.refresh(task)
+    return task
+
+
+def claim_next(
+    session: Session, reviewer: User, filters: QueueFilter = QueueFilter(), *, now: datetime | None = None
+) -> ReviewTask | None:
+    """Claim the oldest task nobody holds that this reviewer may take; None when there is none."""
+    now = now or utcnow()
+    view = queue(
+        session, reviewer, QueueFilter(**{**filters.__dict__, "unassigned": True, "mine": False}), now=now
+    )
+    for item in view.items:
+        try:
+            return claim(session, reviewer, item.task_id, now=now)
+        except (Conflict, PermissionDenied):
+            continue  # taken meanwhile, or a slot this reviewer may not have: the next one
+    return None
+
+
+def release(session: Session, reviewer: User, task_id: int) -> ReviewTask:
+    task = get_task(session, task_id)
+    if task.status != TaskStatus.CLAIMED or task.reviewer_id != reviewer.id:
+        raise Conflict("you do not hold this review", details={"field": "task"})
+    task.status, task.reviewer_id, task.claimed_at, task.expires_at = TaskStatus.OPEN, None, None, None
+    task.assigned_by = None
+    session.flush()
+    return task
+
+
+def assign(
+    session: Session, staff: User, task_id: int, reviewer: User, *, actor: str, now: datetime | None = None
+) -> ReviewTask:
+    """Staff give a task to a reviewer, who holds it until they submit or release it."""
+    now = now or utcnow()
+    task = get_task(session, task_id)
+    program_ids = access.programs_of_assessment(session, task.submission.assessment_id)
+    staff_programs = access.programs_of(session, staff, staff_only=True)
+    if staff_programs is not None and not staff_programs & program_ids:
+        raise PermissionDenied("only staff of this submission's program may assign its reviews")
+    if task.status in (TaskStatus.DONE, TaskStatus.CANCELLED):
+        raise Conflict("this review is no longer needed", details={"field": "task"})
+    _check_eligible(session, reviewer, task)
+    task.status, task.reviewer_id, task.claimed_at, task.expires_at = (
+        TaskStatus.CLAIMED,
+        reviewer.id,
+        now,
+        None,
+    )
+    task.assigned_by = actor[:200]
+    session.flush()
+    return task
+
+
+def held(session: Session, reviewer: User, task_id: int, *, now: datetime | None = None) -> ReviewTask:
+    """The task, if `reviewer` holds a live claim on it: the only one who may save or submit it."""
+    now = now or utcnow()
+    task = get_task(session, task_id)
+    if task.status == TaskStatus.DONE:
+        raise Conflict("this review was already submitted", details={"field": "task"})
+    if task.status != TaskStatus.CLAIMED or task.reviewer_id != reviewer.id:
+        raise Conflict("claim this submission before you score it", details={"field": "task"})
+    if task.expires_at is not None and task.expires_at < now:
+        raise Conflict("your claim expired; claim the submission again", details={"field": "task"})
+    return task
+
+
+def parse_filters(args: dict[str, str]) -> QueueFilter:
+    """Queue filters from query parameters, naming a bad one."""
+    waiting = args.get("waiting_since")
+    since = None
+    if waiting:
+        try:
+            since = datetime.fromisoformat(waiting.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(
+                "waiting since must be a date and time", details={"field": "waiting_since"}
+            ) from None
+        if since.tzinfo is None:
+            raise InvalidInput("waiting since needs a time zone", details={"field": "waiting_since"})
+    slot = args.get("slot") or None
+    if slot is not None and slot not in {s.value for s in ReviewSlot}:
+        raise InvalidInput(f"slot must be one of {[s.value for s in ReviewSlot]}", details={"field": "slot"})
+    return QueueFilter(
+        program=args.get("program") or None,
+        assessment=args.get("assessment") or None,
+        mine=args.get("mine") in ("1", "true", "on"),
+        unassigned=args.get("unassigned") in ("1", "true", "on"),
+        slot=slot,
+        waiting_since=since,
+    )
