@@ -217,17 +217,48 @@ def users() -> None:
 @click.option("--role", type=click.Choice(["learner", "reviewer", "admin"]), default="learner")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--enroll", "programs", multiple=True, help="Program slug to enrol the user in.")
+@click.option("--reviews", "reviewed", multiple=True, help="Program slug the user reviews.")
+@click.option("--runs", "run", multiple=True, help="Program slug the user runs as staff.")
 @friendly_errors
-def users_create(email: str, name: str, role: str, password: str, programs: tuple[str, ...]) -> None:
-    """Create a user (and optionally enrol them in programs)."""
+def users_create(
+    email: str,
+    name: str,
+    role: str,
+    password: str,
+    programs: tuple[str, ...],
+    reviewed: tuple[str, ...],
+    run: tuple[str, ...],
+) -> None:
+    """Create a user (and optionally enrol them in programs, or make them a program's reviewer or staff)."""
     from grader.db import session_scope
-    from grader.services import accounts
+    from grader.models import StaffRole
+    from grader.services import access, accounts
 
     with session_scope(_session_factory(_settings())) as session:
         user = accounts.create_user(session, email=email, name=name, password=password, role=role)
         for program in programs:
             accounts.enroll(session, user.id, program)
+        for program in reviewed:
+            access.add_staff(session, user, program, StaffRole.REVIEWER)
+        for program in run:
+            access.add_staff(session, user, program, StaffRole.STAFF)
     click.echo(f"created {role} {email}")
+
+
+@main.command("staff")
+@click.option("--email", required=True)
+@click.option("--program", required=True)
+@click.option("--role", type=click.Choice(["reviewer", "staff"]), default="reviewer", show_default=True)
+@friendly_errors
+def staff_command(email: str, program: str, role: str) -> None:
+    """Make a reviewer or admin account a reviewer (or staff) of a program."""
+    from grader.db import session_scope
+    from grader.models import StaffRole
+    from grader.services import access, accounts
+
+    with session_scope(_session_factory(_settings())) as session:
+        access.add_staff(session, accounts.find_user_by_email(session, email), program, StaffRole(role))
+    click.echo(f"{email} is {role} of {program}")
 
 
 @main.command("enroll")

@@ -31,8 +31,9 @@ from grader.config import Settings
 from grader.db import make_engine, make_session_factory, session_scope
 from grader.errors import GraderError
 from grader.migrate import upgrade
+from grader.models import StaffRole
 from grader.quiz import correct_answer
-from grader.services import accounts
+from grader.services import access, accounts
 from grader.services.catalog import load_catalog
 
 DEMO_ACCOUNTS = (
@@ -153,6 +154,9 @@ def _demo_accounts(session: Any, program_slugs: list[str]) -> str:
             for slug in program_slugs:
                 accounts.enroll(session, user.id, slug)
             learner = user
+        elif role == "reviewer":
+            for slug in program_slugs:
+                access.add_staff(session, user, slug, StaffRole.REVIEWER)
     return accounts.create_token(session, learner.id, "demo").secret
 
 
