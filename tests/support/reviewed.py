@@ -8,18 +8,24 @@ what reviewers and learners do with the result.
 from __future__ import annotations
 
 import io
+import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from grader.catalog.loader import read_catalog
+from grader.config import Settings
 from grader.interfaces import RecordingQueue
 from grader.services.catalog import load_catalog
+from grader.services.evidence import capture_tree
 from grader.services.graders import QuizGrader
 from grader.services.grading import Grade, GradingJob, process_run
 from grader.services.repository import RepositoryReport, TestOutcome, report_feedback, rubric_feedback, score
+from grader.services.workspace import materialise
+from grader.storage import file_store
 from tests.conftest import Account, bearer
 from tests.support.catalogs import write_catalog
 
@@ -56,7 +62,11 @@ EXPECTED = '{"format": 2, "suites": {"hidden": [{"id": "tests/test_it.py::test_i
 
 class FixedTestsGrader:
     """The repository grader's verdict logic on fixed test results (the sandbox is tested on its own):
-    the one hidden test passes; the rubric, carried reviews and late penalty apply as in production."""
+    the one hidden test passes; the rubric, carried reviews and late penalty apply as in production.
+    Given settings, the learner's files are materialised and kept as the evidence bundle, as a worker does."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings
 
     def grade(self, job: GradingJob) -> Grade:
         report = RepositoryReport(
@@ -68,7 +78,11 @@ class FixedTestsGrader:
         carried = job.carried_review.reviews if job.carried_review else ()
         assert job.rubric_definition is not None
         verdict, result = score(report, job.rubric_definition, carried)
-        feedback = {**report_feedback(report), "rubric": rubric_feedback(result)}
+        feedback: dict[str, Any] = {**report_feedback(report), "rubric": rubric_feedback(result)}
+        if self.settings is not None:
+            with tempfile.TemporaryDirectory() as scratch:
+                tree = materialise(self.settings, job.payload, Path(scratch) / "tree")
+                feedback["evidence"] = capture_tree(file_store(self.settings), tree)
         return Grade(verdict.score, verdict.max_score, verdict.passed, feedback, verdict.needs_review)
 
 
@@ -88,8 +102,10 @@ def write_repository_catalog(root: Path, rubric: str = REVIEWED_RUBRIC) -> Path:
     )
 
 
-def run_queued(queue: RecordingQueue, loaded: sessionmaker[Session]) -> None:
-    graders = {"quiz": QuizGrader(), "repository": FixedTestsGrader()}
+def run_queued(
+    queue: RecordingQueue, loaded: sessionmaker[Session], settings: Settings | None = None
+) -> None:
+    graders = {"quiz": QuizGrader(), "repository": FixedTestsGrader(settings)}
     while queue.sent:
         run_id, _ = queue.sent.pop(0)
         process_run(loaded, run_id, graders, worker="test", lease_seconds=30)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from grader.config import Settings
-from grader.errors import Conflict, InvalidInput, PermissionDenied
+from grader.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from grader.interfaces import RecordingQueue
 from grader.models import AuditEvent, Result, ReviewSlot, ReviewTask, TaskStatus, User, utcnow
 from grader.services import review_queue, reviews
@@ -337,3 +337,44 @@ def test_the_comment_bank_is_searchable_editable_and_counts_uses(loaded: session
         assert len(reviews.comment_bank(session, "reviewed", criterion_id="design")) == 2
         assert [t.status for t in session.scalars(select(ReviewTask))] == []  # nothing else touched
         assert TaskStatus.OPEN == "open"
+
+
+@pytest.mark.parametrize("policy", ["review: {blind: true}\n"])
+def test_the_evidence_bundle_shows_the_graded_files_and_hides_a_blind_learner(
+    client: FlaskClient,
+    learner: Account,
+    queue: RecordingQueue,
+    loaded: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    from grader.services import viewer
+    from grader.storage import file_store
+
+    files = {"ada/app.py": "# written by ada@example.org\nx = 1\n", "logo.png": "\x89PNG\x00binary"}
+    first = hand_in(client, learner, files)
+    run_queued(queue, loaded, settings)
+    second = hand_in(client, learner, {**files, "ada/app.py": "x = 2\n", "README.md": "# App\n"})
+    run_queued(queue, loaded, settings)
+    store = file_store(settings)
+    rui = reviewer(loaded, "rui")
+    staff = make_account(loaded, "staff@example.org", role="reviewer", runs=("repo-program",))
+    with loaded() as session:
+        seen = viewer.bundle(session, rui, second)
+        assert seen.learner is None and seen.blind
+        assert {f.shown_path for f in seen.files} == {"[learner]/app.py", "logo.png", "README.md"}
+        assert not next(f for f in seen.files if f.path == "logo.png").renderable  # binary: size only
+        content = viewer.read_file(session, store, rui, first, "[learner]/app.py").content
+        assert content == "# written by [learner]\nx = 1\n"
+        previous, diffs = viewer.diff_to_previous(session, store, rui, second)
+        assert previous == first
+        assert {(d.path, d.status) for d in diffs} == {
+            ("[learner]/app.py", "changed"),
+            ("README.md", "added"),
+        }
+        assert "-x = 1" in next(d for d in diffs if d.status == "changed").lines
+        boss = session.get(User, staff.id)
+        assert boss is not None and viewer.bundle(session, boss, second).learner == "ada"  # staff see who
+        outsider = session.get(User, make_account(loaded, "out@example.org", role="reviewer").id)
+        assert outsider is not None
+        with pytest.raises(NotFound):
+            viewer.bundle(session, outsider, second)

@@ -1,0 +1,244 @@
+"""The evidence bundle as reviewers and learners read it: files, test results, criteria, answers.
+
+Built for every kind of work, not repositories alone: a bundle has files (a repository's work tree;
+a portfolio's artifacts later), test results, the automatic criteria already scored, and answers in
+words (a quiz's open-text answers beside their questions). Files are read back from the file store
+by the hash recorded when the work was graded, so what is shown is exactly what was graded.
+
+Under blind review, the learner's identity is taken out of everything a reviewer sees: their name,
+email and its local part are replaced by "[learner]" in paths, file contents and answers. Staff see
+the learner. No Flask here: the pages and the API format what these functions return.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from grader.catalog.schema import QuizAssessment
+from grader.errors import NotFound
+from grader.models import Role, Submission, User
+from grader.services import access, review_queue
+from grader.services.grading import latest_result
+from grader.services.submissions import parse_definition
+from grader.storage import FileStore
+
+MAX_SHOWN_BYTES = 512 * 1024  # larger text files are listed with their size, not rendered
+MAX_DIFF_LINES = 4000
+
+
+@dataclass(frozen=True)
+class EvidenceFile:
+    path: str  # as graded
+    shown_path: str  # as this viewer may see it (blind review redacts it)
+    size: int
+    sha256: str | None  # None: over the evidence caps, not kept
+    text: bool
+
+    @property
+    def renderable(self) -> bool:
+        return self.text and self.sha256 is not None and self.size <= MAX_SHOWN_BYTES
+
+
+@dataclass(frozen=True)
+class Answer:
+    question_id: str
+    prompt: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Everything a viewer shows of one submission."""
+
+    submission_id: str
+    kind: str
+    assessment: str
+    assessment_title: str
+    attempt_number: int
+    learner: str | None  # None under blind review
+    commit: str | None
+    files: tuple[EvidenceFile, ...]
+    omitted: int
+    tests: tuple[dict[str, Any], ...]  # every test, hidden ones included: viewers are staff
+    criteria: tuple[dict[str, Any], ...]  # the rubric's criteria as scored so far
+    answers: tuple[Answer, ...]
+    notes: tuple[str, ...]
+    earlier: tuple[str, ...]  # the learner's earlier submissions of the same assessment, newest first
+    blind: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FileView:
+    file: EvidenceFile
+    content: str | None  # None: binary, too large, or not kept
+
+
+class Redactor:
+    """Replaces a learner's identity in text a blind reviewer sees."""
+
+    def __init__(self, learner: User | None) -> None:
+        words: set[str] = set()
+        if learner is not None:
+            words |= {learner.email, learner.email.split("@")[0], learner.name}
+            words |= {part for part in re.split(r"[\s._-]+", learner.name) if len(part) >= 3}
+        ordered = sorted((w for w in words if w and len(w) >= 3), key=len, reverse=True)
+        self._pattern = (
+            re.compile("|".join(re.escape(w) for w in ordered), re.IGNORECASE) if ordered else None
+        )
+
+    def __call__(self, text: str) -> str:
+        return self._pattern.sub("[learner]", text) if self._pattern is not None else text
+
+
+def _viewable(session: Session, user: User, submission_id: str) -> tuple[Submission, bool]:
+    """The submission and whether this viewer is its learner; reviewers of other programs see nothing."""
+    submission = session.get(Submission, submission_id) if len(submission_id) <= 64 else None
+    if submission is None:
+        raise NotFound("no such submission")
+    if submission.user_id == user.id:
+        return submission, True
+    if user.role == Role.LEARNER or not access.may_review(session, user, submission):
+        raise NotFound("no such submission")
+    return submission, False
+
+
+def _blind_for(session: Session, user: User, submission: Submission) -> bool:
+    """Blind review hides the learner from reviewers; the learner, the program's staff and admins see all."""
+    if not review_queue.policy_of(submission).blind or submission.user_id == user.id:
+        return False
+    staff = access.programs_of(session, user, staff_only=True)
+    return not (staff is None or staff & access.programs_of_assessment(session, submission.assessment_id))
+
+
+def redactor_for(session: Session, user: User, submission: Submission) -> Redactor:
+    return Redactor(submission.user) if _blind_for(session, user, submission) else Redactor(None)
+
+
+def bundle(session: Session, user: User, submission_id: str) -> Bundle:
+    submission, own = _viewable(session, user, submission_id)
+    redact = redactor_for(session, user, submission)
+    blind = _blind_for(session, user, submission)
+    result = latest_result(session, submission)
+    feedback = dict(result.feedback) if result is not None else {}
+    evidence = feedback.get("evidence", {})
+    files = tuple(
+        EvidenceFile(
+            path=str(item["path"]),
+            shown_path=redact(str(item["path"])),
+            size=int(item.get("size", 0)),
+            sha256=item.get("sha256"),
+            text=bool(item.get("text")),
+        )
+        for item in evidence.get("files", [])
+    )
+    answers: list[Answer] = []
+    definition = parse_definition(submission.assessment_version)
+    if isinstance(definition, QuizAssessment):
+        by_id = definition.questions_by_id()
+        for qid, given in submission.payload.get("answers", {}).items():
+            question = by_id.get(qid)
+            if question is not None and question.type == "short_text":
+                answers.append(Answer(qid, question.prompt, redact(str(given))))
+    earlier = tuple(
+        session.scalars(
+            select(Submission.id)
+            .where(
+                Submission.user_id == submission.user_id,
+                Submission.assessment_id == submission.assessment_id,
+                Submission.created_at < submission.created_at,
+            )
+            .order_by(Submission.created_at.desc())
+        ).all()
+    )
+    return Bundle(
+        submission_id=submission.id,
+        kind=submission.kind,
+        assessment=submission.assessment.slug,
+        assessment_title=submission.assessment.title,
+        attempt_number=submission.attempt_number,
+        learner=None if blind else submission.user.name,
+        commit=submission.commit_sha,
+        files=files,
+        omitted=int(evidence.get("omitted", 0)),
+        tests=tuple(dict(t) for t in feedback.get("tests", [])) if not own else (),
+        criteria=tuple(dict(c) for c in feedback.get("rubric", {}).get("criteria", [])),
+        answers=tuple(answers),
+        notes=tuple(redact(n) for n in feedback.get("notes", [])),
+        earlier=earlier,
+        blind=blind,
+        extra={"totals": feedback.get("totals", {})},
+    )
+
+
+def read_file(session: Session, store: FileStore, user: User, submission_id: str, path: str) -> FileView:
+    """One file of the bundle, with its text when it is text small enough to show."""
+    view = bundle(session, user, submission_id)
+    found = next((f for f in view.files if f.path == path or f.shown_path == path), None)
+    if found is None:
+        raise NotFound("no such file in this submission", details={"field": "path"})
+    if not found.renderable or found.sha256 is None:
+        return FileView(found, None)
+    submission = session.get(Submission, submission_id)
+    assert submission is not None
+    text = store.get(found.sha256).decode("utf-8")
+    return FileView(found, redactor_for(session, user, submission)(text))
+
+
+def raw_file(
+    session: Session, store: FileStore, user: User, submission_id: str, path: str
+) -> tuple[EvidenceFile, bytes]:
+    """A file's bytes, for a download (served as an attachment, never rendered)."""
+    view = bundle(session, user, submission_id)
+    found = next((f for f in view.files if f.path == path or f.shown_path == path), None)
+    if found is None or found.sha256 is None:
+        raise NotFound("no such file in this submission", details={"field": "path"})
+    return found, store.get(found.sha256)
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    path: str
+    status: str  # added | removed | changed
+    lines: tuple[str, ...]  # a unified diff; empty for binary files
+
+
+def diff_to_previous(
+    session: Session, store: FileStore, user: User, submission_id: str
+) -> tuple[str | None, list[FileDiff]]:
+    """What changed since the learner's previous attempt: its id and the changed files."""
+    current = bundle(session, user, submission_id)
+    if not current.earlier:
+        return None, []
+    previous = bundle(session, user, current.earlier[0])
+    submission = session.get(Submission, submission_id)
+    assert submission is not None
+    redact = redactor_for(session, user, submission)
+    before = {f.path: f for f in previous.files}
+    after = {f.path: f for f in current.files}
+    diffs: list[FileDiff] = []
+    budget = MAX_DIFF_LINES
+    for path in sorted(before.keys() | after.keys()):
+        old, new = before.get(path), after.get(path)
+        if old is not None and new is not None and old.sha256 == new.sha256:
+            continue
+        status = "added" if old is None else "removed" if new is None else "changed"
+        lines: tuple[str, ...] = ()
+        if budget > 0 and all(f is None or f.renderable for f in (old, new)):
+            old_text = store.get(old.sha256).decode() if old is not None and old.sha256 else ""
+            new_text = store.get(new.sha256).decode() if new is not None and new.sha256 else ""
+            unified = list(
+                difflib.unified_diff(
+                    old_text.splitlines(), new_text.splitlines(), "before", "after", lineterm="", n=3
+                )
+            )[2:budget]
+            budget -= len(unified)
+            lines = tuple(redact(line) for line in unified)
+        diffs.append(FileDiff(redact(path), status, lines))
+    return previous.submission_id, diffs
