@@ -204,11 +204,17 @@ class _Names:
 
     def __init__(self) -> None:
         self._seen: dict[str, int] = {}
+        self._taken: set[str] = set()
 
     def unique(self, name: str) -> str:
-        count = self._seen.get(name, 0) + 1
+        candidate, count = name, self._seen.get(name, 0)
+        # A test may itself be called "parses [2]": count on until the name is free.
+        while candidate in self._taken:
+            count += 1
+            candidate = f"{name} [{count + 1}]"
         self._seen[name] = count
-        return name if count == 1 else f"{name} [{count}]"
+        self._taken.add(candidate)
+        return candidate
 
 
 def _name(test: dict[str, Any], where: str, index: int, names: _Names) -> str:
@@ -246,7 +252,8 @@ def number_key(number: str) -> tuple[tuple[int, int | str], ...]:
     """Sort key of a test number: "1.2" before "1.10", numbers before text."""
     parts: list[tuple[int, int | str]] = []
     for part in number.split("."):
-        parts.append((0, int(part)) if part.isdigit() else (1, part))
+        # isdecimal, not isdigit: "²" is a digit that int() refuses.
+        parts.append((0, int(part)) if part.isdecimal() and part.isascii() else (1, part))
     return tuple(parts)
 
 

@@ -73,6 +73,8 @@ class ExpectedTests:
     """Per suite id, the tests the reference solution reported, in the order it reported them."""
 
     suites: Mapping[str, tuple[ExpectedTest, ...]]
+    # Command suites whose reference run gave a top-level score: only theirs may override the tests.
+    totals: frozenset[str] = frozenset()
 
     def for_suite(self, suite_id: str) -> tuple[ExpectedTest, ...] | None:
         return self.suites.get(suite_id)
@@ -84,6 +86,7 @@ class ExpectedTests:
                 suite: [{"id": test.id, "max_points": test.max_points} for test in tests]
                 for suite, tests in self.suites.items()
             },
+            **({"totals": sorted(self.totals)} if self.totals else {}),
         }
 
     @classmethod
@@ -126,4 +129,7 @@ class ExpectedTests:
                     raise ValueError(f"suites.{suite}[{index}] needs an id and a max_points of 0 or more")
                 items.append(ExpectedTest(test["id"], float(test["max_points"])))
             parsed[str(suite)] = tuple(items)
-        return cls(parsed)
+        totals = data.get("totals", [])
+        if not isinstance(totals, list) or not all(isinstance(t, str) for t in totals):
+            raise ValueError("totals must list the suites whose reference run gave a score")
+        return cls(parsed, frozenset(totals))

@@ -101,6 +101,11 @@ def serve_in_child(request: dict[str, Any], write_end: int) -> None:
     os.setpgid(0, 0)  # its own process group: whatever it starts is killed with it
     for fd in (answer_fd, request_fd):
         os.close(fd)
+    # Nobody reads what a call prints, and a flood of it must not fill the box's output limit and
+    # end every later call: it goes nowhere.
+    sink = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(sink, 1)
+    os.dup2(sink, 2)
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
     cpu = max(1, int(CALL_SECONDS + 0.999))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))

@@ -33,6 +33,7 @@ if "--isolated" in sys.argv:
     sys.path.insert(0, os.path.join(ROOT, "_harness"))
     import remote_modules
 
+    sys.path.pop(0)  # the tests' own modules must not find the harness's
     remote_modules.install(learner_modules, channel_in, channel_out)
 else:
     # After the standard library and pytest: a learner file cannot shadow what the harness imports.
@@ -45,6 +46,7 @@ class Collector:
     def __init__(self) -> None:
         self.tests: dict[str, dict[str, Any]] = {}
         self.errors: list[dict[str, str]] = []
+        self.skipped: list[dict[str, str]] = []
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         entry = self.tests.setdefault(report.nodeid, {"message": "", "duration": 0.0})
@@ -57,6 +59,9 @@ class Collector:
     def pytest_collectreport(self, report: Any) -> None:
         if report.failed:
             self.errors.append({"nodeid": report.nodeid, "message": str(report.longreprtext)[-MAX_MESSAGE:]})
+        elif report.skipped:
+            # A module skipped as a whole (pytest.importorskip) reports no tests: that is no tampering.
+            self.skipped.append({"nodeid": report.nodeid, "message": str(report.longreprtext)[-MAX_MESSAGE:]})
 
 
 collector = Collector()
@@ -71,11 +76,19 @@ status = pytest.main(
         "-q",
         "--no-header",
         "-rN",
+        # One module that fails to collect (a learner's syntax error) must not stop the others.
+        "--continue-on-collection-errors",
         os.path.join(ROOT, "tests"),
     ],
     plugins=[collector],
 )
 with open(OUT, "w", encoding="utf-8") as handle:
     json.dump(
-        {"exit_status": int(status), "tests": collector.tests, "collection_errors": collector.errors}, handle
+        {
+            "exit_status": int(status),
+            "tests": collector.tests,
+            "collection_errors": collector.errors,
+            "skipped_collectors": collector.skipped,
+        },
+        handle,
     )

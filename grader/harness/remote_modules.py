@@ -115,8 +115,8 @@ class RemoteModule(types.ModuleType):
         if description.get("package"):
             self.__path__: list[str] = []
         for attribute, info in description.get("names", {}).items():
-            if not isinstance(info, dict) or not isinstance(attribute, str):
-                continue
+            if not isinstance(info, dict) or not isinstance(attribute, str) or attribute.startswith("__"):
+                continue  # dunder names (__path__, __spec__) are the import system's, never the learner's
             if info.get("kind") == "value":
                 setattr(self, attribute, info.get("value"))
             else:
@@ -162,6 +162,10 @@ def _rebuilt_exception(module: str, error: Any) -> BaseException:
         ),
         "Exception",
     )
+    if builtin in ("StopIteration", "StopAsyncIteration", "GeneratorExit"):
+        # Raised inside the test's own loop (`all(map(f, xs))`) these would end it early and make it
+        # pass: as a RuntimeError they fail the test, as the learner's code failed.
+        builtin = "RuntimeError"
     builtin_type: type[Exception] = getattr(builtins, builtin)
     owner = sys.modules.get(defined_in) if defined_in else None
     stand_in = getattr(owner, name, None) if isinstance(owner, RemoteModule) else None
@@ -207,4 +211,6 @@ def install(names: list[str], read_fd: int, write_fd: int) -> None:
     """Serve `names` as stand-in modules over the channel on the two descriptors."""
     global _CHANNEL
     _CHANNEL = Channel(read_fd, write_fd)
-    sys.meta_path.insert(0, RemoteFinder(set(names)))
+    # Last: a module the tests' box has (the standard library, pytest, the course team's helpers)
+    # is always the real one; only names nothing else provides are the learner's.
+    sys.meta_path.append(RemoteFinder(set(names)))

@@ -133,10 +133,10 @@ class RepositoryGrader:
         feedback: dict[str, Any] = {**report_feedback(report), "commit": job.commit_sha, "evidence": evidence}
         if report.grader_error is not None:
             # The course team's autograder broke: staff see why; the learner is charged nothing.
-            feedback["staff"] = {"grader_error": report.grader_error}
+            feedback["staff"] = {**feedback["staff"], "grader_error": report.grader_error}
             return Grade(0.0, 0.0, None, feedback, outcome=GradeOutcome.GRADER_ERROR)
         if report.not_gradable is not None:
-            feedback["messages"] = [report.not_gradable, *feedback["messages"]]
+            feedback["messages"] = [report.not_gradable]
             return Grade(0.0, 0.0, None, feedback, outcome=GradeOutcome.NOT_GRADABLE)
         carried = job.carried_review.reviews if job.carried_review is not None else ()
         try:

@@ -18,7 +18,7 @@ from grader.services.deadlines import deadline_for
 from grader.services.grading import latest_result, queue_position
 from grader.services.progress import ProgramProgress
 from grader.services.repository import Release, visible_tests
-from grader.services.submissions import attempts_used, parse_definition
+from grader.services.submissions import attempts_used, has_open_attempt, parse_definition
 
 
 def get_submission_for(session: Session, user: User, submission_id: str) -> Submission:
@@ -90,8 +90,12 @@ def result_view(
         if not staff:
             feedback.pop("staff", None)
             release = release_for(session, submission)
-            tests, withheld = visible_tests(feedback.get("tests", []), release)
+            tests, withheld = visible_tests(feedback.get("tests", []), release, feedback.get("totals", {}))
             feedback["tests"] = tests
+            feedback["messages"] = [
+                *feedback.get("messages", []),
+                *(m["text"] for m in feedback.pop("suite_messages", []) if release.open(m["visibility"])),
+            ]
             if withheld:
                 held_back = withheld_reason(release)
                 hidden_ids = {t["id"] for t in result.feedback.get("tests", [])} - {t["id"] for t in tests}
@@ -112,6 +116,10 @@ def result_view(
                 "this submission does not count as an attempt."
             ]
         }
+    elif result.outcome == GradeOutcome.NOT_GRADABLE and not staff:
+        # What the autograder said, and nothing the other suites found: an ungradable hand-in costs no
+        # attempt, so it must not buy any feedback either.
+        feedback = {"messages": list(result.feedback.get("messages", []))}
     hide = held_back is not None
     return {
         "score": None if hide else result.score,
@@ -141,6 +149,8 @@ def _quiz_feedback(
     per-question points and correct/incorrect flags, which would give them away."""
     used = attempts_used(session, submission.user_id, submission.assessment, quiz)
     left = None if quiz.attempts.max is None else max(0, quiz.attempts.max - used)
+    if left == 0 and has_open_attempt(session, submission.user_id, submission.assessment_id):
+        left = 1  # the last attempt is drawn but not handed in: its answers must not be given away
     solutions = feedback.pop("solutions", {})
     shown = staff or feedback_allows_answers(quiz.feedback, passed=bool(result.passed), attempts_left=left)
     by_id = quiz.questions_by_id()
@@ -191,7 +201,9 @@ def _withheld(session: Session, result: Result) -> bool:
     assert submission is not None
     if submission.kind != "repository":
         return False
-    _, withheld = visible_tests(result.feedback.get("tests", []), release_for(session, submission))
+    _, withheld = visible_tests(
+        result.feedback.get("tests", []), release_for(session, submission), result.feedback.get("totals", {})
+    )
     return withheld
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from grader.catalog.bundle import Bundle, ExpectedTests
 from grader.catalog.schema import CommandSuite, IoCase, PytestSuite, RepositoryAssessment, Visibility
+from grader.harness.image import IMAGE_PACKAGES
 from grader.suites.command_suite import run_command_suite
 from grader.suites.common import SuiteOutcome, SuiteTotal, TestOutcome
 from grader.suites.io_suite import run_io_case
@@ -46,7 +47,7 @@ FORBIDDEN_NAMES = frozenset(
 )
 FORBIDDEN_SUFFIXES = (".pth", ".pyc")
 # A learner module named like one of these would replace it for the tests and the harness.
-SHADOWED_MODULES = frozenset(sys.stdlib_module_names) | {"pytest", "_pytest", "pluggy", "iniconfig"}
+SHADOWED_MODULES = frozenset(sys.stdlib_module_names) | IMAGE_PACKAGES
 MAX_LEARNER_FILE_BYTES = 1024 * 1024
 MAX_LEARNER_FILES = 500
 
@@ -61,10 +62,11 @@ class RepositoryReport:
     tampered: bool
     notes: tuple[str, ...]
     files: frozenset[str]
+    staff_notes: tuple[str, ...] = ()
     totals: Mapping[str, SuiteTotal] = field(default_factory=dict)  # suite id -> its own total
     grader_error: str | None = None  # staff only
     not_gradable: str | None = None
-    learner_messages: tuple[str, ...] = ()
+    learner_messages: tuple[tuple[str, str, str], ...] = ()  # (suite id, its visibility, the text)
     calls: int = 0
     call_seconds: float = 0.0
 
@@ -163,18 +165,30 @@ class RepositoryGrading:
                 grader_files = bundle.under(suite.folder)
                 outcomes.append(
                     run_command_suite(
-                        self.runner, assessment, suite, grader_files, learner, pinned, image=self.image
+                        self.runner,
+                        assessment,
+                        suite,
+                        grader_files,
+                        learner,
+                        pinned,
+                        image=self.image,
+                        reference_total=None if expected is None else suite.id in expected.totals,
                     )
                 )
         return RepositoryReport(
             tests=tuple(t for o in outcomes for t in o.tests),
             tampered=any(o.tampered for o in outcomes),
             notes=(*dropped, *(n for o in outcomes for n in o.notes)),
+            staff_notes=tuple(n for o in outcomes for n in o.staff_notes),
             files=frozenset(list_tree(tree)),
             totals={s.id: o.total for s, o in zip(assessment.tests, outcomes, strict=True) if o.total},
             grader_error="\n".join(o.grader_error for o in outcomes if o.grader_error) or None,
             not_gradable="\n".join(o.not_gradable for o in outcomes if o.not_gradable) or None,
-            learner_messages=tuple(o.learner_message for o in outcomes if o.learner_message),
+            learner_messages=tuple(
+                (suite.id, suite.visibility, o.learner_message)
+                for suite, o in zip(assessment.tests, outcomes, strict=True)
+                if o.learner_message
+            ),
             calls=sum(o.calls for o in outcomes),
             call_seconds=sum(o.call_seconds for o in outcomes),
         )
@@ -273,10 +287,17 @@ def report_feedback(report: RepositoryReport) -> dict[str, Any]:
             }
             for o in report.tests
         ],
-        "totals": {s: {"points": t.points, "max_points": t.max_points} for s, t in report.totals.items()},
+        "totals": {
+            s: {"points": t.points, "max_points": t.max_points, "visibility": t.visibility}
+            for s, t in report.totals.items()
+        },
         "tampered": report.tampered,
         "notes": list(report.notes),
-        "messages": list(report.learner_messages),
+        "staff": {"notes": list(report.staff_notes)},
+        "suite_messages": [
+            {"suite": suite, "visibility": visibility, "text": text}
+            for suite, visibility, text in report.learner_messages
+        ],
         # Kept so a reviewer's scores can be combined with the same evidence later.
         "files": sorted(report.files)[:MAX_LEARNER_FILES],
     }
@@ -303,11 +324,17 @@ class Release:
         return False  # hidden, or a value this version does not know: shown to nobody
 
 
-def visible_tests(tests: Sequence[Mapping[str, Any]], release: Release) -> tuple[list[dict[str, Any]], bool]:
-    """What a learner may see of each test, and whether any test is withheld (which holds back the
-    total, as Gradescope does)."""
+def visible_tests(
+    tests: Sequence[Mapping[str, Any]],
+    release: Release,
+    totals: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """What a learner may see of each test, and whether anything is withheld: a test, or a suite's
+    own total (either holds back the whole total, as Gradescope does)."""
     shown: list[dict[str, Any]] = []
-    withheld = False
+    withheld = any(
+        not release.open(str(t.get("visibility", Visibility.VISIBLE))) for t in (totals or {}).values()
+    )
     for test in tests:
         visibility = str(test.get("visibility", Visibility.VISIBLE))
         if not release.open(visibility):

@@ -347,6 +347,21 @@ def _check_enrolled(session: Session, user: User, assessment: Assessment) -> Non
         )
 
 
+def has_open_attempt(session: Session, user_id: int, assessment_id: int, now: datetime | None = None) -> bool:
+    """Whether the learner holds a drawn quiz attempt they may still hand in."""
+    now = now or utcnow()
+    deadlines = session.scalars(
+        select(QuizAttempt.deadline_at)
+        .join(AssessmentVersion, AssessmentVersion.id == QuizAttempt.assessment_version_id)
+        .where(
+            QuizAttempt.user_id == user_id,
+            AssessmentVersion.assessment_id == assessment_id,
+            QuizAttempt.submitted_at.is_(None),
+        )
+    ).all()
+    return any(deadline is None or deadline + QUIZ_DEADLINE_GRACE > now for deadline in deadlines)
+
+
 def attempts_used(
     session: Session, user_id: int, assessment: Assessment, definition: AssessmentDefinition
 ) -> int:

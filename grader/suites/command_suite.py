@@ -98,7 +98,9 @@ def run_command_suite(
     *,
     image: str | None = None,
     now: datetime | None = None,
+    reference_total: bool | None = None,
 ) -> SuiteOutcome:
+    """`reference_total`: whether the reference run gave a top-level score (None: no reference yet)."""
     maximum = suite_maximum(suite, expected)
     files, workdir, results_path = _layout(suite, grader_files, learner, assessment, maximum)
     command = ("sh", "-c", 'cd "$1" && shift && exec "$@"', "autograder", workdir, *suite.entry_point)
@@ -121,7 +123,7 @@ def run_command_suite(
             TestOutcome(t.id, suite.id, False, 0.0, t.max_points, message, suite.visibility)
             for t in pinned or []
         )
-        total = None if tests or maximum is None else SuiteTotal(0.0, maximum)
+        total = None if tests or maximum is None else SuiteTotal(0.0, maximum, suite.visibility)
         return SuiteOutcome(tests=tests, total=total, notes=(f"{suite.id}: {message}",))
 
     if fault:
@@ -144,14 +146,17 @@ def run_command_suite(
         f"{suite.id}::{test.name}": test
         for test in sorted(adapted.tests, key=lambda t: number_key(t.number) if t.number else ((2, ""),))
     }
-    notes: list[str] = []
+    staff_notes: list[str] = []
     outcomes: list[TestOutcome] = []
     wanted = [(t.id, t.max_points) for t in pinned] if pinned is not None else None
     if wanted is None:
         wanted = [(test_id, test.max_points) for test_id, test in reported.items()]
     else:
-        for extra in sorted(set(reported) - {test_id for test_id, _ in wanted}):
-            notes.append(f"{suite.id}: ignored {extra}: not among the tests recorded by grader catalog check")
+        # The names come from a file the learner's code could have written: staff only.
+        for extra in sorted(set(reported) - {test_id for test_id, _ in wanted})[:20]:
+            staff_notes.append(
+                f"{suite.id}: ignored {extra[:300]}: not among the tests recorded by the check"
+            )
     for test_id, max_points in wanted:
         test = reported.get(test_id)
         if test is None:
@@ -177,9 +182,23 @@ def run_command_suite(
             )
         )
     total = None
-    if adapted.score_given or not outcomes:
+    use_total = adapted.score_given or not outcomes
+    if use_total and pinned is not None:
+        missing = any(t.message == "did not report a result" for t in outcomes)
+        # A top-level score the reference never gave, or one standing in for tests that vanished, is
+        # the learner's code writing the results file: the pinned tests decide instead.
+        if adapted.score_given and (reference_total is not True or missing):
+            staff_notes.append(f"{suite.id}: ignored a top-level score the reference run did not give")
+            use_total = not outcomes
+    if use_total:
         declared = maximum if maximum is not None else adapted.max_score or 1.0
-        total = SuiteTotal(round(adapted.points_out_of(declared), 6), declared)
+        earned = (
+            adapted.points_out_of(declared) if adapted.score_given and reference_total is not False else 0.0
+        )
+        total = SuiteTotal(round(earned, 6), declared, suite.visibility)
     return SuiteOutcome(
-        tests=tuple(outcomes), notes=tuple(notes), total=total, learner_message=adapted.message[-MAX_MESSAGE:]
+        tests=tuple(outcomes),
+        staff_notes=tuple(staff_notes),
+        total=total,
+        learner_message=adapted.message[-MAX_MESSAGE:],
     )

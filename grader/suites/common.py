@@ -37,6 +37,7 @@ class SuiteTotal:
 
     points: float
     max_points: float
+    visibility: str = "visible"  # the suite's: a hidden suite's total is withheld like its tests
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class SuiteOutcome:
     the grader refused the submission as ungradable (PrairieLearn), with the message for the learner."""
 
     tests: tuple[TestOutcome, ...] = ()
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # for the learner, too
+    staff_notes: tuple[str, ...] = ()  # for staff only: may name hidden tests or quote what the box said
     tampered: bool = False
     total: SuiteTotal | None = None
     grader_error: str | None = None

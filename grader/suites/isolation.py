@@ -22,6 +22,7 @@ from typing import Any
 from grader.catalog.schema import SandboxLimits
 from grader.errors import SandboxUnavailable
 from grader.harness import script
+from grader.harness.image import IMAGE_PACKAGES
 from grader.suites.common import box_limits, learner_fault
 from sandbox.contract import BoxFile, JobSpec, Outcome, Runner, RunResult
 
@@ -31,18 +32,7 @@ MAX_NAME = 200
 # How the call server says a call ended without an answer of the learner's code.
 CALL_FAULTS = frozenset({"timeout", "crashed", "no_answer"})
 # Never served as learner modules: the tests' own imports must reach the real thing.
-RESERVED_MODULES = frozenset(sys.stdlib_module_names) | {
-    "pytest",
-    "_pytest",
-    "pluggy",
-    "iniconfig",
-    "packaging",
-    "py",
-    "conftest",
-    "remote_modules",
-    "pytest_runner",
-    "call_server",
-}
+RESERVED_MODULES = frozenset(sys.stdlib_module_names) | IMAGE_PACKAGES
 
 
 def learner_modules(
@@ -50,7 +40,11 @@ def learner_modules(
 ) -> tuple[list[str], list[str]]:
     """Importable module names among the learner's files, and the files left out because their name
     belongs to the standard library, pytest or the hidden tests (so the tests import the real one)."""
-    test_names = {path.split("/")[0].removesuffix(".py") for path in test_files}
+    # Every module and package the tests' box holds, at any depth: a learner file must never stand
+    # in for a course team's helper, whatever package it sits in.
+    test_names: set[str] = set()
+    for path in test_files:
+        test_names.update(path.removesuffix(".py").split("/"))
     names: set[str] = set()
     left_out: list[str] = []
     for path in files:
@@ -61,7 +55,7 @@ def learner_modules(
             parts = parts[:-1]
         if not parts or not all(part.isidentifier() and not keyword.iskeyword(part) for part in parts):
             continue
-        if parts[0] in RESERVED_MODULES or parts[0] in test_names:
+        if parts[0] in RESERVED_MODULES or any(part in test_names for part in parts):
             left_out.append(path)
             continue
         for depth in range(1, len(parts) + 1):
@@ -94,6 +88,7 @@ class LearnerBox:
         self._requests: queue.Queue[bytes | None] = queue.Queue()
         self._answers: queue.Queue[bytes | None] = queue.Queue()
         self._ready = False
+        self._gone = False
         memory = limits.memory_mb * 1024 * 1024
         self._spec = JobSpec(
             command=("python3", "-I", "_harness/call_server.py", str(memory), f"{limits.call_seconds:g}"),
@@ -147,6 +142,8 @@ class LearnerBox:
             return _encode(
                 {"ok": False, "fault": "too_many_calls", "message": f"more than {MAX_CALLS} calls"}
             )
+        if self._gone:
+            return _encode(self._box_gone())
         forwarded = {
             key: request[key] for key in ("describe", "call", "function", "args", "kwargs") if key in request
         }
@@ -159,6 +156,7 @@ class LearnerBox:
             answer = None
         self.seconds += time.monotonic() - started
         if answer is None:
+            self._gone = True  # every later call answers at once: the box will not come back
             return _encode(self._box_gone())
         return _encode(_read_answer(answer))
 

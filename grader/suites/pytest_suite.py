@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from grader.catalog.bundle import ExpectedTest
-from grader.catalog.schema import Isolation, PytestSuite, RepositoryAssessment
+from grader.catalog.schema import Isolation, PytestSuite, RepositoryAssessment, Visibility
 from grader.harness import script
-from grader.harness.canaries import plant_canaries
+from grader.harness.canaries import PlantedSuite, plant_canaries
 from grader.suites.common import (
     MAX_MESSAGE,
     SuiteOutcome,
@@ -47,6 +47,7 @@ class _Report:
 
     tests: dict[str, dict[str, Any]]
     collection_errors: list[dict[str, str]]
+    skipped_collectors: list[dict[str, str]]
 
 
 def run_pytest_suite(
@@ -70,7 +71,9 @@ def run_pytest_suite(
         BoxFile("_out/.keep", b""),
     ]
     notes: list[str] = []
+    staff_notes: list[str] = []
     canaries: set[str] = set()
+    box_names: PlantedSuite | None = None  # every test is renamed in the box, in-process
     learner_box: LearnerBox | None = None
     limits = box_limits(assessment.limits)
     if suite.isolation is Isolation.PROCESS:
@@ -95,6 +98,7 @@ def run_pytest_suite(
         }
         planted = plant_canaries(texts, rng)
         canaries = {f"{BOX_TESTS}/{module}::{function}" for module, function in planted.canaries}
+        box_names = planted
         for name, content in hidden.items():
             body = planted.modules[name].encode() if name in planted.modules else content
             files.append(BoxFile(f"{BOX_TESTS}/{name}", body))
@@ -115,44 +119,71 @@ def run_pytest_suite(
     def public_id(nodeid: str) -> str:
         return prefix + nodeid.removeprefix(f"{BOX_TESTS}/")
 
+    # What the box reported is learner-controlled in-process, so its text reaches the learner only for
+    # a visible suite (whose failure messages show the tests' code anyway); the rest is for staff.
+    shown = suite.visibility == Visibility.VISIBLE
     if report is None:
         reason = fault or "the test run ended without a report (did the code exit while the tests ran?)"
         notes.append(f"{suite.id}: {reason}")
-        report = _Report({}, [])
+        report = _Report({}, [], [])
         tampered = not fault  # a timeout or a crash is the learner's fault, not tampering
     else:
         tampered = False
-    broken_modules = {error["nodeid"] for error in report.collection_errors}
+    broken = [error["nodeid"] for error in report.collection_errors]
+    skipped = [entry["nodeid"] for entry in report.skipped_collectors]
+    if report.collection_errors:
+        notes.append(f"{suite.id}: {len(broken)} test module(s) could not be collected")
     for error in report.collection_errors[:5]:
-        notes.append(f"{suite.id}: could not collect {public_id(error['nodeid'])}: {error['message'][-300:]}")
+        detail = f"{suite.id}: could not collect {public_id(error['nodeid'])}: {_last_line(error['message'])}"
+        (notes if shown else staff_notes).append(detail)
+
+    def within(nodeid: str, collectors: list[str]) -> bool:
+        return any(nodeid == c or nodeid.startswith((c + "::", c + "/")) for c in collectors if c)
 
     def excuse(nodeid: str, entry: dict[str, Any] | None) -> str | None:
         """Why a test has no complete report, if an honest run could explain it."""
         if fault:
             return fault
-        if nodeid.split("::")[0] in broken_modules:
+        if within(nodeid, broken):
             return "its module could not be collected"
+        if within(nodeid, skipped):
+            return "its module was skipped"
         if entry is not None and entry.get("setup") in ("failed", "skipped"):
             return "its set-up " + str(entry["setup"])
         return None
 
+    manipulated = f"{suite.id}: the test results were manipulated, so none of them count"
     for canary in canaries:
         entries = {n: e for n, e in report.tests.items() if n.split("[")[0] == canary}
         if any(e.get("call") == "passed" for e in entries.values()):
             tampered = True
-            notes.append(f"{suite.id}: a test that must fail passed: the results were manipulated")
+            staff_notes.append(f"{suite.id}: canary {canary} passed")
         elif not entries and excuse(canary, None) is None and report.tests:
             tampered = True
-            notes.append(f"{suite.id}: a test that must run never reported: the results were manipulated")
+            staff_notes.append(f"{suite.id}: canary {canary} never reported")
+
+    def real_id(nodeid: str) -> str:
+        """The test's id as the course team wrote it: the box's random name mapped back."""
+        if box_names is None:
+            return public_id(nodeid)
+        module, sep, rest = nodeid.partition("::")
+        function, bracket, params = rest.partition("[")
+        name = box_names.real_name(module.removeprefix(f"{BOX_TESTS}/"), function)
+        return public_id(f"{module}{sep}{name}{bracket}{params}")
+
     reported = {
-        public_id(nodeid): (nodeid, entry)
+        real_id(nodeid): (nodeid, entry)
         for nodeid, entry in report.tests.items()
         if nodeid.split("[")[0] not in canaries
     }
     if expected is not None:
         wanted = [test.id for test in expected]
-        for extra in sorted(set(reported) - set(wanted)):
-            notes.append(f"{suite.id}: ignored {extra}: not among the tests recorded by grader catalog check")
+        extras = sorted(set(reported) - set(wanted))
+        if extras:
+            staff_notes.append(
+                f"{suite.id}: ignored {len(extras)} reported test(s) not recorded by the check"
+            )
+            staff_notes.extend(f"{suite.id}: ignored {extra[:300]}" for extra in extras[:20])
     else:
         wanted = list(reported)
     outcomes: list[TestOutcome] = []
@@ -171,7 +202,7 @@ def run_pytest_suite(
             if why is None:
                 tampered = True
                 why = "it started but never reported its result"
-                notes.append(f"{suite.id}: {test_id} {why}: the results were manipulated")
+                staff_notes.append(f"{suite.id}: {test_id} {why}")
             message = (str(entry.get("message", "")) if entry else "") or f"did not run: {why}"
         outcomes.append(
             TestOutcome(
@@ -185,6 +216,7 @@ def run_pytest_suite(
             )
         )
     if tampered:
+        notes = [manipulated]
         outcomes = [
             TestOutcome(
                 o.id,
@@ -200,6 +232,7 @@ def run_pytest_suite(
     return SuiteOutcome(
         tests=tuple(outcomes),
         notes=tuple(dict.fromkeys(notes)),
+        staff_notes=tuple(dict.fromkeys(staff_notes)),
         tampered=tampered,
         calls=learner_box.calls if learner_box else 0,
         call_seconds=learner_box.seconds if learner_box else 0.0,
@@ -220,9 +253,20 @@ def _read_report(raw: bytes | None) -> _Report | None:
         for nodeid, entry in data["tests"].items()
         if isinstance(entry, dict)
     }
-    errors = [
-        {"nodeid": str(e.get("nodeid", "")), "message": str(e.get("message", ""))}
-        for e in data.get("collection_errors", [])
-        if isinstance(e, dict)
-    ]
-    return _Report(tests, errors)
+
+    def collectors(key: str) -> list[dict[str, str]]:
+        entries = data.get(key, [])
+        return [
+            {"nodeid": str(e.get("nodeid", "")), "message": str(e.get("message", ""))}
+            for e in (entries if isinstance(entries, list) else [])
+            if isinstance(e, dict)
+        ]
+
+    return _Report(tests, collectors("collection_errors"), collectors("skipped_collectors"))
+
+
+def _last_line(message: str) -> str:
+    """The line of a collection error that says what went wrong (pytest marks it with "E")."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("E ")]
+    return (errors[-1] if errors else lines[-1] if lines else "")[:300]

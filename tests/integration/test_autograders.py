@@ -251,7 +251,7 @@ def test_gradescope_reference_gets_full_marks_in_number_order(
     assert [t.number for t in report.tests] == ["1.1", "1.2", "1.10", "2", "3"]
     assert {t.number: t.visibility for t in report.tests}["2"] == "hidden"
     assert next(t for t in report.tests if t.number == "1.1").tags == ("arithmetic",)
-    assert report.learner_messages == ("graded 5 tests",)
+    assert [text for _, _, text in report.learner_messages] == ["graded 5 tests"]
 
 
 def test_a_broken_copy_loses_exactly_the_points_of_the_tests_it_breaks(
@@ -277,6 +277,28 @@ def test_tests_made_to_vanish_count_as_failed_with_their_points(
     subtracts = next(t for t in report.tests if t.id.endswith("::subtracts"))
     assert not subtracts.passed and subtracts.message == "did not report a result"
     assert sum(points(report).values()) == 9  # 12 on offer: the vanished test's 3 are lost
+
+
+FORGES_A_SCORE = (
+    BROKEN_SUB
+    + """
+import json, os
+# The learner's code writes the results file itself: a top-level score, and no tests.
+os.makedirs("/autograder/results", exist_ok=True)
+json.dump({"score": 1000000, "tests": []}, open("/autograder/results/results.json", "w"))
+os._exit(0)
+"""
+)
+
+
+def test_a_top_level_score_the_reference_never_gave_is_ignored(
+    autograder_catalog: Catalog, backend_runner: Runner, tmp_path: Path
+) -> None:
+    report = grade(
+        autograder_catalog, backend_runner, "adder-gradescope", {"solution.py": FORGES_A_SCORE}, tmp_path
+    )
+    assert "autograder" not in report.totals and sum(points(report).values()) == 0
+    assert any("ignored a top-level score" in note for note in report.staff_notes)
 
 
 def test_prairielearn_without_the_expected_file_is_not_gradable(
@@ -373,6 +395,7 @@ def test_not_gradable_charges_no_attempt_and_shows_the_format_errors(
     ]
     assert result["outcome"] == GradeOutcome.NOT_GRADABLE and result["charged"] is False
     assert any("solution.py is missing" in m for m in result["feedback"]["messages"])
+    assert set(result["feedback"]) == {"messages"}  # no attempt charged, so no other feedback either
     for _ in range(2):  # both attempts are still there
         hand_in(client, adder_learner, "adder-prairielearn", {"solution.py": HONEST})
     archive = io.BytesIO()

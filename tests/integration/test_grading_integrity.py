@@ -218,7 +218,7 @@ PLANTED = {
 }
 
 
-def assessment(isolation: str) -> RepositoryAssessment:
+def assessment(isolation: str, visibility: str = "visible") -> RepositoryAssessment:
     return RepositoryAssessment.model_validate(
         {
             "slug": "solution",
@@ -227,7 +227,15 @@ def assessment(isolation: str) -> RepositoryAssessment:
             "rubric": "tests-only",
             "learner_files": ["**/*"],
             "limits": {"wall_seconds": 10, "call_seconds": 3},
-            "tests": [{"kind": "pytest", "id": "hidden", "path": "tests", "isolation": isolation}],
+            "tests": [
+                {
+                    "kind": "pytest",
+                    "id": "hidden",
+                    "path": "tests",
+                    "isolation": isolation,
+                    "visibility": visibility,
+                }
+            ],
         }
     )
 
@@ -336,3 +344,207 @@ def test_a_segfault_is_a_crash_with_its_signal_name(
     add = next(t for t in report.tests if t.id.endswith("::test_add"))
     assert not add.passed and "SIGSEGV" in (add.message + " ".join(report.notes)), (add, report.notes)
     assert not report.tampered
+
+
+# ---------------------------------------------------------------- found by a white-box review
+
+
+def grade_with(
+    runner: Runner,
+    tmp_path: Path,
+    isolation: str,
+    files: dict[str, str],
+    hidden: dict[str, str],
+    ids: list[str],
+) -> RepositoryReport:
+    tree = tmp_path / "learner"
+    for name, text in files.items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text(text)
+    bundle = Bundle({f"tests/{name}": text.encode() for name, text in hidden.items()})
+    expected = ExpectedTests({"hidden": tuple(ExpectedTest(i, 1.0) for i in ids)})
+    return RepositoryGrading(runner).run(assessment(isolation), bundle, tree, expected)
+
+
+# Spares every test whose name it was shown (name_only shows them): in the box, no test has its name.
+SPARES_KNOWN_NAMES = (
+    WRONG
+    + """
+import gc
+
+_KNOWN = {"test_add", "test_add_negative", "test_mean_of_three", "test_parse_age_reads_digits",
+          "test_parse_age_refuses_words"}
+
+class _Forger:
+    def pytest_runtest_logreport(self, report):
+        if report.nodeid.split("::")[-1].split("[")[0] in _KNOWN:
+            report.outcome = "passed"
+
+for _obj in gc.get_objects():
+    if type(_obj).__name__ == "PytestPluginManager":
+        _obj.register(_Forger(), "forger")
+        break
+"""
+)
+
+
+def test_in_the_box_no_test_has_its_real_name_so_known_names_help_no_forger(
+    backend_runner: Runner, tmp_path: Path
+) -> None:
+    report = grade(backend_runner, tmp_path, "none", {"solution.py": SPARES_KNOWN_NAMES})
+    earned = points(report)
+    assert set(earned) == set(EXPECTED_IDS)  # the names are mapped back outside the box
+    assert all(earned[test_id] == 0 for test_id in WRONG_FAILS), (earned, report.staff_notes)
+
+
+LEAKER = (
+    WRONG
+    + """
+import base64, gc, os
+_secret = base64.b64encode(open("/box/tests/test_solution.py", "rb").read()).decode()
+for _obj in gc.get_objects():
+    if type(_obj).__name__ == "Collector":
+        _obj.tests["tests/test_solution.py::LEAK_" + _secret] = {
+            "setup": "passed", "call": "failed", "teardown": "passed"
+        }
+        _obj.errors.append({"nodeid": "tests/LEAK_" + _secret, "message": "E   " + _secret})
+"""
+)
+
+
+def test_what_the_box_reports_never_reaches_a_learner_of_a_name_only_suite(
+    backend_runner: Runner, tmp_path: Path
+) -> None:
+    import base64
+
+    secret = base64.b64encode(HIDDEN_TESTS.encode()).decode()[:40]
+    tree = tmp_path / "learner"
+    tree.mkdir()
+    (tree / "solution.py").write_text(LEAKER)
+    report = RepositoryGrading(backend_runner).run(assessment("none", "name_only"), BUNDLE, tree, EXPECTED)
+    learner_visible = " ".join(report.notes)  # a name_only suite's messages are never shown
+    assert secret not in learner_visible and "LEAK" not in learner_visible
+    assert any("ignored" in note for note in report.staff_notes)  # staff still learn what happened
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_a_syntax_error_in_one_learner_file_fails_its_tests_only_and_is_no_tampering(
+    backend_runner: Runner, tmp_path: Path, isolation: str
+) -> None:
+    hidden = {
+        "test_a.py": "from parser_mod import parse\n\ndef test_parse():\n    assert parse('1') == 1\n",
+        "test_b.py": "from calc import double\n\ndef test_double():\n    assert double(2) == 4\n",
+    }
+    files = {
+        "parser_mod.py": "def parse(text)\n    return int(text)\n",
+        "calc.py": "def double(x):\n    return 2 * x\n",
+    }
+    ids = ["tests/test_a.py::test_parse", "tests/test_b.py::test_double"]
+    report = grade_with(backend_runner, tmp_path, isolation, files, hidden, ids)
+    assert not report.tampered and points(report) == {ids[0]: 0.0, ids[1]: 1.0}, report.staff_notes
+    assert any("SyntaxError" in note for note in report.notes) or isolation == "none"
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_a_module_that_skips_itself_is_no_tampering(
+    backend_runner: Runner, tmp_path: Path, isolation: str
+) -> None:
+    hidden = {
+        "test_s.py": "import pytest\nsolution = pytest.importorskip('solution')\n\n"
+        "def test_add():\n    assert solution.add(2, 3) == 5\n",
+        "test_t.py": "def test_other():\n    assert 1 + 1 == 2\n",
+    }
+    ids = ["tests/test_s.py::test_add", "tests/test_t.py::test_other"]
+    report = grade_with(backend_runner, tmp_path, isolation, {"solution.py": "def add(a, b)\n"}, hidden, ids)
+    assert not report.tampered and points(report) == {ids[0]: 0.0, ids[1]: 1.0}
+
+
+def test_a_learner_file_cannot_stand_in_for_a_course_helper(backend_runner: Runner, tmp_path: Path) -> None:
+    hidden = {
+        "helpers.py": "def check(got, want):\n    assert got == want\n",
+        "test_calc.py": "from helpers import check\nfrom solution import add\n\n"
+        "def test_add():\n    check(add(2, 3), 5)\n",
+    }
+    files = {
+        "solution.py": "def add(a, b):\n    return 0\n",
+        "helpers.py": "def check(got, want):\n    return None\n",
+    }
+    report = grade_with(backend_runner, tmp_path, "process", files, hidden, ["tests/test_calc.py::test_add"])
+    assert points(report) == {"tests/test_calc.py::test_add": 0.0}
+    assert any("helpers.py is not importable" in note for note in report.notes)
+
+
+def test_stop_iteration_from_the_learners_code_fails_the_test_under_process_isolation(
+    backend_runner: Runner, tmp_path: Path
+) -> None:
+    hidden = {
+        "test_m.py": "from solution import is_even\n\n"
+        "def test_evens():\n    assert all(map(is_even, [2, 4, 7]))\n"
+    }
+    files = {"solution.py": "def is_even(n):\n    raise StopIteration\n"}
+    report = grade_with(backend_runner, tmp_path, "process", files, hidden, ["tests/test_m.py::test_evens"])
+    assert points(report) == {"tests/test_m.py::test_evens": 0.0}
+
+
+def test_honest_work_is_never_flagged_by_canaries_made_from_guarded_or_stateful_tests(
+    backend_runner: Runner, tmp_path: Path
+) -> None:
+    hidden = {
+        "test_s.py": """import pytest
+from solution import Counter, add
+
+
+@pytest.fixture(scope="module")
+def counter():
+    return Counter()
+
+
+def test_add():
+    assert add(2, 3) == 5
+
+
+def test_add_big():
+    if add(0, 0) == 0:
+        return
+    assert add(2, 2) == 4
+
+
+def test_first(counter):
+    assert counter.incr() == 1
+
+
+def test_second(counter):
+    assert counter.incr() == 2
+"""
+    }
+    solution = (
+        "def add(a, b):\n    return a + b\n\n\n"
+        "class Counter:\n    def __init__(self):\n        self.n = 0\n\n"
+        "    def incr(self):\n        self.n += 1\n        return self.n\n"
+    )
+    ids = [f"tests/test_s.py::test_{name}" for name in ("add", "add_big", "first", "second")]
+    for run in range(4):  # canaries are drawn at random: several runs
+        report = grade_with(
+            backend_runner, tmp_path / str(run), "none", {"solution.py": solution}, hidden, ids
+        )
+        assert not report.tampered and sum(points(report).values()) == 4, report.staff_notes
+
+
+def test_a_learner_box_that_is_gone_answers_every_later_call_at_once(
+    backend_runner: Runner, tmp_path: Path
+) -> None:
+    import time
+
+    hidden = {
+        "test_s.py": "from solution import flood, add\n\ndef test_flood():\n    flood()\n\n"
+        + "".join(f"def test_add_{i}():\n    assert add({i}, 1) == {i + 1}\n\n" for i in range(5))
+    }
+    files = {
+        "solution.py": "import sys\n\ndef flood():\n    sys.stderr.write('x' * 3_000_000)\n\n\n"
+        "def add(a, b):\n    return a + b\n"
+    }
+    ids = ["tests/test_s.py::test_flood", *(f"tests/test_s.py::test_add_{i}" for i in range(5))]
+    started = time.monotonic()
+    report = grade_with(backend_runner, tmp_path, "process", files, hidden, ids)
+    assert time.monotonic() - started < 30
+    assert sum(points(report).values()) == 6  # what a call prints goes nowhere: the box stays

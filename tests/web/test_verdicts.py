@@ -71,6 +71,31 @@ def test_attempts_left_to_expire_still_count_and_show_no_more_of_the_pool(
     assert len(seen) <= 4  # two draws of two questions, nothing more
 
 
+def test_the_last_attempt_drawn_but_not_handed_in_keeps_the_answers_hidden(
+    client: FlaskClient, learner: Account, queue: RecordingQueue, loaded: sessionmaker[Session]
+) -> None:
+    first = start(client, learner).get_json()  # timed: two attempts, answers after the last one
+    wrong = {q["id"]: q["id"] == "t1" for q in first["questions"]}  # every answer wrong
+    accepted = submit(
+        client, learner, {"assessment": "timed", "attempt": first["id"], "answers": wrong}
+    ).get_json()
+    drain(queue, loaded)
+    with loaded() as session:  # the cooldown has passed
+        row = session.get(QuizAttempt, first["id"])
+        assert row is not None
+        row.started_at = row.submitted_at = utcnow() - timedelta(minutes=10)
+        session.commit()
+    from grader.models import Submission
+
+    with loaded() as session:
+        submitted = session.get(Submission, accepted["id"])
+        assert submitted is not None
+        submitted.created_at = utcnow() - timedelta(minutes=10)
+        session.commit()
+    assert start(client, learner).status_code == 201  # the last attempt, still open
+    assert view(client, learner, accepted["id"])["result"]["feedback"]["answers_shown"] is False
+
+
 def test_reopening_an_open_attempt_does_not_use_another(client: FlaskClient, learner: Account) -> None:
     first = start(client, learner).get_json()
     again = start(client, learner).get_json()

@@ -63,3 +63,15 @@ def test_globs_stay_within_a_folder_unless_doubled() -> None:
     assert compile_glob("*.py").match("app.py") and not compile_glob("*.py").match("pkg/app.py")
     assert compile_glob("**/*.py").match("pkg/sub/app.py") and compile_glob("**/*.py").match("app.py")
     assert not compile_glob("src/*.py").match("src/a/b.py")
+
+
+def test_a_hidden_suites_own_total_holds_the_whole_total_back() -> None:
+    from datetime import UTC, datetime
+
+    from grader.services.repository import Release, visible_tests
+
+    now = datetime.now(UTC)
+    tests = [{"id": "a", "passed": True, "points": 1, "max_points": 1, "visibility": "visible"}]
+    _, open_total = visible_tests(tests, Release(None, None, now), {"shown": {"visibility": "visible"}})
+    _, hidden_total = visible_tests(tests, Release(None, None, now), {"secret": {"visibility": "hidden"}})
+    assert (open_total, hidden_total) == (False, True)

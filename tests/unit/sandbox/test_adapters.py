@@ -255,3 +255,14 @@ def test_mixed_formats_are_refused() -> None:
 
 def test_results_format_error_is_a_value_error() -> None:
     assert issubclass(ResultsFormatError, ValueError)
+
+
+def test_test_names_stay_unique_even_when_a_test_is_named_like_a_renamed_one() -> None:
+    document = {
+        "tests": [{"name": n, "score": 1, "max_score": 1} for n in ("parses", "parses", "parses [2]")]
+    }
+    assert [t.name for t in parse(document).tests] == ["parses", "parses [2]", "parses [2] [2]"]
+
+
+def test_a_test_number_with_odd_digits_is_ordered_not_a_crash() -> None:
+    assert number_key("1.²") == ((0, 1), (1, "²"))
