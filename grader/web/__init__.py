@@ -13,7 +13,7 @@ from grader.interfaces import TaskQueue
 
 
 def create_app(settings: Settings | None = None, *, queue: TaskQueue | None = None) -> Flask:
-    from grader.web import api, auth, errors, learner
+    from grader.web import api, api_review, api_staff, auth, errors, learner, review, staff, templating
     from grader.web.context import register_context
 
     settings = settings or Settings.from_env()
@@ -30,7 +30,12 @@ def create_app(settings: Settings | None = None, *, queue: TaskQueue | None = No
     )
     register_context(app, settings, queue)
     auth.register(app)
+    templating.register(app)
     app.register_blueprint(learner.bp)
+    app.register_blueprint(review.bp)
+    app.register_blueprint(staff.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(api_review.bp)
+    app.register_blueprint(api_staff.bp)
     errors.register(app)
     return app

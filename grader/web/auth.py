@@ -112,6 +112,13 @@ def login_required_page(view: Callable[P, R]) -> Callable[P, R | Response]:
     return wrapper
 
 
+@bp.get("/account")
+@login_required_page
+def account() -> str:
+    """The account page (tokens, password, sessions; built out with the security work)."""
+    return render_template("error.html", status=200, code="", message="Your account.", details={})
+
+
 def register(app: Flask) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
