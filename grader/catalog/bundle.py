@@ -8,7 +8,9 @@ hosts share with the catalog), so they are plain JSON there:
 * the expected tests (`expected_tests.json`, written by `grader catalog check`) list, per suite,
   each test id the reference solution reported and its maximum. They pin the test set: a test that
   does not report in a learner's run counts as failed with its points, and a test that appears
-  only in a learner's run counts for nothing.
+  only in a learner's run counts for nothing. The same file keeps the self-check that pinned them
+  (when, on which backend, how many tests the reference passed and the starter failed), so the staff
+  pages can show it from the loaded catalog.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import base64
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 EXPECTED_FORMAT = 2
@@ -69,12 +72,66 @@ class ExpectedTest:
 
 
 @dataclass(frozen=True)
+class SelfCheck:
+    """The reference/starter run that pinned the tests: when, where, and what it found."""
+
+    checked_at: datetime
+    backend: str
+    reference_passed: int  # tests the reference solution passed (all of them, or the check fails)
+    starter_failed: int  # tests (or suite totals) the starter code failed (at least one)
+
+    def to_file_data(self) -> dict[str, Any]:
+        return {
+            "checked_at": self.checked_at.isoformat(),
+            "backend": self.backend,
+            "reference_passed": self.reference_passed,
+            "starter_failed": self.starter_failed,
+        }
+
+    def same_outcome(self, other: SelfCheck | None) -> bool:
+        """The same findings on the same backend, whenever they were made."""
+        return other is not None and (self.backend, self.reference_passed, self.starter_failed) == (
+            other.backend,
+            other.reference_passed,
+            other.starter_failed,
+        )
+
+    @classmethod
+    def from_file_data(cls, data: Any) -> SelfCheck:
+        counts = [data.get(key) if isinstance(data, dict) else None for key in _SELF_CHECK_COUNTS]
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("checked_at"), str)
+            or not isinstance(data.get("backend"), str)
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts)
+        ):
+            raise ValueError(
+                "self_check needs checked_at (ISO 8601), backend, reference_passed and starter_failed"
+            )
+        try:
+            checked_at = datetime.fromisoformat(data["checked_at"])
+        except ValueError:
+            raise ValueError("self_check.checked_at must be an ISO 8601 date and time") from None
+        if checked_at.tzinfo is None:
+            raise ValueError("self_check.checked_at needs a time zone")
+        return cls(checked_at, data["backend"], data["reference_passed"], data["starter_failed"])
+
+
+_SELF_CHECK_COUNTS = ("reference_passed", "starter_failed")
+
+
+@dataclass(frozen=True)
 class ExpectedTests:
     """Per suite id, the tests the reference solution reported, in the order it reported them."""
 
     suites: Mapping[str, tuple[ExpectedTest, ...]]
     # Command suites whose reference run gave a top-level score: only theirs may override the tests.
     totals: frozenset[str] = frozenset()
+    # The check that recorded them; None in files written before checks were recorded.
+    self_check: SelfCheck | None = None
+
+    def same_tests(self, other: ExpectedTests) -> bool:
+        return (self.suites, self.totals) == (other.suites, other.totals)
 
     def for_suite(self, suite_id: str) -> tuple[ExpectedTest, ...] | None:
         return self.suites.get(suite_id)
@@ -87,6 +144,7 @@ class ExpectedTests:
                 for suite, tests in self.suites.items()
             },
             **({"totals": sorted(self.totals)} if self.totals else {}),
+            **({"self_check": self.self_check.to_file_data()} if self.self_check else {}),
         }
 
     @classmethod
@@ -132,4 +190,5 @@ class ExpectedTests:
         totals = data.get("totals", [])
         if not isinstance(totals, list) or not all(isinstance(t, str) for t in totals):
             raise ValueError("totals must list the suites whose reference run gave a score")
-        return cls(parsed, frozenset(totals))
+        self_check = None if data.get("self_check") is None else SelfCheck.from_file_data(data["self_check"])
+        return cls(parsed, frozenset(totals), self_check)

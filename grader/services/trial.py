@@ -4,6 +4,10 @@ Both grade exactly as a worker does (same intake rules, harness, sandbox and rub
 nothing. The catalog check runs each repository assessment's hidden tests against its reference
 solution (every test must pass) and its starter code (some must fail), and records the test ids the
 reference produced in `expected_tests.json`, so a test that silently stops running is caught.
+The same file records the check itself (when, on which backend, how many tests the reference passed
+and the starter failed) for the staff's catalog page. A check that finds the same tests and the same
+figures leaves the file untouched: the file is part of the assessment's content, and rewriting only
+its date would give the assessment a new version at the next load for nothing changed.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from grader.catalog.bundle import Bundle, ExpectedTest, ExpectedTests
+from grader.catalog.bundle import Bundle, ExpectedTest, ExpectedTests, SelfCheck
 from grader.catalog.loader import BUNDLED_FOLDERS_KEY, EXPECTED_TESTS_FILE, Catalog
 from grader.catalog.schema import CommandSuite, PytestSuite, RepositoryAssessment
 from grader.config import Settings
@@ -163,6 +168,7 @@ def check_autograders(
             problems.append(
                 f"{where}:1: the starter code passes every test: the tests check nothing it lacks"
             )
+        reference_passed = len(reference.tests) - len(failing)
         expected = ExpectedTests(
             {
                 suite.id: tuple(
@@ -170,22 +176,40 @@ def check_autograders(
                 )
                 for suite in assessment.tests
                 if isinstance(suite, PytestSuite | CommandSuite)
-            }
+            },
+            self_check=SelfCheck(
+                datetime.now(UTC).replace(microsecond=0), runner.name, reference_passed, starter_failed
+            ),
         )
         if record and not problems:
-            (entry.folder / EXPECTED_TESTS_FILE).write_text(
-                json.dumps(expected.to_file_data(), indent=2) + "\n"
-            )
+            _record(entry.folder / EXPECTED_TESTS_FILE, expected, assessment)
         checks.append(
             AutograderCheck(
                 slug,
                 tuple(problems),
                 tuple(t.id for tests in expected.suites.values() for t in tests),
-                len(reference.tests) - len(failing),
+                reference_passed,
                 starter_failed,
             )
         )
     return checks
+
+
+def _record(path: Path, expected: ExpectedTests, assessment: RepositoryAssessment) -> None:
+    """Write expected_tests.json, unless it already says the same (see the module docstring)."""
+    pytest_folders = {s.id: s.path for s in assessment.tests if isinstance(s, PytestSuite)}
+    try:
+        previous = ExpectedTests.from_file_data(json.loads(path.read_text(encoding="utf-8")), pytest_folders)
+    except (OSError, ValueError, UnicodeDecodeError):
+        previous = None  # missing or unreadable: written afresh
+    if (
+        previous is not None
+        and previous.same_tests(expected)
+        and expected.self_check is not None
+        and expected.self_check.same_outcome(previous.self_check)
+    ):
+        return
+    path.write_text(json.dumps(expected.to_file_data(), indent=2) + "\n")
 
 
 def _maximum_problems(assessment: RepositoryAssessment, reference: RepositoryReport, where: str) -> list[str]:
