@@ -20,10 +20,13 @@ from grader.catalog.schema import PortfolioAssessment, RepositoryAssessment, Rev
 from grader.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from grader.models import (
     Assessment,
+    Program,
+    ProgramStaff,
     Requirement,
     Result,
     ReviewSlot,
     ReviewTask,
+    Role,
     Submission,
     TaskStatus,
     User,
@@ -80,8 +83,10 @@ class QueueItem:
     holder: str | None  # who holds a live claim
     holder_id: int | None
     claim_expires: datetime | None  # None with a holder: assigned by staff
-    learner: str | None  # None when the assessment reviews blind
+    learner: str | None  # None when the assessment reviews blind (and the viewer is not its staff)
     attempt_number: int
+    assessment_id: int = 0
+    assigned: bool = False  # held through an assignment by staff (such a claim never expires)
 
     def waiting(self, now: datetime) -> timedelta:
         return now - self.waiting_since
@@ -156,11 +161,18 @@ def queue(
             select(User).where(User.id.in_({t.reviewer_id for t, *_ in rows if t.reviewer_id}))
         )
     }
+    staff_programs = access.programs_of(session, reviewer, staff_only=True)
+    programs_by_assessment: dict[int, set[int]] = {}
     items = []
     for task, submission, assessment, learner in rows:
         live = task.status == TaskStatus.CLAIMED and (task.expires_at is None or task.expires_at >= now)
         holder = holders.get(task.reviewer_id) if live and task.reviewer_id else None
-        blind = policy_of(submission).blind
+        if assessment.id not in programs_by_assessment:
+            programs_by_assessment[assessment.id] = access.programs_of_assessment(session, assessment.id)
+        # Blind review hides the learner from reviewers; the program's staff still see who it is.
+        blind = policy_of(submission).blind and not (
+            staff_programs is None or staff_programs & programs_by_assessment[assessment.id]
+        )
         items.append(
             QueueItem(
                 task_id=task.id,
@@ -174,6 +186,8 @@ def queue(
                 claim_expires=task.expires_at if live else None,
                 learner=None if blind else learner.name,
                 attempt_number=submission.attempt_number,
+                assessment_id=assessment.id,
+                assigned=holder is not None and task.expires_at is None,
             )
         )
     counts = session.execute(
@@ -186,6 +200,14 @@ def queue(
         .order_by(Assessment.title)
     ).all()
     return QueueView(tuple(items), tuple((slug, title, count) for slug, title, count in counts))
+
+
+def hides_learner(session: Session, viewer: User, submission: Submission) -> bool:
+    """Blind review hides the learner from reviewers; the learner, the program's staff and admins see all."""
+    if not policy_of(submission).blind or submission.user_id == viewer.id:
+        return False
+    staff = access.programs_of(session, viewer, staff_only=True)
+    return not (staff is None or staff & access.programs_of_assessment(session, submission.assessment_id))
 
 
 def _check_eligible(session: Session, reviewer: User, task: ReviewTask) -> None:
@@ -250,7 +272,7 @@ def claim(session: Session, reviewer: User, task_id: int, *, now: datetime | Non
         holder = session.get(User, task.reviewer_id) if task.reviewer_id else None
         raise Conflict(
             f"{holder.name if holder else 'another reviewer'} is reviewing this submission",
-            details={"field": "task"},
+            details={"field": "task", "holder": holder.name if holder else None},
         )
     session.refresh(task)
     return task
@@ -343,3 +365,120 @@ def parse_filters(args: dict[str, str]) -> QueueFilter:
         slot=slot,
         waiting_since=since,
     )
+
+
+# ---------------------------------------------------------------- for the pages and the API
+
+
+def require_holder(
+    session: Session, reviewer: User, task_id: int, *, now: datetime | None = None
+) -> ReviewTask:
+    """The task, for the reviewer who holds its live claim; otherwise a `Conflict` saying who does.
+
+    The details say whether the task is free to claim (`claimable`), so a page can offer the button;
+    a reviewer of another program gets `PermissionDenied` before learning anything about the task.
+    """
+    now = now or utcnow()
+    task = get_task(session, task_id)
+    access.require_reviewer(session, reviewer, task.submission)
+    live = task.status == TaskStatus.CLAIMED and (task.expires_at is None or task.expires_at >= now)
+    if live and task.reviewer_id == reviewer.id:
+        return task
+    details: dict[str, object] = {"field": "task", "status": task.status, "holder": None, "claimable": False}
+    if task.status == TaskStatus.DONE:
+        mine = task.reviewer_id == reviewer.id
+        raise Conflict(
+            "you already submitted this review" if mine else "this review was already submitted",
+            details={**details, "mine": mine},
+        )
+    if task.status == TaskStatus.CANCELLED:
+        raise Conflict("this review is no longer needed: a newer result replaced it", details=details)
+    if live:
+        holder = session.get(User, task.reviewer_id) if task.reviewer_id else None
+        name = holder.name if holder else "another reviewer"
+        until = f" until {task.expires_at:%Y-%m-%d %H:%M} UTC" if task.expires_at is not None else ""
+        raise Conflict(
+            f"{name} is reviewing this submission{until}",
+            details={
+                **details,
+                "holder": name,
+                "until": task.expires_at.isoformat() if task.expires_at else None,
+            },
+        )
+    try:
+        _check_eligible(session, reviewer, task)
+        claimable = True
+    except PermissionDenied:
+        claimable = False
+    raise Conflict(
+        "nobody holds this review: claim it before you score it"
+        if claimable
+        else "this review is free, but it needs a reviewer other than you",
+        details={**details, "claimable": claimable},
+    )
+
+
+def reviewer_programs(session: Session, reviewer: User) -> list[Program]:
+    """The programs whose submissions `reviewer` reviews (every program for an admin), by title."""
+    ids = access.programs_of(session, reviewer)
+    query = select(Program).order_by(Program.title)
+    if ids is not None:
+        query = query.where(Program.id.in_(ids or {-1}))
+    return list(session.scalars(query).all())
+
+
+def reviewer_assessments(session: Session, reviewer: User) -> list[Assessment]:
+    """The assessments of those programs that have a review queue at all (repository, portfolio)."""
+    ids = access.programs_of(session, reviewer)
+    query = (
+        select(Assessment)
+        .join(Requirement, Requirement.assessment_id == Assessment.id)
+        .where(Assessment.kind.in_(["repository", "portfolio"]))
+        .order_by(Assessment.title)
+        .distinct()
+    )
+    if ids is not None:
+        query = query.where(Requirement.program_id.in_(ids or {-1}))
+    return list(session.scalars(query).all())
+
+
+def may_assign(session: Session, staff: User, assessment_id: int) -> bool:
+    """Whether `staff` runs a program this assessment belongs to (admins run every program)."""
+    programs = access.programs_of(session, staff, staff_only=True)
+    return programs is None or bool(programs & access.programs_of_assessment(session, assessment_id))
+
+
+def reviewers_of(session: Session, assessment_ids: set[int]) -> dict[int, list[User]]:
+    """Per assessment, the active reviewers and staff of its programs, who may be assigned its tasks."""
+    found: dict[int, list[User]] = {aid: [] for aid in assessment_ids}
+    if not assessment_ids:
+        return found
+    rows = session.execute(
+        select(Requirement.assessment_id, User)
+        .join(ProgramStaff, ProgramStaff.program_id == Requirement.program_id)
+        .join(User, User.id == ProgramStaff.user_id)
+        .where(
+            Requirement.assessment_id.in_(assessment_ids),
+            User.active.is_(True),
+            User.role.in_([Role.REVIEWER, Role.ADMIN]),
+        )
+        .order_by(User.name, User.id)
+    ).all()
+    for assessment_id, user in rows:
+        if all(u.id != user.id for u in found[assessment_id]):
+            found[assessment_id].append(user)
+    return found
+
+
+def reviewer_by_email(session: Session, email: str) -> User:
+    user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    if user is None or not user.active or user.role == Role.LEARNER:
+        raise NotFound("no reviewer has this email address", details={"field": "reviewer"})
+    return user
+
+
+def reviewer_by_id(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None or not user.active or user.role == Role.LEARNER:
+        raise NotFound("no such reviewer", details={"field": "reviewer"})
+    return user

@@ -27,9 +27,11 @@ from sqlalchemy.orm import Session
 
 from grader.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from grader.models import (
+    AssessmentVersion,
     CommentBankEntry,
     GradeOutcome,
     RegradeRequest,
+    Requirement,
     Result,
     ReviewComment,
     ReviewSlot,
@@ -209,9 +211,23 @@ def _rubric_of(session: Session, result: Result) -> RubricModel:
     return rubric_from_dict(row.definition, f"rubric {row.slug} v{row.version}")
 
 
+def _unscored(rubric: RubricModel, review: Review) -> bool:
+    """A draft's note on a criterion not scored yet: a comment without its level or points."""
+    criterion = rubric.criterion(review.criterion_id)
+    if criterion is None or criterion.auto is not None:
+        return False  # left for `evaluate` to refuse, naming the criterion
+    return (criterion.scoring == "levels" and review.level is None) or (
+        criterion.scoring == "points" and review.points is None
+    )
+
+
 def _score(rubric: RubricModel, result: Result, given: ReviewInput, *, partial: bool = False) -> _Scored:
+    reviews = given.reviews
+    if partial:
+        # A draft keeps what a reviewer wrote about a criterion before they pick its level.
+        reviews = tuple(r for r in reviews if not _unscored(rubric, r))
     try:
-        scored = evaluate(rubric, evidence_from_feedback(result.feedback), given.reviews)
+        scored = evaluate(rubric, evidence_from_feedback(result.feedback), reviews)
     except ReviewError as exc:
         raise InvalidInput(str(exc), details={"field": "criteria"}) from None
     if scored.needs_review and not partial:
@@ -328,18 +344,11 @@ def submit(
 
 def edit(session: Session, editor: User, review_id: int, given: ReviewInput, *, reason: str) -> ReviewOutcome:
     """A new version of a submitted review, by its author or staff; the earlier one is kept."""
-    old = session.get(ReviewRow, review_id)
-    if old is None or old.state != ReviewState.SUBMITTED:
-        raise NotFound("no such submitted review", details={"field": "review"})
+    old = editable_review(session, editor, review_id)
     result = session.get(Result, old.result_id)
     assert result is not None
     submission = session.get(Submission, result.submission_id)
     assert submission is not None
-    if editor.id != old.reviewer_id:
-        program_ids = access.programs_of_assessment(session, submission.assessment_id)
-        staff = access.programs_of(session, editor, staff_only=True)
-        if staff is not None and not staff & program_ids:
-            raise PermissionDenied("only the review's author or the program's staff may edit it")
     reason = _text(reason, "reason", MAX_REASON).strip()
     if len(reason) < MIN_REASON:
         raise InvalidInput(
@@ -371,6 +380,41 @@ def edit(session: Session, editor: User, review_id: int, given: ReviewInput, *, 
         **audit.submission_subject(submission),
     )
     return _settle(session, submission, result, new, actor=actor)
+
+
+def editable_review(session: Session, editor: User, review_id: int) -> ReviewRow:
+    """A submitted review `editor` may change: their own, or any of a program they run.
+
+    A superseded version is not editable (edit its newest version); a review of another program is
+    not found, so its existence is not given away.
+    """
+    row = session.get(ReviewRow, review_id)
+    if row is None or row.state not in (ReviewState.SUBMITTED, ReviewState.SUPERSEDED):
+        raise NotFound("no such submitted review", details={"field": "review"})
+    result = session.get(Result, row.result_id)
+    assert result is not None
+    submission = session.get(Submission, result.submission_id)
+    assert submission is not None
+    if editor.role == Role.LEARNER or not (
+        editor.id == row.reviewer_id or access.may_review(session, editor, submission)
+    ):
+        raise NotFound("no such submitted review", details={"field": "review"})
+    if editor.id != row.reviewer_id:
+        program_ids = access.programs_of_assessment(session, submission.assessment_id)
+        staff = access.programs_of(session, editor, staff_only=True)
+        if staff is not None and not staff & program_ids:
+            raise PermissionDenied("only the review's author or the program's staff may edit it")
+    if row.state == ReviewState.SUPERSEDED:
+        newer: int | None = row.id
+        while (
+            following := session.scalar(select(ReviewRow.id).where(ReviewRow.supersedes_id == newer))
+        ) is not None:
+            newer = following
+        raise Conflict(
+            "this version was already edited: edit the newest version",
+            details={"field": "review", "newest": newer},
+        )
+    return row
 
 
 def record_review(
@@ -706,11 +750,14 @@ def comment_bank(
 def add_to_bank(
     session: Session, reviewer: User, rubric_slug: str, text: str, criterion_id: str | None = None
 ) -> CommentBankEntry:
-    if reviewer.role == Role.LEARNER:
-        raise PermissionDenied("only reviewers keep a comment bank")
+    require_bank_access(session, reviewer, rubric_slug)
     text = _text(text, "text", MAX_REASON).strip()
     if not text:
         raise InvalidInput("the comment is empty", details={"field": "text"})
+    if criterion_id is not None and criterion_id not in bank_criteria(session, rubric_slug):
+        raise InvalidInput(
+            "choose one of the rubric's manual criteria, or none", details={"field": "criterion"}
+        )
     entry = CommentBankEntry(
         rubric_slug=rubric_slug, criterion_id=criterion_id, text=text, created_by=reviewer.id
     )
@@ -720,11 +767,7 @@ def add_to_bank(
 
 
 def edit_bank_entry(session: Session, reviewer: User, entry_id: int, text: str) -> CommentBankEntry:
-    entry = session.get(CommentBankEntry, entry_id)
-    if entry is None:
-        raise NotFound("no such comment", details={"field": "entry"})
-    if reviewer.role == Role.LEARNER:
-        raise PermissionDenied("only reviewers keep a comment bank")
+    entry = bank_entry(session, reviewer, entry_id)
     text = _text(text, "text", MAX_REASON).strip()
     if not text:
         raise InvalidInput("the comment is empty", details={"field": "text"})
@@ -733,10 +776,286 @@ def edit_bank_entry(session: Session, reviewer: User, entry_id: int, text: str) 
     return entry
 
 
-def use_bank_entry(session: Session, entry_id: int) -> str:
-    entry = session.get(CommentBankEntry, entry_id)
-    if entry is None:
-        raise NotFound("no such comment", details={"field": "entry"})
+def use_bank_entry(session: Session, entry_id: int, user: User | None = None) -> str:
+    """Count one use of a bank comment (inserted into a review); its text."""
+    if user is not None:
+        entry = bank_entry(session, user, entry_id)
+    else:
+        found = session.get(CommentBankEntry, entry_id)
+        if found is None:
+            raise NotFound("no such comment", details={"field": "entry"})
+        entry = found
     entry.uses += 1
     session.flush()
     return entry.text
+
+
+def bank_criteria(session: Session, rubric_slug: str) -> dict[str, str]:
+    """The manual criteria (id: title) of the rubric's newest version, to file a bank comment under."""
+    row = session.scalar(
+        select(Rubric).where(Rubric.slug == rubric_slug).order_by(Rubric.version.desc()).limit(1)
+    )
+    if row is None:
+        return {}
+    rubric = rubric_from_dict(row.definition, f"rubric {row.slug} v{row.version}")
+    return {c.id: c.title for c in rubric.criteria if c.auto is None}
+
+
+def require_bank_access(session: Session, user: User, rubric_slug: str) -> None:
+    """Reviewers keep the comment bank of the rubrics their programs use; admins of every rubric."""
+    if user.role == Role.LEARNER:
+        raise PermissionDenied("only reviewers keep a comment bank")
+    exists = session.scalar(select(Rubric.id).where(Rubric.slug == rubric_slug).limit(1))
+    if exists is None:
+        raise NotFound(f"no rubric {rubric_slug[:100]!r}", details={"field": "rubric"})
+    programs = access.programs_of(session, user)
+    if programs is None:
+        return
+    used_by = set(
+        session.scalars(
+            select(Requirement.program_id)
+            .join(AssessmentVersion, AssessmentVersion.assessment_id == Requirement.assessment_id)
+            .join(Rubric, Rubric.id == AssessmentVersion.rubric_id)
+            .where(Rubric.slug == rubric_slug)
+        )
+    )
+    if not programs & used_by:
+        raise PermissionDenied("you do not review a program that uses this rubric")
+
+
+def bank_entry(session: Session, user: User, entry_id: int) -> CommentBankEntry:
+    entry = session.get(CommentBankEntry, entry_id)
+    if entry is None:
+        raise NotFound("no such comment", details={"field": "entry"})
+    require_bank_access(session, user, entry.rubric_slug)
+    return entry
+
+
+# ---------------------------------------------------------------- what the review pages show
+
+
+def rubric_of(session: Session, result: Result) -> RubricModel:
+    """The rubric version that scored `result`: the one its review is scored against."""
+    return _rubric_of(session, result)
+
+
+def rubric_slug_of(session: Session, result: Result) -> str | None:
+    row = session.get(Rubric, result.rubric_id) if result.rubric_id is not None else None
+    return row.slug if row is not None else None
+
+
+def input_of(row: ReviewRow) -> ReviewInput:
+    """A stored review (or draft) as the input that would write it again."""
+    return _input_of(row)
+
+
+@dataclass(frozen=True)
+class CriterionPreview:
+    id: str
+    title: str
+    manual: bool
+    pending: bool
+    level: str | None
+    points: float  # weighted: what the criterion adds to the total
+    max_points: float
+    below_minimum: bool
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The score a review would give, before any late penalty: what the page shows as the preview."""
+
+    criteria: tuple[CriterionPreview, ...]
+    automatic: float
+    manual: float  # with the adjustment, within the manual criteria's bounds
+    manual_max: float
+    total: float
+    max_score: float
+    pass_mark: float
+    pending: tuple[str, ...]
+    below_minimum: bool
+
+    @property
+    def passes(self) -> bool | None:
+        if self.pending:
+            return None
+        return not self.below_minimum and meets(
+            self.total / self.max_score if self.max_score else 0.0, self.pass_mark
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "criteria": [
+                {
+                    "criterion": c.id,
+                    "points": None if c.pending else c.points,
+                    "max_points": c.max_points,
+                    "level": c.level,
+                    "manual": c.manual,
+                }
+                for c in self.criteria
+            ],
+            "automatic": self.automatic,
+            "manual": self.manual,
+            "manual_max": self.manual_max,
+            "total": self.total,
+            "max_score": self.max_score,
+            "pending": list(self.pending),
+            "passes": self.passes,
+        }
+
+
+def preview(session: Session, result: Result, given: ReviewInput) -> Preview:
+    """Score `given` against the result's rubric without recording anything; open criteria count 0."""
+    scored = _score(_rubric_of(session, result), result, given, partial=True)
+    automatic = math.fsum(c.weighted_points for c in scored.result.criteria if not c.manual)
+    max_score = scored.result.max_score
+    return Preview(
+        criteria=tuple(
+            CriterionPreview(
+                c.id,
+                c.title,
+                c.manual,
+                c.pending,
+                c.level,
+                c.weighted_points,
+                c.weighted_max,
+                c.below_minimum,
+            )
+            for c in scored.result.criteria
+        ),
+        automatic=round(automatic, 4),
+        manual=round(scored.manual_points, 4),
+        manual_max=scored.manual_max,
+        total=round(min(automatic + scored.manual_points, max_score), 4),
+        max_score=max_score,
+        pass_mark=scored.rubric.pass_mark,
+        pending=tuple(c.id for c in scored.result.criteria if c.pending),
+        below_minimum=scored.below_minimum,
+    )
+
+
+@dataclass(frozen=True)
+class ShownReview:
+    """A submitted review as another reviewer may see it (an adjudicator, a regrade's reviewer)."""
+
+    id: int
+    slot: str
+    version: int
+    reviewer: str
+    submitted_at: datetime
+    input: ReviewInput
+    manual_points: float
+    manual_max: float
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What the page of a task shows beside the evidence.
+
+    `shown` keeps double review independent: the first and second reviewers see no other review;
+    an adjudicator sees both; a regrade's reviewer sees the reviews that stand. `prefill` is what the
+    form starts with: the reviewer's draft, or for a regrade the scores that stand (so that leaving
+    them as they are changes nothing).
+    """
+
+    task: ReviewTask
+    shown: tuple[ShownReview, ...]
+    request: RegradeRequest | None
+    draft: ReviewRow | None
+    prefill: ReviewInput
+
+
+def task_context(session: Session, reviewer: User, task: ReviewTask) -> TaskContext:
+    result = task.result
+    rubric = _rubric_of(session, result)
+    submitted = _deciding(session, result)
+    shown_rows: list[ReviewRow] = []
+    if task.slot == ReviewSlot.ADJUDICATION:
+        shown_rows = [r for r in submitted if r.slot in (ReviewSlot.FIRST, ReviewSlot.SECOND)]
+    elif task.slot == ReviewSlot.REGRADE:
+        shown_rows = list(submitted)
+    shown = []
+    for row in shown_rows:
+        given = _input_of(row)
+        scored = _score(rubric, result, given, partial=True)
+        shown.append(
+            ShownReview(
+                id=row.id,
+                slot=row.slot,
+                version=row.version,
+                reviewer=row.reviewer.name,
+                submitted_at=row.updated_at,
+                input=given,
+                manual_points=scored.manual_points,
+                manual_max=scored.manual_max,
+            )
+        )
+    request = (
+        session.get(RegradeRequest, task.regrade_request_id) if task.regrade_request_id is not None else None
+    )
+    draft = draft_for(session, reviewer, task)
+    if draft is not None:
+        prefill = _input_of(draft)
+    elif task.slot == ReviewSlot.REGRADE and submitted:
+        standing = _input_of(submitted[-1])
+        prefill = ReviewInput(
+            reviews=tuple(
+                Review(r.criterion_id, level=r.level, points=r.points, items=r.items)
+                for r in standing.reviews
+            )
+        )
+    else:
+        prefill = ReviewInput()
+    return TaskContext(task=task, shown=tuple(shown), request=request, draft=draft, prefill=prefill)
+
+
+@dataclass(frozen=True)
+class SubmittedReview:
+    id: int
+    version: int
+    slot: str
+    assessment_title: str
+    attempt_number: int
+    learner: str | None  # None under blind review
+    submitted_at: datetime
+    score: float | None  # the result's score now
+    max_score: float | None
+    passed: bool | None
+
+
+def recent_reviews(session: Session, reviewer: User, limit: int = 10) -> list[SubmittedReview]:
+    """The newest reviews `reviewer` submitted (each at its newest version), for editing."""
+    rows = session.execute(
+        select(ReviewRow, Result, Submission)
+        .join(Result, Result.id == ReviewRow.result_id)
+        .join(Submission, Submission.id == Result.submission_id)
+        .where(ReviewRow.reviewer_id == reviewer.id, ReviewRow.state == ReviewState.SUBMITTED)
+        .order_by(ReviewRow.updated_at.desc(), ReviewRow.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        SubmittedReview(
+            id=row.id,
+            version=row.version,
+            slot=row.slot,
+            assessment_title=submission.assessment.title,
+            attempt_number=submission.attempt_number,
+            learner=None
+            if review_queue.hides_learner(session, reviewer, submission)
+            else submission.user.name,
+            submitted_at=row.updated_at,
+            score=None if result.needs_review else result.score,
+            max_score=None if result.needs_review else result.max_score,
+            passed=None if result.needs_review else result.passed,
+        )
+        for row, result, submission in rows
+    ]
+
+
+def review_context(session: Session, row: ReviewRow) -> tuple[Result, Submission, RubricModel]:
+    result = session.get(Result, row.result_id)
+    assert result is not None
+    submission = session.get(Submission, result.submission_id)
+    assert submission is not None
+    return result, submission, _rubric_of(session, result)

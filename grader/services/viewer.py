@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -53,6 +54,17 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class EarlierAttempt:
+    submission_id: str
+    attempt_number: int
+    created_at: datetime
+    status: str
+    score: float | None
+    max_score: float | None
+    passed: bool | None
+
+
+@dataclass(frozen=True)
 class Bundle:
     """Everything a viewer shows of one submission."""
 
@@ -72,6 +84,7 @@ class Bundle:
     earlier: tuple[str, ...]  # the learner's earlier submissions of the same assessment, newest first
     blind: bool
     extra: dict[str, Any] = field(default_factory=dict)
+    history: tuple[EarlierAttempt, ...] = ()  # the earlier submissions, newest first, with their results
 
 
 @dataclass(frozen=True)
@@ -110,11 +123,7 @@ def _viewable(session: Session, user: User, submission_id: str) -> tuple[Submiss
 
 
 def _blind_for(session: Session, user: User, submission: Submission) -> bool:
-    """Blind review hides the learner from reviewers; the learner, the program's staff and admins see all."""
-    if not review_queue.policy_of(submission).blind or submission.user_id == user.id:
-        return False
-    staff = access.programs_of(session, user, staff_only=True)
-    return not (staff is None or staff & access.programs_of_assessment(session, submission.assessment_id))
+    return review_queue.hides_learner(session, user, submission)
 
 
 def redactor_for(session: Session, user: User, submission: Submission) -> Redactor:
@@ -146,9 +155,18 @@ def bundle(session: Session, user: User, submission_id: str) -> Bundle:
             question = by_id.get(qid)
             if question is not None and question.type == "short_text":
                 answers.append(Answer(qid, question.prompt, redact(str(given))))
-    earlier = tuple(
-        session.scalars(
-            select(Submission.id)
+    history = tuple(
+        EarlierAttempt(
+            submission_id=row.id,
+            attempt_number=row.attempt_number,
+            created_at=row.created_at,
+            status=row.status,
+            score=standing.score if standing is not None and not standing.needs_review else None,
+            max_score=standing.max_score if standing is not None and not standing.needs_review else None,
+            passed=standing.passed if standing is not None and not standing.needs_review else None,
+        )
+        for row in session.scalars(
+            select(Submission)
             .where(
                 Submission.user_id == submission.user_id,
                 Submission.assessment_id == submission.assessment_id,
@@ -156,7 +174,9 @@ def bundle(session: Session, user: User, submission_id: str) -> Bundle:
             )
             .order_by(Submission.created_at.desc())
         ).all()
+        for standing in (latest_result(session, row),)
     )
+    earlier = tuple(attempt.submission_id for attempt in history)
     return Bundle(
         submission_id=submission.id,
         kind=submission.kind,
@@ -167,19 +187,47 @@ def bundle(session: Session, user: User, submission_id: str) -> Bundle:
         commit=submission.commit_sha,
         files=files,
         omitted=int(evidence.get("omitted", 0)),
-        tests=tuple(dict(t) for t in feedback.get("tests", [])) if not own else (),
-        criteria=tuple(dict(c) for c in feedback.get("rubric", {}).get("criteria", [])),
+        # Test output and explanations may quote paths or text with the learner's name in them.
+        tests=tuple(_redacted(dict(t), redact) for t in feedback.get("tests", [])) if not own else (),
+        criteria=tuple(_redacted(dict(c), redact) for c in feedback.get("rubric", {}).get("criteria", [])),
         answers=tuple(answers),
         notes=tuple(redact(n) for n in feedback.get("notes", [])),
         earlier=earlier,
         blind=blind,
         extra={"totals": feedback.get("totals", {})},
+        history=history,
     )
 
 
-def read_file(session: Session, store: FileStore, user: User, submission_id: str, path: str) -> FileView:
-    """One file of the bundle, with its text when it is text small enough to show."""
-    view = bundle(session, user, submission_id)
+def _redacted(value: Any, redact: Redactor) -> Any:
+    """Every text inside a JSON-like value, redacted (keys are ours and stay as they are)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item, redact) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item, redact) for item in value]
+    return value
+
+
+def read_file(
+    session: Session,
+    store: FileStore,
+    user: User,
+    submission_id: str,
+    path: str,
+    *,
+    seen: Bundle | None = None,
+) -> FileView:
+    """One file of the bundle, with its text when it is text small enough to show.
+
+    `seen` is the bundle this viewer was already given (a page that shows both need not build it twice).
+    """
+    view = (
+        seen
+        if seen is not None and seen.submission_id == submission_id
+        else bundle(session, user, submission_id)
+    )
     found = next((f for f in view.files if f.path == path or f.shown_path == path), None)
     if found is None:
         raise NotFound("no such file in this submission", details={"field": "path"})
@@ -187,7 +235,7 @@ def read_file(session: Session, store: FileStore, user: User, submission_id: str
         return FileView(found, None)
     submission = session.get(Submission, submission_id)
     assert submission is not None
-    text = store.get(found.sha256).decode("utf-8")
+    text = store.get(found.sha256).decode("utf-8", errors="replace")
     return FileView(found, redactor_for(session, user, submission)(text))
 
 
