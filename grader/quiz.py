@@ -223,6 +223,16 @@ def correct_answer(question: AnyQuestion) -> Any:
     return question.accept[0] if question.accept else None
 
 
+# ---------------------------------------------------------------- presentation: answers in words
+
+
+def number_in_words(value: float) -> str:
+    """A number as a person typed it: 429, not 429.0; 0.1, not 0.1000000001 or 1e-01."""
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))  # the shortest text that reads back as the same number
+
+
 def answer_in_words(question: AnyQuestion) -> str:
     """The correct answer as a person reads it: choice texts, not their ids."""
     if isinstance(question, SingleChoice):
@@ -232,6 +242,44 @@ def answer_in_words(question: AnyQuestion) -> str:
     if isinstance(question, TrueFalse):
         return "true" if question.answer else "false"
     if isinstance(question, Numeric):
-        tolerance = f" (± {question.tolerance:g})" if question.tolerance else ""
-        return f"{question.answer:g}{' ' + question.unit if question.unit else ''}{tolerance}"
+        tolerance = f" (± {number_in_words(question.tolerance)})" if question.tolerance else ""
+        return f"{number_in_words(question.answer)}{' ' + question.unit if question.unit else ''}{tolerance}"
     return question.accept[0] if question.accept else f"text matching {question.patterns[0]}"
+
+
+def given_answer_in_words(question: AnyQuestion, value: Any) -> str:
+    """The learner's own (validated) answer as they would read it: choice texts, true or false, the
+    number as typed. A value that no longer fits the question (the catalog changed) is shown as text."""
+    if isinstance(question, SingleChoice):
+        return next((c.text for c in question.choices if c.id == value), str(value))
+    if isinstance(question, MultipleChoice) and isinstance(value, list):
+        picked = set(value)
+        return "; ".join(c.text for c in question.choices if c.id in picked) or "nothing selected"
+    if isinstance(question, TrueFalse) and isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(question, Numeric) and isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{number_in_words(float(value))}{' ' + question.unit if question.unit else ''}"
+    return str(value)
+
+
+def prompt_in_words(prompt: str, limit: int = 80) -> str:
+    """A question's prompt as one short line of plain text, to name the question in a message."""
+    text = " ".join(prompt.replace("`", "").replace("*", "").split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
+
+
+def answer_problem_in_words(question: Mapping[str, Any]) -> str:
+    """What a valid answer to a question (as `present_questions` shows it) looks like: an error
+    message that names the question by its text, never by its id."""
+    kind = question.get("type")
+    if kind == "single_choice":
+        expected = "one of the choices shown"
+    elif kind == "multiple_choice":
+        expected = "one or more of the choices shown"
+    elif kind == "true_false":
+        expected = "true or false"
+    elif kind == "numeric":
+        expected = "a number, such as 42 or 3.5"
+    else:
+        expected = f"text of at most {question.get('max_length', 500)} characters"
+    return f"The answer to \u201c{prompt_in_words(str(question.get('prompt', '')))}\u201d must be {expected}."

@@ -1,24 +1,49 @@
-"""Read models for pages and the API: what a learner may see of a submission and its result."""
+"""Read models for pages and the API: what a learner may see of a submission and its result.
+
+Besides the result itself (held back, feedback policy and all), this module owns the learner's side
+of review as they read it: who graded each criterion (a machine, or a reviewer named only when the
+assessment is not blind), the reviewers' comments beside the rubric and beside the lines of code they
+are about, the files received, and the regrade requests with their answers. No Flask here.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import datetime
+import copy
+import io
+import math
+import zipfile
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from grader.catalog.schema import QuizAssessment, RepositoryAssessment
-from grader.errors import NotFound
-from grader.models import GradeOutcome, Result, Role, Submission, User, utcnow
-from grader.quiz import answer_in_words, feedback_allows_answers
-from grader.services import access, progress
+from grader.config import Settings
+from grader.errors import GraderError, InvalidInput, NotFound
+from grader.models import (
+    Assessment,
+    GradeOutcome,
+    RegradeRequest,
+    Result,
+    ReviewState,
+    Role,
+    Submission,
+    SubmissionStatus,
+    User,
+    utcnow,
+)
+from grader.models import Review as ReviewRow
+from grader.quiz import answer_in_words, feedback_allows_answers, given_answer_in_words
+from grader.services import access, progress, review_queue, reviews, submissions, viewer
+from grader.services.catalog import current_version
 from grader.services.deadlines import deadline_for
 from grader.services.grading import latest_result, queue_position
-from grader.services.progress import ProgramProgress
+from grader.services.progress import ProgramProgress, RequirementStatus
 from grader.services.repository import Release, visible_tests
-from grader.services.submissions import attempts_used, has_open_attempt, parse_definition
+from grader.services.submissions import Availability, attempts_used, has_open_attempt, parse_definition
+from grader.storage import FileStore
 
 
 def get_submission_for(session: Session, user: User, submission_id: str) -> Submission:
@@ -82,7 +107,8 @@ def withheld_reason(release: Release) -> str:
 def result_view(
     session: Session, submission: Submission, result: Result, *, staff: bool = False
 ) -> dict[str, Any]:
-    feedback = dict(result.feedback)
+    # A deep copy: the stored feedback is the ORM's JSON value, and what a viewer may see is cut from it.
+    feedback = copy.deepcopy(result.feedback)
     definition = parse_definition(submission.assessment_version)
     held_back: str | None = None
     if isinstance(definition, RepositoryAssessment):
@@ -109,6 +135,8 @@ def result_view(
                 feedback.pop("totals", None)
     if isinstance(definition, QuizAssessment):
         _quiz_feedback(session, submission, result, definition, feedback, staff=staff)
+    if isinstance(feedback.get("review"), dict):
+        _name_reviewers(session, submission, feedback["review"], staff=staff)
     if result.outcome == GradeOutcome.GRADER_ERROR and not staff:
         feedback = {
             "messages": [
@@ -161,10 +189,28 @@ def _quiz_feedback(
             question["answer_text"] = answer_in_words(by_id[question["id"]])
     else:
         questions = [{"id": q["id"], "answered": q.get("answered", False)} for q in questions]
+    given = submission.payload.get("answers", {})
     for question in questions:
-        question["prompt"] = by_id[question["id"]].prompt
+        definition = by_id[question["id"]]
+        question["prompt"] = definition.prompt
+        question["type"] = definition.type
+        # The learner's own answer, in words: theirs to see whatever the policy hides.
+        question["your_answer"] = (
+            given_answer_in_words(definition, given[question["id"]]) if question["id"] in given else None
+        )
     feedback["questions"] = questions
     feedback["answers_shown"] = shown
+
+
+def _name_reviewers(session: Session, submission: Submission, review: dict[str, Any], *, staff: bool) -> None:
+    """Reviewers by name, and only where the assessment is not blind; learners never get their ids."""
+    blind = review_queue.policy_of(submission).blind
+    for entry in review.get("reviews", []):
+        reviewer = session.get(User, entry.get("reviewer_id")) if entry.get("reviewer_id") else None
+        entry["reviewer"] = reviewer.name if reviewer is not None and (staff or not blind) else None
+        if not staff:
+            entry.pop("reviewer_id", None)
+            entry.pop("id", None)
 
 
 def learner_progress(session: Session, user: User, program_slug: str) -> ProgramProgress:
@@ -208,18 +254,22 @@ def _withheld(session: Session, result: Result) -> bool:
 
 
 def learner_submissions(session: Session, user: User, limit: int = 50) -> list[dict[str, Any]]:
-    submissions = session.scalars(
+    submissions_ = session.scalars(
         select(Submission)
         .where(Submission.user_id == user.id)
         .order_by(Submission.created_at.desc())
         .limit(limit)
     ).all()
     rows = []
-    for submission in submissions:
+    for submission in submissions_:
         result = latest_result(session, submission)
-        shown = result is not None and result.outcome in (GradeOutcome.GRADED, GradeOutcome.TAMPERED)
-        if result is not None and shown and _withheld(session, result):
-            shown = False
+        withheld = result is not None and _withheld(session, result)
+        shown = (
+            result is not None
+            and result.outcome in (GradeOutcome.GRADED, GradeOutcome.TAMPERED)
+            and not result.needs_review
+            and not withheld
+        )
         rows.append(
             {
                 "id": submission.id,
@@ -227,8 +277,451 @@ def learner_submissions(session: Session, user: User, limit: int = 50) -> list[d
                 "assessment_title": submission.assessment.title,
                 "status": submission.status,
                 "created_at": submission.created_at,
-                "score": f"{result.score:g}/{result.max_score:g}" if result is not None and shown else None,
+                "score": result.score if result is not None and shown else None,
+                "max_score": result.max_score if result is not None and shown else None,
                 "passed": result.passed if result is not None and shown else None,
+                "badge": badge(submission.status, result, withheld=withheld),
             }
         )
     return rows
+
+
+# ---------------------------------------------------------------- badges: a state in words and a colour
+
+
+@dataclass(frozen=True)
+class Badge:
+    """A state as a person reads it; `tone` picks the colour, and a pass and a fail never share one."""
+
+    label: str
+    tone: str  # passed | failed | pending | neutral | error
+
+
+def badge(status: str, result: Result | None, *, withheld: bool = False) -> Badge:
+    """The badge of a submission from its status and latest result."""
+    if result is None:
+        if status == SubmissionStatus.ERROR:
+            return Badge("not graded", "error")
+        return Badge("grading" if status == SubmissionStatus.GRADING else "queued", "neutral")
+    if result.outcome == GradeOutcome.GRADER_ERROR:
+        return Badge("not graded", "error")
+    if result.outcome == GradeOutcome.NOT_GRADABLE:
+        return Badge("could not be graded", "failed")
+    if result.needs_review or result.passed is None:
+        return Badge("waiting for review", "pending")
+    if withheld:
+        return Badge("graded, total held back", "neutral")
+    return Badge("passed", "passed") if result.passed else Badge("not passed", "failed")
+
+
+REQUIREMENT_BADGES = {
+    "passed": Badge("passed", "passed"),
+    "failed": Badge("not passed", "failed"),
+    "pending": Badge("waiting for a result", "pending"),
+    "not_attempted": Badge("not attempted", "neutral"),
+    "held_back": Badge("held back", "neutral"),
+}
+
+
+def requirement_badge(status: str) -> Badge:
+    return REQUIREMENT_BADGES.get(status, Badge(status.replace("_", " "), "neutral"))
+
+
+# ---------------------------------------------------------------- the program page
+
+
+@dataclass(frozen=True)
+class RequirementRow:
+    requirement: RequirementStatus
+    badge: Badge
+    availability: Availability
+    latest_submission_id: str | None  # the newest hand-in, whatever its state (waiting for review too)
+    latest_badge: Badge | None
+
+
+@dataclass(frozen=True)
+class ProgramPage:
+    progress: ProgramProgress
+    rows: tuple[RequirementRow, ...]
+
+
+def program_page(session: Session, settings: Settings, user: User, program_slug: str) -> ProgramPage:
+    """A program's requirements with the learner's standing and what they can do next on each."""
+    standing = learner_progress(session, user, program_slug)
+    rows = []
+    for requirement in standing.requirements:
+        latest = session.scalar(
+            select(Submission)
+            .join(Assessment, Assessment.id == Submission.assessment_id)
+            .where(Submission.user_id == user.id, Assessment.slug == requirement.assessment)
+            .order_by(Submission.created_at.desc())
+            .limit(1)
+        )
+        result = latest_result(session, latest) if latest is not None else None
+        rows.append(
+            RequirementRow(
+                requirement=requirement,
+                badge=requirement_badge(requirement.status),
+                availability=submissions.availability(session, settings, user, requirement.assessment),
+                latest_submission_id=latest.id if latest is not None else None,
+                latest_badge=badge(
+                    latest.status, result, withheld=result is not None and _withheld(session, result)
+                )
+                if latest is not None
+                else None,
+            )
+        )
+    return ProgramPage(progress=standing, rows=tuple(rows))
+
+
+# ---------------------------------------------------------------- the result page
+
+
+EXCERPT_CONTEXT = 2  # lines shown above and below a line a reviewer commented on
+
+
+@dataclass(frozen=True)
+class ExcerptLine:
+    number: int
+    text: str
+    commented: bool
+
+
+@dataclass(frozen=True)
+class InlineNote:
+    path: str
+    line: int
+    body: str  # Markdown
+    reviewer: str | None
+    excerpt: tuple[ExcerptLine, ...]  # empty when the file cannot be shown (binary, too large, gone)
+
+
+@dataclass(frozen=True)
+class CriterionRow:
+    id: str
+    title: str
+    manual: bool
+    pending: bool
+    level: str | None
+    points: float | None
+    max_points: float | None
+    explanation: str
+    graded_by: str  # "automatic", "a reviewer", "Rui", "two reviewers"...
+    comments: tuple[tuple[str | None, str], ...]  # (reviewer name or None, Markdown)
+
+
+@dataclass(frozen=True)
+class ReviewNote:
+    reviewer: str | None
+    comment: str  # Markdown
+    adjustment: float
+    adjustment_reason: str
+
+
+@dataclass(frozen=True)
+class RegradeView:
+    id: int
+    criterion: str
+    criterion_title: str
+    reason: str
+    status: str  # open | answered
+    reply: str
+    changed: bool
+    created_at: datetime
+    answered_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "criterion": self.criterion,
+            "criterion_title": self.criterion_title,
+            "reason": self.reason,
+            "status": self.status,
+            "reply": self.reply or None,
+            "changed": self.changed,
+            "created_at": self.created_at.isoformat(),
+            "answered_at": self.answered_at.isoformat() if self.answered_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class RegradeSection:
+    may_ask: bool  # the learner's own reviewed result, inside the window
+    closes_at: datetime | None
+    criteria: tuple[tuple[str, str], ...]  # (id, title) of the criteria a reviewer scored
+    waiting: frozenset[str]  # criteria with a request waiting for an answer
+    requests: tuple[RegradeView, ...]
+
+
+@dataclass(frozen=True)
+class FileReceived:
+    path: str
+    size: int
+
+
+@dataclass(frozen=True)
+class SubmissionPage:
+    view: dict[str, Any]  # `submission_view`, as the API gives it
+    badge: Badge
+    criteria: tuple[CriterionRow, ...]
+    reviews: tuple[ReviewNote, ...]
+    inline: tuple[InlineNote, ...]
+    files: tuple[FileReceived, ...]
+    files_omitted: int
+    regrade: RegradeSection
+    blind: bool
+    own: bool
+
+
+def submission_page(session: Session, store: FileStore, user: User, submission_id: str) -> SubmissionPage:
+    """Everything the result page shows: the result, the review beside the rubric and the code, the
+    files received and the regrade requests."""
+    view = submission_view(session, user, submission_id)
+    submission = get_submission_for(session, user, submission_id)
+    result = latest_result(session, submission)
+    result_shown = view["result"]
+    feedback: dict[str, Any] = result_shown["feedback"] if result_shown else {}
+    blind = review_queue.policy_of(submission).blind
+    review = _section(feedback, "review")
+    entries: list[dict[str, Any]] = list(review.get("reviews", []))
+    criteria = tuple(_criterion_row(c, entries) for c in _section(feedback, "rubric").get("criteria", []))
+    notes = tuple(
+        ReviewNote(
+            reviewer=e.get("reviewer"),
+            comment=str(e.get("comment") or ""),
+            adjustment=float(e.get("adjustment") or 0.0),
+            adjustment_reason=str(e.get("adjustment_reason") or ""),
+        )
+        for e in entries
+        if e.get("comment") or e.get("adjustment")
+    )
+    manifest = _section(feedback, "evidence")
+    files = tuple(
+        FileReceived(str(f.get("path", "")), int(f.get("size", 0))) for f in manifest.get("files", [])
+    )
+    own = submission.user_id == user.id
+    return SubmissionPage(
+        view=view,
+        badge=badge(submission.status, result, withheld=bool(result_shown and result_shown["held_back"])),
+        criteria=criteria,
+        reviews=notes,
+        inline=_inline_notes(session, store, user, submission_id, entries),
+        files=files,
+        files_omitted=int(manifest.get("omitted", 0)),
+        regrade=_regrade_section(session, submission, result, criteria, own=own),
+        blind=blind,
+        own=own,
+    )
+
+
+def _section(feedback: dict[str, Any], key: str) -> dict[str, Any]:
+    value = feedback.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _criterion_row(criterion: dict[str, Any], entries: list[dict[str, Any]]) -> CriterionRow:
+    manual = bool(criterion.get("manual"))
+    pending = bool(criterion.get("pending"))
+    comments = tuple(
+        (e.get("reviewer"), str(e["criteria_comments"][criterion["id"]]))
+        for e in entries
+        if criterion.get("id") in (e.get("criteria_comments") or {})
+    )
+    if not manual:
+        graded_by = "automatic"
+    elif pending:
+        graded_by = "waiting for a reviewer"
+    else:
+        names = [e["reviewer"] for e in entries if e.get("reviewer")]
+        if len(entries) > 1:
+            graded_by = "two reviewers" + (f" ({' and '.join(names)})" if len(names) == len(entries) else "")
+        elif names:
+            graded_by = f"reviewer {names[0]}"
+        else:
+            graded_by = "a reviewer"
+    points = criterion.get("points")
+    max_points = criterion.get("max_points")
+    return CriterionRow(
+        id=str(criterion.get("id", "")),
+        title=str(criterion.get("title", "")),
+        manual=manual,
+        pending=pending,
+        level=criterion.get("level"),
+        points=float(points) if isinstance(points, int | float) else None,
+        max_points=float(max_points) if isinstance(max_points, int | float) else None,
+        explanation=str(criterion.get("explanation") or ""),
+        graded_by=graded_by,
+        comments=comments,
+    )
+
+
+def _inline_notes(
+    session: Session, store: FileStore, user: User, submission_id: str, entries: list[dict[str, Any]]
+) -> tuple[InlineNote, ...]:
+    texts: dict[str, list[str] | None] = {}
+    notes = []
+    for entry in entries:
+        for comment in entry.get("inline", []):
+            path, line = str(comment.get("path", "")), int(comment.get("line", 0))
+            if path not in texts:
+                texts[path] = _file_lines(session, store, user, submission_id, path)
+            lines = texts[path]
+            excerpt: tuple[ExcerptLine, ...] = ()
+            if lines is not None and 1 <= line <= len(lines):
+                first, last = max(1, line - EXCERPT_CONTEXT), min(len(lines), line + EXCERPT_CONTEXT)
+                excerpt = tuple(ExcerptLine(n, lines[n - 1], n == line) for n in range(first, last + 1))
+            notes.append(InlineNote(path, line, str(comment.get("body", "")), entry.get("reviewer"), excerpt))
+    return tuple(sorted(notes, key=lambda n: (n.path, n.line)))
+
+
+def _file_lines(
+    session: Session, store: FileStore, user: User, submission_id: str, path: str
+) -> list[str] | None:
+    try:
+        content = viewer.read_file(session, store, user, submission_id, path).content
+    except GraderError:  # no longer in the bundle, or the store lost it: the comment still shows
+        return None
+    return content.splitlines() if content is not None else None
+
+
+def _regrade_section(
+    session: Session,
+    submission: Submission,
+    result: Result | None,
+    criteria: tuple[CriterionRow, ...],
+    *,
+    own: bool,
+) -> RegradeSection:
+    titles = {c.id: c.title for c in criteria}
+    requests = tuple(regrade_views(session, submission, titles))
+    reviewed = (
+        session.scalars(
+            select(ReviewRow.created_at).where(
+                ReviewRow.result_id == result.id, ReviewRow.state == ReviewState.SUBMITTED
+            )
+        ).all()
+        if result is not None
+        else []
+    )
+    closes_at = None
+    if reviewed:
+        # The same window `reviews.request_regrade` enforces; it stays the authority when asked.
+        closes_at = max(reviewed) + timedelta(days=review_queue.policy_of(submission).regrade_window_days)
+    scored = tuple((c.id, c.title) for c in criteria if c.manual and not c.pending)
+    waiting = frozenset(r.criterion for r in requests if r.status == "open" and result is not None)
+    may_ask = (
+        own
+        and result is not None
+        and not result.needs_review
+        and closes_at is not None
+        and utcnow() <= closes_at
+        and bool(scored)
+    )
+    return RegradeSection(
+        may_ask=may_ask, closes_at=closes_at, criteria=scored, waiting=waiting, requests=requests
+    )
+
+
+def regrade_views(
+    session: Session, submission: Submission, titles: dict[str, str] | None = None
+) -> list[RegradeView]:
+    """A submission's regrade requests, oldest first, with the criterion's title and the reply."""
+    if titles is None:
+        titles = _criterion_titles(session, submission)
+    return [
+        RegradeView(
+            id=r.id,
+            criterion=r.criterion_id,
+            criterion_title=titles.get(r.criterion_id, r.criterion_id),
+            reason=r.reason,
+            status=r.status,
+            reply=r.reply,
+            changed=r.changed,
+            created_at=r.created_at,
+            answered_at=r.answered_at,
+        )
+        for r in reviews.regrade_requests_of(session, submission.id)
+    ]
+
+
+def _criterion_titles(session: Session, submission: Submission) -> dict[str, str]:
+    result = latest_result(session, submission)
+    if result is None:
+        return {}
+    rubric = result.feedback.get("rubric", {})
+    return {str(c.get("id")): str(c.get("title")) for c in rubric.get("criteria", [])}
+
+
+def learner_regrade_requests(session: Session, user: User, submission_id: str) -> list[RegradeView]:
+    """The regrade requests of a submission its owner (or a reviewer of its program) may see."""
+    return regrade_views(session, get_submission_for(session, user, submission_id))
+
+
+def ask_regrade(
+    session: Session, learner: User, submission_id: str, criterion_id: Any, reason: Any
+) -> RegradeView:
+    """A learner's regrade request (`reviews.request_regrade` decides), as the learner reads it."""
+    if not isinstance(criterion_id, str) or not criterion_id or len(criterion_id) > 100:
+        raise InvalidInput("choose the criterion to look at again", details={"field": "criterion"})
+    if not isinstance(reason, str):
+        raise InvalidInput("the reason must be text", details={"field": "reason"})
+    request: RegradeRequest = reviews.request_regrade(session, learner, submission_id, criterion_id, reason)
+    submission = session.get(Submission, request.submission_id)
+    assert submission is not None
+    return next(v for v in regrade_views(session, submission) if v.id == request.id)
+
+
+# ---------------------------------------------------------------- live status, starter code
+
+
+def status_view(session: Session, user: User, submission_id: str) -> dict[str, Any]:
+    """The few fields a page polls while a submission is graded."""
+    submission = get_submission_for(session, user, submission_id)
+    result = latest_result(session, submission)
+    session.refresh(submission)
+    runs = submission.runs
+    position = queue_position(session, runs[-1]) if runs else None
+    shown = badge(submission.status, result, withheld=result is not None and _withheld(session, result))
+    return {
+        "id": submission.id,
+        "status": submission.status,
+        "label": shown.label,
+        "queue_position": position,
+        "has_result": result is not None,
+        "done": submission.status not in (SubmissionStatus.QUEUED, SubmissionStatus.GRADING),
+    }
+
+
+def starter_zip(session: Session, user: User, slug: str) -> tuple[str, bytes]:
+    """The starter code of a repository assessment as a zip, for a learner who may hand in to it."""
+    version = current_version(session, slug)
+    submissions.check_enrolled(session, user, slug)
+    files = submissions.starter_files(version)
+    if not files:
+        raise NotFound("this assessment has no starter code")
+    folder = f"{slug}-starter"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, data in sorted(files.items()):
+            # A fixed date: the same starter code always makes the same archive.
+            info = zipfile.ZipInfo(f"{folder}/{path}", date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    return f"{folder}.zip", buffer.getvalue()
+
+
+def seconds_in_words(seconds: float) -> str:
+    """60 seconds, 2 minutes, 1 hour 30 minutes: a limit or a wait for people."""
+    total = max(0, math.ceil(seconds))
+    if total < 120 and total % 60:
+        return f"{total} second{'s' if total != 1 else ''}"
+    minutes = math.ceil(total / 60)
+    if minutes < 60:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours, rest = divmod(minutes, 60)
+    if hours >= 48:
+        days = math.ceil(hours / 24)
+        return f"{days} days"
+    text = f"{hours} hour{'s' if hours != 1 else ''}"
+    return text + (f" {rest} minute{'s' if rest != 1 else ''}" if rest else "")

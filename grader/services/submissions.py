@@ -23,12 +23,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from grader.catalog.bundle import Bundle
 from grader.catalog.loader import BUNDLED_FOLDERS_KEY, EXPECTED_TESTS_KEY
 from grader.catalog.schema import AssessmentDefinition, QuizAssessment, RepositoryAssessment
 from grader.config import Settings
 from grader.errors import (
     AttemptsExhausted,
     Conflict,
+    GraderError,
     InvalidInput,
     NotFound,
     PermissionDenied,
@@ -114,20 +116,9 @@ def start_quiz_attempt(
         raise InvalidInput(f"{assessment_slug!r} is not a quiz", details={"field": "assessment"})
     _check_enrolled(session, user, version.assessment)
     late_penalty(quiz, deadline_for(session, user.id, version.assessment_id, quiz), now)
-    open_attempt = session.scalar(
-        select(QuizAttempt)
-        .where(
-            QuizAttempt.user_id == user.id,
-            QuizAttempt.assessment_version_id == version.id,
-            QuizAttempt.submitted_at.is_(None),
-        )
-        .order_by(QuizAttempt.started_at.desc())
-        .limit(1)
-    )
     # Re-opening returns the same draw: asking again must not let a learner fish for easier questions.
-    if open_attempt is not None and (
-        open_attempt.deadline_at is None or open_attempt.deadline_at + QUIZ_DEADLINE_GRACE > now
-    ):
+    open_attempt = _reopenable_attempt(session, user.id, version.id, now)
+    if open_attempt is not None:
         attempt = open_attempt
     else:
         # Every drawn attempt counts, submitted or not: letting attempts expire must not be a free
@@ -137,6 +128,25 @@ def start_quiz_attempt(
         _check_start_rate(session, settings, user, version.assessment, now)
         attempt = _draw_attempt(session, user, version, quiz, now)
     return quiz_attempt_view(attempt, quiz)
+
+
+def _reopenable_attempt(session: Session, user_id: int, version_id: int, now: datetime) -> QuizAttempt | None:
+    """The learner's newest attempt at this version that is not handed in and still in time."""
+    attempt = session.scalar(
+        select(QuizAttempt)
+        .where(
+            QuizAttempt.user_id == user_id,
+            QuizAttempt.assessment_version_id == version_id,
+            QuizAttempt.submitted_at.is_(None),
+        )
+        .order_by(QuizAttempt.started_at.desc())
+        .limit(1)
+    )
+    if attempt is not None and (
+        attempt.deadline_at is None or attempt.deadline_at + QUIZ_DEADLINE_GRACE > now
+    ):
+        return attempt
+    return None
 
 
 def _check_start_rate(
@@ -502,8 +512,17 @@ def _quiz_payload(
     return payload, version, attempt
 
 
-def open_attempt_view(session: Session, user: User, attempt_id: str) -> dict[str, Any]:
+# ---------------------------------------------------------------- presentation: what the learner's pages show
+#
+# Read-only helpers for the pages and the API. They reuse the intake checks above, never restate
+# them, so a page can say in advance what a hand-in would be told.
+
+
+def open_attempt_view(
+    session: Session, user: User, attempt_id: str, now: datetime | None = None
+) -> dict[str, Any]:
     """The questions of one of the learner's own quiz attempts, for the quiz page."""
+    now = now or utcnow()
     attempt = session.get(QuizAttempt, attempt_id) if len(attempt_id) <= 64 else None
     if attempt is None or attempt.user_id != user.id:
         raise NotFound("no such quiz attempt")
@@ -511,15 +530,125 @@ def open_attempt_view(session: Session, user: User, attempt_id: str) -> dict[str
     assert isinstance(quiz, QuizAssessment)
     view = quiz_attempt_view(attempt, quiz)
     view["submitted"] = attempt.submitted_at is not None
+    view["submission_id"] = (
+        session.scalar(select(Submission.id).where(Submission.quiz_attempt_id == attempt.id))
+        if attempt.submitted_at is not None
+        else None
+    )
+    view["expired"] = (
+        attempt.submitted_at is None
+        and attempt.deadline_at is not None
+        and now > attempt.deadline_at + QUIZ_DEADLINE_GRACE
+    )
+    view["description"] = quiz.description
+    view["time_limit_minutes"] = quiz.time_limit_minutes
     return view
 
 
+def check_attempt_answers(session: Session, user: User, attempt_id: str, answers: Any) -> None:
+    """`InvalidInput` naming the first answer that would be refused, before anything is handed in
+    (a page asks about unanswered questions only once the answers given are valid)."""
+    attempt = session.get(QuizAttempt, attempt_id) if len(attempt_id) <= 64 else None
+    if attempt is None or attempt.user_id != user.id:
+        raise NotFound("no such quiz attempt", details={"field": "attempt"})
+    quiz = parse_definition(attempt.assessment_version)
+    assert isinstance(quiz, QuizAssessment)
+    validate_answers(quiz, attempt.question_ids, answers)
+
+
 def assessment_summary(session: Session, slug: str) -> dict[str, Any]:
-    """What a learner reads before handing in: title, kind and description."""
-    definition = parse_definition(current_version(session, slug))
-    return {
+    """What a learner reads before handing in: title, kind, description, limits and attempts."""
+    version = current_version(session, slug)
+    definition = parse_definition(version)
+    summary: dict[str, Any] = {
         "slug": definition.slug,
         "kind": definition.kind,
         "title": definition.title,
         "description": definition.description,
+        "due": definition.due,
+        "max_attempts": definition.attempts.max,
+        "cooldown_seconds": definition.attempts.cooldown_seconds,
     }
+    if isinstance(definition, RepositoryAssessment):
+        summary["limits"] = definition.limits.model_dump()
+        summary["submissions_per_hour"] = definition.submissions_per_hour
+        summary["has_starter"] = bool(starter_files(version))
+    return summary
+
+
+def starter_files(version: AssessmentVersion) -> dict[str, bytes]:
+    """A repository assessment's starter code (its `starter` folder in the stored bundle), by path."""
+    definition = parse_definition(version)
+    if not isinstance(definition, RepositoryAssessment):
+        return {}
+    return Bundle.from_stored(version.definition.get(BUNDLED_FOLDERS_KEY)).under(definition.starter)
+
+
+def check_enrolled(session: Session, user: User, slug: str) -> None:
+    """`PermissionDenied` unless the user may hand in to this assessment (the intake rule)."""
+    _check_enrolled(session, user, current_version(session, slug).assessment)
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a learner may start (or hand in to) an assessment now, and why not."""
+
+    attempts_used: int
+    max_attempts: int | None
+    cooldown_seconds: int
+    open_attempt_id: str | None  # a drawn quiz attempt still in time: continue it
+    blocked: GraderError | None  # what starting now would be told (attempts, due date, cooldown, rate)
+    ready_at: datetime | None  # when a cooldown or rate limit ends; None when waiting will not help
+    due: datetime | None = None  # this learner's due date (with an extension)
+    closes: datetime | None = None  # when hand-ins stop being accepted (the end of a late window)
+    late_penalty: float = 0.0  # what a hand-in now would lose, inside a late window
+
+    @property
+    def attempts_left(self) -> int | None:
+        return None if self.max_attempts is None else max(0, self.max_attempts - self.attempts_used)
+
+    @property
+    def can_start(self) -> bool:
+        return self.open_attempt_id is not None or self.blocked is None
+
+
+def availability(
+    session: Session, settings: Settings, user: User, slug: str, now: datetime | None = None
+) -> Availability:
+    """The checks `start_quiz_attempt` (for a quiz) or `submit` (otherwise) would make now, without
+    drawing or storing anything. Queue admission is left out: it changes by the second."""
+    now = now or utcnow()
+    version = current_version(session, slug)
+    assessment = version.assessment
+    definition = parse_definition(version)
+    used = attempts_used(session, user.id, assessment, definition)
+    reopen = (
+        _reopenable_attempt(session, user.id, version.id, now)
+        if isinstance(definition, QuizAssessment)
+        else None
+    )
+    blocked: GraderError | None = None
+    deadline = deadline_for(session, user.id, assessment.id, definition)
+    penalty = 0.0
+    try:
+        _check_enrolled(session, user, assessment)
+        penalty = late_penalty(definition, deadline, now)
+        if reopen is None:
+            _check_attempt_policy(session, settings, user, assessment, definition, now)
+            _check_rate(session, settings, user, assessment, definition, now)
+            if isinstance(definition, QuizAssessment):
+                _check_start_rate(session, settings, user, assessment, now)
+    except (PermissionDenied, Conflict, RateLimited) as exc:
+        blocked = exc
+    ready_at = now + timedelta(seconds=blocked.retry_after) if isinstance(blocked, RateLimited) else None
+    return Availability(
+        attempts_used=used,
+        max_attempts=definition.attempts.max,
+        cooldown_seconds=definition.attempts.cooldown_seconds,
+        open_attempt_id=reopen.id if reopen is not None else None,
+        blocked=blocked,
+        ready_at=ready_at,
+        due=deadline.due,
+        closes=deadline.closes,
+        late_penalty=penalty,
+    )

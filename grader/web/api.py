@@ -14,6 +14,7 @@ from grader.services.catalog import current_version
 from grader.services.deadlines import require_staff
 from grader.web.auth import api_user, csrf
 from grader.web.context import db, web
+from grader.web.templating import human_bytes
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Token-authenticated: no ambient cookie authority, so cross-site request forgery does not apply.
@@ -119,7 +120,8 @@ def _archive_request() -> submissions.SubmissionRequest:
     data = upload.stream.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(
-            f"the archive is larger than {limit} bytes", details={"field": "archive", "limit_bytes": limit}
+            f"the archive is larger than the limit of {human_bytes(limit)}",
+            details={"field": "archive", "limit_bytes": limit},
         )
     return submissions.SubmissionRequest(
         assessment=slug,
@@ -147,6 +149,33 @@ def review_submission(submission_id: str) -> Response:
 def get_submission(submission_id: str) -> Response:
     user = api_user()
     return jsonify(queries.submission_view(db(), user, submission_id))
+
+
+@bp.get("/submissions/<submission_id>/regrade-requests")
+def list_regrade_requests(submission_id: str) -> Response:
+    """A submission's regrade requests, oldest first, with their status and the reviewer's reply."""
+    user = api_user()
+    requests = queries.learner_regrade_requests(db(), user, submission_id)
+    return jsonify({"regrade_requests": [r.to_dict() for r in requests]})
+
+
+@bp.post("/submissions/<submission_id>/regrade-requests")
+def create_regrade_request(submission_id: str) -> tuple[Response, int, dict[str, str]]:
+    """The learner asks for one criterion a reviewer scored to be looked at again:
+    `{"criterion": id, "reason": text}`; another reviewer answers."""
+    user = api_user()
+    data = _json_body()
+    unknown = set(data) - {"criterion", "reason"}
+    if unknown:
+        field = sorted(unknown)[0]
+        raise InvalidInput(f"unknown field {field!r}", details={"field": field})
+    if not isinstance(data.get("criterion"), str) or not data["criterion"]:
+        raise InvalidInput("'criterion' must be the id of a criterion", details={"field": "criterion"})
+    if not isinstance(data.get("reason"), str):
+        raise InvalidInput("'reason' must be text", details={"field": "reason"})
+    created = queries.ask_regrade(db(), user, submission_id, data["criterion"], data["reason"])
+    location = url_for("api.list_regrade_requests", submission_id=submission_id)
+    return jsonify(created.to_dict()), 201, {"Location": location}
 
 
 @bp.get("/programs/<slug>/progress")
