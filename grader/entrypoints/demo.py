@@ -43,6 +43,7 @@ DEMO_ACCOUNTS = (
 )
 DEMO_PASSWORD = "demo-password-123"  # printed on start; the demo listens on 127.0.0.1 only
 SMOKE_TIMEOUT_SECONDS = 90
+SEED_ASSESSMENT = "wsgi-todo-api"  # the demo's learner hands it in once, so a review waits
 
 
 def run_demo(settings: Settings, *, smoke: bool, port: int | None, catalog_path: Path | None) -> int:
@@ -75,6 +76,8 @@ def run_demo(settings: Settings, *, smoke: bool, port: int | None, catalog_path:
         print(f"error: cannot listen on {host}:{port}: {exc.strerror}; try --port", file=sys.stderr)
         return 1
     worker = _start_worker(settings)
+    if not smoke:
+        _seed_review(settings, factory, catalog_root)
     stop = threading.Event()
     reconciler = threading.Thread(target=_reconcile_loop, args=(settings, factory, stop), daemon=True)
     reconciler.start()
@@ -138,6 +141,36 @@ def _prepare_images(settings: Settings, catalog: Any) -> None:
                 print(f"built the grading image of {slug} ({image.reference}, {backend})")
         except GraderError as exc:
             print(f"note: {slug} cannot be graded: {exc.message}", file=sys.stderr)
+
+
+def _seed_review(settings: Settings, factory: Any, catalog_root: Path) -> None:
+    """Hand in the sample repository as the demo learner once, so a review waits in /review."""
+    from grader.broker import CeleryTaskQueue
+    from grader.models import Submission
+    from grader.services import submissions
+
+    sample = catalog_root.parent / "submissions" / f"{SEED_ASSESSMENT}-passing"
+    if not sample.is_dir():
+        return
+    with session_scope(factory) as session:
+        learner = accounts.find_user_by_email(session, DEMO_ACCOUNTS[0][0])
+        if session.query(Submission).filter_by(user_id=learner.id).count():
+            return  # seeded on an earlier start
+        try:
+            submissions.submit(
+                session,
+                CeleryTaskQueue(settings),
+                settings,
+                learner,
+                submissions.SubmissionRequest(
+                    assessment=SEED_ASSESSMENT, archive=_zip_folder(sample), archive_name="sample.zip"
+                ),
+            )
+        except GraderError as exc:
+            print(f"note: no sample submission to review: {exc.message}", file=sys.stderr)
+            return
+    print(f"  a {SEED_ASSESSMENT} hand-in of {DEMO_ACCOUNTS[0][0]} will wait for review: log in as "
+          f"{DEMO_ACCOUNTS[1][0]} and open /review")  # fmt: skip
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -253,11 +286,17 @@ def _smoke(base: str, settings: Settings, factory: Any, catalog_root: Path) -> i
         for slug in catalog.programs:
             accounts.enroll(session, user.id, slug)
         token = accounts.create_token(session, user.id, "smoke").secret
+        reviewer = accounts.find_user_by_email(session, DEMO_ACCOUNTS[1][0])
+        reviewer_token = accounts.create_token(session, reviewer.id, "smoke").secret
     try:
         for slug, entry in catalog.assessments.items():
             sample = catalog_root.parent / "submissions" / f"{slug}-passing"
             if isinstance(entry.definition, RepositoryAssessment) and sample.is_dir():
-                _smoke_repository(base, token, slug, sample)
+                view = _smoke_repository(base, token, slug, sample)
+                if view["result"]["needs_review"]:
+                    _smoke_review(
+                        base, reviewer_token, token, view, catalog.rubrics[entry.definition.rubric].data
+                    )
         for program in catalog.programs.values():
             quiz_slug = next(
                 r.assessment
@@ -303,7 +342,7 @@ def _multipart(fields: dict[str, str], filename: str, content: bytes) -> tuple[b
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def _smoke_repository(base: str, token: str, slug: str, sample: Path) -> None:
+def _smoke_repository(base: str, token: str, slug: str, sample: Path) -> dict[str, Any]:
     body, content_type = _multipart({"assessment": slug}, f"{slug}.zip", _zip_folder(sample))
     request = urllib.request.Request(f"{base}/api/v1/submissions", data=body, method="POST")
     request.add_header("Authorization", f"Bearer {token}")
@@ -331,6 +370,41 @@ def _smoke_repository(base: str, token: str, slug: str, sample: Path) -> None:
     )
     if passed != len(tests) or result["outcome"] != "graded":
         raise SmokeFailure(f"the sample solution of {slug} should pass every test: {result['feedback']}")
+    return view
+
+
+def _smoke_review(
+    base: str, reviewer_token: str, learner_token: str, view: dict[str, Any], rubric: dict[str, Any]
+) -> None:
+    """As the demo's reviewer: score every manual criterion at its best, then see the final result."""
+    criteria = []
+    for criterion in rubric.get("criteria", []):
+        if criterion.get("auto") is not None:
+            continue
+        if criterion.get("levels"):
+            best = max(criterion["levels"], key=lambda level: level["points"])
+            criteria.append({"criterion": criterion["id"], "level": best["label"]})
+        elif criterion.get("items"):
+            kept = [i["id"] for i in criterion["items"] if i.get("points", 0) > 0]
+            criteria.append({"criterion": criterion["id"], "items": kept})
+        else:
+            criteria.append({"criterion": criterion["id"], "points": criterion.get("max_points", 0)})
+    status, outcome = _call(
+        "POST",
+        f"{base}/api/v1/submissions/{view['id']}/reviews",
+        reviewer_token,
+        {"criteria": criteria, "comment": "Reviewed by the smoke test."},
+    )
+    if status != 200 or not outcome.get("settled"):
+        raise SmokeFailure(f"the reviewer's review answered {status}: {outcome}")
+    status, final = _call("GET", f"{base}/api/v1/submissions/{view['id']}", learner_token)
+    result = final["result"]
+    print(
+        f"reviewed {view['assessment']} as {DEMO_ACCOUNTS[1][0]}: "
+        f"final {result['score']:g}/{result['max_score']:g}, passed={result['passed']}"
+    )
+    if result["passed"] is not True or result["needs_review"]:
+        raise SmokeFailure(f"{view['assessment']} should pass once reviewed: {result}")
 
 
 def _wait(base: str, token: str, status_url: str, slug: str, started: float) -> dict[str, Any]:

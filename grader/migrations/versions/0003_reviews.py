@@ -1,5 +1,7 @@
-"""review workflow: tasks and claims, review versions, inline comments, comment bank, regrade requests,
-program staff, session generations and login lockout
+"""review workflow
+
+Tasks and claims, review versions, inline comments, comment bank, regrade requests, program staff,
+session generations and login lockout.
 
 Revision ID: 0003
 Revises: 0002
