@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/apt-install.sh redis-server postgresql git bubblewrap debootstrap docker.io docker-compose \
+scripts/apt-install.sh redis-server postgresql git bubblewrap debootstrap docker.io docker-compose chromium fonts-dejavu-core \
   ca-certificates procps iproute2
 
 # PostgreSQL: reachable on 127.0.0.1:5432 as postgres without a password, with a database "test".
