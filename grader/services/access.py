@@ -2,7 +2,8 @@
 
 A reviewer reviews the submissions of the programs they are staff of (`ProgramStaff`, role reviewer
 or staff); staff also run those programs (enrolment, assignment, regrades, gradebook). The
-functions here answer with sets of program ids, so queries can filter in SQL.
+functions here answer with sets of program ids, so queries can filter in SQL. The staff pages
+narrow everything through `staff_scope` (None: every program, for an admin).
 """
 
 from __future__ import annotations
@@ -11,7 +12,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from grader.errors import NotFound, PermissionDenied
-from grader.models import Program, ProgramStaff, Requirement, Role, StaffRole, Submission, User
+from grader.models import (
+    Enrollment,
+    Program,
+    ProgramStaff,
+    Requirement,
+    Role,
+    StaffRole,
+    Submission,
+    User,
+)
 
 
 def programs_of(session: Session, user: User, *, staff_only: bool = False) -> set[int] | None:
@@ -77,3 +87,56 @@ def add_staff(
     row.role = role
     session.flush()
     return row
+
+
+def remove_staff(session: Session, user: User, program_slug: str) -> ProgramStaff | None:
+    """`user` no longer reviews or runs the program; the removed row, or None if there was none."""
+    program = program_by_slug(session, program_slug)
+    row = session.scalar(
+        select(ProgramStaff).where(ProgramStaff.user_id == user.id, ProgramStaff.program_id == program.id)
+    )
+    if row is not None:
+        session.delete(row)
+        session.flush()
+    return row
+
+
+def staff_scope(session: Session, user: User) -> set[int] | None:
+    """The programs `user` runs (None: every program, for an admin); `PermissionDenied` for anyone
+    who runs none, reviewers and learners alike."""
+    programs = programs_of(session, user, staff_only=True)
+    if programs is not None and not programs:
+        raise PermissionDenied("only staff may open the staff pages")
+    return programs
+
+
+def require_admin(user: User) -> None:
+    if user.role != Role.ADMIN:
+        raise PermissionDenied("only an admin may do this")
+
+
+def assessments_of(session: Session, programs: set[int] | None) -> set[int] | None:
+    """The ids of the assessments these programs require; None stays None (every assessment)."""
+    if programs is None:
+        return None
+    if not programs:
+        return set()
+    return set(session.scalars(select(Requirement.assessment_id).where(Requirement.program_id.in_(programs))))
+
+
+def require_staff_of_assessment(session: Session, user: User, assessment_id: int, slug: str) -> None:
+    programs = programs_of(session, user, staff_only=True)
+    if programs is not None and not programs & programs_of_assessment(session, assessment_id):
+        raise PermissionDenied(f"you do not run a program with the assessment {slug!r}")
+
+
+def learner_in(session: Session, learner_id: int, programs: set[int] | None) -> bool:
+    """Whether the learner is enrolled in one of these programs (None: any program, or none)."""
+    if programs is None:
+        return True
+    if not programs:
+        return False
+    found = session.scalar(
+        select(Enrollment.id).where(Enrollment.user_id == learner_id, Enrollment.program_id.in_(programs))
+    )
+    return found is not None
