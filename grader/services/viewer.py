@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from grader.catalog.schema import QuizAssessment
-from grader.errors import NotFound
+from grader.errors import InvalidInput, NotFound
 from grader.models import Role, Submission, User
 from grader.services import access, review_queue
 from grader.services.grading import latest_result
@@ -290,3 +290,23 @@ def diff_to_previous(
             lines = tuple(redact(line) for line in unified)
         diffs.append(FileDiff(redact(path), status, lines))
     return previous.submission_id, diffs
+
+
+def graded_path(view: Bundle, path: str) -> str:
+    """The path as graded of a file of `view`, named as this viewer sees it (or as graded).
+
+    Inline comments are kept against the graded path, so the learner finds them beside their own
+    file; a blind reviewer only ever sends and sees the redacted path.
+    """
+    for file in view.files:
+        if file.shown_path == path or file.path == path:
+            return file.path
+    raise InvalidInput("there is no such file in this submission", details={"field": "path"})
+
+
+def shown_path(view: Bundle, path: str) -> str:
+    """How this viewer sees a graded path; never the graded path of a blind review's unknown file."""
+    for file in view.files:
+        if file.path == path:
+            return file.shown_path
+    return "(a file not in this submission)" if view.blind else path
