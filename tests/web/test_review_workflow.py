@@ -378,3 +378,79 @@ def test_the_evidence_bundle_shows_the_graded_files_and_hides_a_blind_learner(
         assert outsider is not None
         with pytest.raises(NotFound):
             viewer.bundle(session, outsider, second)
+
+
+def test_only_the_holder_opens_a_task_and_the_others_learn_who_holds_it(
+    client: FlaskClient, learner: Account, queue: RecordingQueue, loaded: sessionmaker[Session]
+) -> None:
+    graded(client, learner, queue, loaded)
+    rui, sam = reviewer(loaded, "rui"), reviewer(loaded, "sam")
+    outsider_account = make_account(loaded, "out@example.org", role="reviewer")
+    (task,) = tasks(loaded)
+    with loaded() as session:
+        with pytest.raises(Conflict) as free:
+            review_queue.require_holder(session, sam, task.id)
+        assert free.value.details["claimable"] is True
+        review_queue.claim(session, rui, task.id)
+        assert review_queue.require_holder(session, rui, task.id).id == task.id
+        with pytest.raises(Conflict, match="rui is reviewing this submission until") as taken:
+            review_queue.require_holder(session, sam, task.id)
+        assert (taken.value.details["holder"], taken.value.details["claimable"]) == ("rui", False)
+        outsider = session.get(User, outsider_account.id)
+        assert outsider is not None
+        with pytest.raises(PermissionDenied):
+            review_queue.require_holder(session, outsider, task.id)
+        reviews.submit(session, rui, task.id, strong())
+        with pytest.raises(Conflict, match="you already submitted"):
+            review_queue.require_holder(session, rui, task.id)
+
+
+def test_a_draft_keeps_a_comment_on_a_criterion_not_scored_yet_and_previews_the_score(
+    client: FlaskClient, learner: Account, queue: RecordingQueue, loaded: sessionmaker[Session]
+) -> None:
+    graded(client, learner, queue, loaded)
+    rui = reviewer(loaded, "rui")
+    (task,) = tasks(loaded)
+    with loaded() as session:
+        review_queue.claim(session, rui, task.id)
+        noted = ReviewInput(reviews=(Review("design", comment="Look at the modules again."),))
+        draft = reviews.save_draft(session, rui, task.id, noted)
+        assert (
+            draft.criteria[0]["comment"] == "Look at the modules again."
+            and draft.criteria[0]["level"] is None
+        )
+        held = review_queue.get_task(session, task.id)
+        context = reviews.task_context(session, rui, held)
+        assert context.prefill.reviews[0].comment == "Look at the modules again." and context.shown == ()
+        preview = reviews.preview(session, held.result, noted)
+        assert (preview.total, preview.pending, preview.passes) == (66, ("design",), None)
+        done = reviews.preview(session, held.result, strong())
+        assert (done.total, done.manual, done.passes) == (100, 34, True)
+        with pytest.raises(InvalidInput, match="needs a level"):
+            reviews.submit(session, rui, task.id, noted)
+
+
+@pytest.mark.parametrize("policy", [DOUBLE])
+def test_what_each_slot_of_a_double_review_shows(
+    client: FlaskClient, learner: Account, queue: RecordingQueue, loaded: sessionmaker[Session]
+) -> None:
+    graded(client, learner, queue, loaded)
+    rui, sam, judge = reviewer(loaded, "rui"), reviewer(loaded, "sam"), reviewer(loaded, "judge")
+    first, second = tasks(loaded)
+    with loaded() as session:
+        review_queue.claim(session, rui, first.id)
+        reviews.submit(session, rui, first.id, strong("by rui"))
+        review_queue.claim(session, sam, second.id)
+        # The second reviewer sees no other review while scoring.
+        assert reviews.task_context(session, sam, review_queue.get_task(session, second.id)).shown == ()
+        reviews.submit(session, sam, second.id, weak())
+        session.commit()
+    adjudication = next(t for t in tasks(loaded) if t.slot == ReviewSlot.ADJUDICATION)
+    with loaded() as session:
+        review_queue.claim(session, judge, adjudication.id)
+        shown = reviews.task_context(session, judge, review_queue.get_task(session, adjudication.id)).shown
+        assert [(s.slot, s.reviewer, s.manual_points) for s in shown] == [
+            ("first", "rui", 34),
+            ("second", "sam", 4),
+        ]
+        assert shown[0].input.reviews[0].comment == "by rui"
