@@ -21,11 +21,24 @@ def create_app(settings: Settings | None = None, *, queue: TaskQueue | None = No
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        # The session cookie: out of reach of scripts, not sent by cross-site requests other than
+        # top-level links, HTTPS only in production, where the __Host- prefix also pins it to this
+        # host (no Domain attribute, path /, Secure), so a sibling subdomain cannot set or shadow it.
+        SESSION_COOKIE_NAME="__Host-session" if settings.is_production else "session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
+        # Also the limit auth.py puts on a login's age; cookies are signed with a timestamp and
+        # refused past it.
+        PERMANENT_SESSION_LIFETIME=auth.SESSION_LIFETIME,
+        SESSION_REFRESH_EACH_REQUEST=False,
+        # Remember-me is never offered (login_user(remember=False)); should a cookie of that name be
+        # set anyway it is as locked down as the session's.
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SECURE=settings.is_production,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_DURATION=auth.SESSION_LIFETIME,
+        # The CSRF token lives as long as the session; it is renewed at every login.
         WTF_CSRF_TIME_LIMIT=None,
     )
     register_context(app, settings, queue)

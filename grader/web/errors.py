@@ -9,6 +9,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from grader.errors import GraderError, RateLimited
+from grader.web.templating import human_bytes
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,25 @@ def _respond(status: int, code: str, message: str, details: dict[str, Any] | Non
     return response
 
 
+def _challenge(response: Response) -> Response:
+    """RFC 6750: an API 401 says how to authenticate, and whether the token sent was the fault."""
+    if response.status_code != 401 or not _wants_json():
+        return response
+    header = request.headers.get("Authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    challenge = 'Bearer realm="grader"'
+    if scheme.lower() == "bearer" and credentials.strip():
+        challenge += ', error="invalid_token", error_description="unknown or revoked token"'
+    elif header:
+        challenge += ', error="invalid_request", error_description="send \'Authorization: Bearer <token>\'"'
+    response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(GraderError)
     def _grader_error(exc: GraderError) -> Response:
-        response = _respond(exc.http_status, exc.code, exc.message, exc.details)
+        response = _challenge(_respond(exc.http_status, exc.code, exc.message, exc.details))
         if isinstance(exc, RateLimited):
             response.headers["Retry-After"] = str(exc.retry_after)
         elif "retry_after" in exc.details:
@@ -45,7 +61,9 @@ def register(app: Flask) -> None:
         return _respond(
             413,
             "payload_too_large",
-            f"the request is larger than the limit of {limit} bytes",
+            f"the request is larger than the limit of {human_bytes(limit)}"
+            if limit
+            else "the request is too large",
             {"field": "body", "limit_bytes": limit},
         )
 
@@ -53,7 +71,7 @@ def register(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         code = (exc.name or "error").lower().replace(" ", "_")
-        return _respond(status, code, exc.description or exc.name or "error")
+        return _challenge(_respond(status, code, exc.description or exc.name or "error"))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -72,8 +72,16 @@ def test_partial_credit_and_hidden_answers_when_failed(
     assert result["score"] == 1.0 and result["passed"] is False
     assert result["feedback"]["answers_shown"] is False
     # Failed, and the policy is after_passing: nothing that tells right from wrong per question.
-    assert by_id["header"] == {"id": "header", "answered": False, "prompt": by_id["header"]["prompt"]}
-    assert all(set(q) == {"id", "answered", "prompt"} for q in by_id.values())
+    # The learner's own answer, in words, is theirs to see whatever the policy hides.
+    assert by_id["header"] == {
+        "id": "header",
+        "answered": False,
+        "prompt": by_id["header"]["prompt"],
+        "type": "short_text",
+        "your_answer": None,
+    }
+    assert all(set(q) == {"id", "answered", "prompt", "type", "your_answer"} for q in by_id.values())
+    assert by_id["port"]["your_answer"] == "443" and by_id["safe-methods"]["your_answer"] == "GET; POST"
     # Staff see how each question scored: right_minus_wrong gives one right and one wrong pick of two
     # right answers 0 points.
     staff = make_account(loaded, "staff@example.org", role="reviewer", reviews=("test-program",))
