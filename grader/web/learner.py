@@ -15,7 +15,14 @@ from typing import Any
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from grader.errors import AttemptsExhausted, GraderError, InvalidInput, PayloadTooLarge, RateLimited
+from grader.errors import (
+    AttemptsExhausted,
+    GraderError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+)
 from grader.quiz import answer_problem_in_words
 from grader.services import queries, submissions
 from grader.storage import file_store
@@ -230,9 +237,8 @@ def submit_repository(slug: str) -> PageResult | BaseResponse:
     user = page_user()
     assessment = submissions.assessment_summary(db(), slug)
     if assessment["kind"] != "repository":
-        raise InvalidInput(
-            f"{assessment['title']} is not handed in as a repository", details={"field": "assessment"}
-        )
+        # Quizzes are taken from the program page; there is no hand-in page for them.
+        raise NotFound(f"{assessment['title']} is not handed in as a repository")
     submissions.check_enrolled(db(), user, slug)
     error: GraderError | None = None
     status: int = 200
@@ -249,13 +255,19 @@ def submit_repository(slug: str) -> PageResult | BaseResponse:
         "submit_repository.html",
         assessment=assessment,
         availability=submissions.availability(db(), web().settings, user, slug),
-        max_archive_bytes=web().settings.max_archive_bytes,
+        max_archive_bytes=_archive_limit(),
         error=error,
         error_message=_sentence(error.message) if error is not None else None,
         error_field=str(error.details.get("field", "")) if error is not None else "",
         form=request.form,
     )
     return page, status, headers
+
+
+def _archive_limit() -> int:
+    """The largest archive a page can take: the archive cap, or the request cap when that is lower."""
+    settings = web().settings
+    return min(settings.max_archive_bytes, settings.max_request_bytes)
 
 
 def _repository_request(slug: str) -> submissions.SubmissionRequest:
@@ -271,7 +283,7 @@ def _repository_request(slug: str) -> submissions.SubmissionRequest:
         )
     archive = None
     if upload is not None and has_archive:
-        limit = web().settings.max_archive_bytes
+        limit = _archive_limit()
         # Read at most one byte past the cap: a larger upload is refused without being held in memory.
         archive = upload.stream.read(limit + 1)
         if len(archive) > limit:

@@ -37,5 +37,7 @@ def test_demo_smoke_passes_on_a_fresh_data_folder(tmp_path: Path) -> None:
     assert "graded http-toolkit" in result.stdout and "12/12 visible tests passed" in result.stdout
     assert "graded access-log-report" in result.stdout and "total held back" in result.stdout
     # the reviewer's side: the repository's manual criteria scored through the API, a final pass
-    assert "reviewed wsgi-todo-api as reviewer@example.org" in result.stdout and "passed=True" in result.stdout
+    assert (
+        "reviewed wsgi-todo-api as reviewer@example.org" in result.stdout and "passed=True" in result.stdout
+    )
     assert (tmp_path / "var" / "grader.db").exists()  # embedded defaults: SQLite under ./var

@@ -78,7 +78,8 @@ def test_take_a_quiz_in_the_browser_form(
     submitted = client.post(attempt_url, data=answers)
     assert submitted.status_code == 302
     status_page = client.get(submitted.headers["Location"]).get_data(as_text=True)
-    # No self-reloading page (an accessibility failure): a status, a "Check again" link, and polling by script.
+    # No self-reloading page (an accessibility failure): a status, a "Check again" link,
+    # and polling by script.
     assert "Waiting to be graded" in status_page and 'http-equiv="refresh"' not in status_page
     assert "Check again" in status_page and "status.json" in status_page
     drain(queue, loaded)

@@ -131,7 +131,8 @@ def test_hidden_answers_hide_the_per_question_verdicts_too(
     result = view(client, learner, accepted["id"])["result"]
     assert result["passed"] is False and result["feedback"]["answers_shown"] is False
     for question in result["feedback"]["questions"]:
-        assert set(question) == {"id", "answered", "prompt"}, question
+        # the learner's own answer in words, and nothing that tells whether it was right
+        assert set(question) == {"id", "answered", "prompt", "type", "your_answer"}, question
     assert any("Which status code" in q["prompt"] for q in result["feedback"]["questions"])
 
 
