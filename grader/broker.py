@@ -12,9 +12,10 @@ from typing import Any
 from celery import Celery
 
 from grader.config import Settings
+from grader.kinds import KINDS
 
 GRADE_TASK = "grader.grade_run"
-QUEUES = ("quiz", "sandbox", "checks")
+QUEUES = tuple(dict.fromkeys(kind.queue for kind in KINDS.values()))
 # Longer than any grading task may run, so Redis never re-delivers a task that is still running.
 VISIBILITY_TIMEOUT_SECONDS = 3600
 

@@ -16,7 +16,7 @@ from grader.broker import celery_config
 from grader.config import Settings
 from grader.db import make_engine, make_session_factory
 from grader.interfaces import TaskQueue
-from grader.services.grading import KindGrader
+from grader.kinds.base import KindGrader
 
 
 @dataclass
@@ -30,7 +30,7 @@ class WorkerRuntime:
 
 
 def default_graders(settings: Settings) -> Mapping[str, KindGrader]:
-    from grader.services.graders import default_graders as build
+    from grader.kinds import default_graders as build
 
     return build(settings)
 

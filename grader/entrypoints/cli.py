@@ -439,9 +439,8 @@ def extensions_grant(email: str, slug: str, until: str | None, days: float | Non
     from grader.db import session_scope
     from grader.errors import InvalidInput
     from grader.services.audit import cli_actor
-    from grader.services.catalog import current_version
+    from grader.services.catalog import current_version, parse_definition
     from grader.services.deadlines import grant_extension
-    from grader.services.submissions import parse_definition
 
     if (until is None) == (days is None):
         raise InvalidInput("give exactly one of --until or --days", details={"field": "until"})

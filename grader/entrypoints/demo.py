@@ -30,6 +30,7 @@ from grader.catalog.schema import QuizAssessment, RepositoryAssessment
 from grader.config import Settings
 from grader.db import make_engine, make_session_factory, session_scope
 from grader.errors import GraderError
+from grader.kinds.base import SubmissionRequest
 from grader.migrate import upgrade
 from grader.models import StaffRole
 from grader.quiz import correct_answer
@@ -162,7 +163,7 @@ def _seed_review(settings: Settings, factory: Any, catalog_root: Path) -> None:
                 CeleryTaskQueue(settings),
                 settings,
                 learner,
-                submissions.SubmissionRequest(
+                SubmissionRequest(
                     assessment=SEED_ASSESSMENT, archive=_zip_folder(sample), archive_name="sample.zip"
                 ),
             )

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from grader.catalog.loader import EXPECTED_TESTS_KEY, Catalog, content_hash
-from grader.catalog.schema import PortfolioAssessment, RepositoryAssessment
+from grader.catalog.loader import BUNDLED_FOLDERS_KEY, EXPECTED_TESTS_KEY, Catalog, content_hash
+from grader.catalog.schema import AssessmentDefinition, PortfolioAssessment, RepositoryAssessment
 from grader.errors import CatalogError, NotFound
 from grader.models import Assessment, AssessmentVersion, Program, Requirement, Rubric
+
+# What a load stores beside the definition itself (the bundled folders, the pinned tests).
+STORED_EXTRAS = frozenset({BUNDLED_FOLDERS_KEY, EXPECTED_TESTS_KEY})
+_definition_adapter: TypeAdapter[AssessmentDefinition] = TypeAdapter(AssessmentDefinition)
 
 
 @dataclass
@@ -153,3 +158,9 @@ def current_version(session: Session, assessment_slug: str) -> AssessmentVersion
     if version is None:
         raise NotFound(f"no assessment {assessment_slug!r}", details={"field": "assessment"})
     return version
+
+
+def parse_definition(version: AssessmentVersion) -> AssessmentDefinition:
+    """The typed definition of a stored assessment version (validated when the catalog loaded)."""
+    data = {k: v for k, v in version.definition.items() if k not in STORED_EXTRAS}
+    return _definition_adapter.validate_python(data)

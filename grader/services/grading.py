@@ -16,15 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from grader.catalog.schema import AssessmentDefinition
 from grader.db import session_scope
 from grader.errors import ServiceUnavailable
 from grader.interfaces import TaskQueue
+from grader.kinds.base import CarriedReview, Grade, GradingJob, KindGrader
 from grader.models import (
     GradeOutcome,
     GradingRun,
@@ -38,60 +38,10 @@ from grader.models import (
 )
 from grader.models import Review as ReviewRow
 from grader.services import audit, progress, review_queue
-from grader.services.submissions import parse_definition
+from grader.services.catalog import parse_definition
 from rubrics import Review, rubric_from_dict
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CarriedReview:
-    """A reviewer's scores on an earlier result of the same submission, for a regrade to reuse."""
-
-    review_id: int
-    reviewer_id: int
-    reviews: tuple[Review, ...]
-    comment: str
-
-
-@dataclass(frozen=True)
-class GradingJob:
-    """Everything a kind's grader needs, detached from the database session."""
-
-    run_id: str
-    submission_id: str
-    user_id: int
-    kind: str
-    definition: AssessmentDefinition
-    raw_definition: Mapping[str, Any]
-    payload: Mapping[str, Any]
-    rubric_definition: Mapping[str, Any] | None
-    rubric_id: int | None
-    assessment_version_id: int
-    attempt_number: int
-    commit_sha: str | None = None
-    late_penalty: float = 0.0
-    # Set when this run regrades a reviewed submission whose manual criteria did not change.
-    carried_review: CarriedReview | None = None
-
-
-@dataclass(frozen=True)
-class Grade:
-    """A kind grader's verdict; `passed` is None while manual criteria await a reviewer, or when the
-    run produced no verdict (the autograder failed, or found the work ungradable)."""
-
-    score: float
-    max_score: float
-    passed: bool | None
-    feedback: Mapping[str, Any]
-    needs_review: bool = False
-    outcome: GradeOutcome = GradeOutcome.GRADED
-
-
-class KindGrader(Protocol):
-    def grade(self, job: GradingJob) -> Grade:
-        """Grade one job; raise `ServiceUnavailable` only for faults on our side."""
-        ...
 
 
 class RunOutcome(StrEnum):

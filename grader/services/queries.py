@@ -19,9 +19,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from grader.catalog.schema import QuizAssessment, RepositoryAssessment
 from grader.config import Settings
 from grader.errors import GraderError, InvalidInput, NotFound
+from grader.kinds import kind_named, kind_of
+from grader.kinds.repository import starter_files
 from grader.models import (
     Assessment,
     GradeOutcome,
@@ -35,14 +36,11 @@ from grader.models import (
     utcnow,
 )
 from grader.models import Review as ReviewRow
-from grader.quiz import answer_in_words, feedback_allows_answers, given_answer_in_words
 from grader.services import access, progress, review_queue, reviews, submissions, viewer
-from grader.services.catalog import current_version
-from grader.services.deadlines import deadline_for
+from grader.services.catalog import current_version, parse_definition
 from grader.services.grading import latest_result, queue_position
 from grader.services.progress import ProgramProgress, RequirementStatus
-from grader.services.repository import Release, visible_tests
-from grader.services.submissions import Availability, attempts_used, has_open_attempt, parse_definition
+from grader.services.submissions import Availability
 from grader.storage import FileStore
 
 
@@ -84,57 +82,15 @@ def submission_view(session: Session, user: User, submission_id: str) -> dict[st
     return view
 
 
-def release_for(session: Session, submission: Submission, now: datetime | None = None) -> Release:
-    """When the hidden parts of this submission's results open to its learner."""
-    definition = parse_definition(submission.assessment_version)
-    deadline = deadline_for(session, submission.user_id, submission.assessment_id, definition)
-    return Release(
-        due=deadline.closes, published=submission.assessment.results_published_at, now=now or utcnow()
-    )
-
-
-def withheld_reason(release: Release) -> str:
-    parts = []
-    if release.due is not None and release.now < release.due:
-        parts.append(f"after the due date ({release.due:%Y-%m-%d %H:%M} UTC)")
-    if release.published is None or release.now < release.published:
-        parts.append("when staff publish the results")
-    return "Some tests are hidden, so the total is held back; it is shown " + (
-        " or ".join(parts) if parts else "to staff only"
-    )
-
-
 def result_view(
     session: Session, submission: Submission, result: Result, *, staff: bool = False
 ) -> dict[str, Any]:
     # A deep copy: the stored feedback is the ORM's JSON value, and what a viewer may see is cut from it.
-    feedback = copy.deepcopy(result.feedback)
     definition = parse_definition(submission.assessment_version)
-    held_back: str | None = None
-    if isinstance(definition, RepositoryAssessment):
-        feedback.pop("files", None)
-        if not staff:
-            feedback.pop("staff", None)
-            release = release_for(session, submission)
-            tests, withheld = visible_tests(feedback.get("tests", []), release, feedback.get("totals", {}))
-            feedback["tests"] = tests
-            feedback["messages"] = [
-                *feedback.get("messages", []),
-                *(m["text"] for m in feedback.pop("suite_messages", []) if release.open(m["visibility"])),
-            ]
-            if withheld:
-                held_back = withheld_reason(release)
-                hidden_ids = {t["id"] for t in result.feedback.get("tests", [])} - {t["id"] for t in tests}
-                # Notes may quote a hidden test's name or code; the rubric and totals show its points.
-                feedback["notes"] = [
-                    n
-                    for n in feedback.get("notes", [])
-                    if "could not collect" not in n and not any(i in n for i in hidden_ids)
-                ]
-                feedback.pop("rubric", None)
-                feedback.pop("totals", None)
-    if isinstance(definition, QuizAssessment):
-        _quiz_feedback(session, submission, result, definition, feedback, staff=staff)
+    shaped = kind_of(definition).shape_feedback(
+        session, submission, result, definition, copy.deepcopy(result.feedback), staff=staff
+    )
+    feedback, held_back = shaped.feedback, shaped.held_back
     if isinstance(feedback.get("review"), dict):
         _name_reviewers(session, submission, feedback["review"], staff=staff)
     if result.outcome == GradeOutcome.GRADER_ERROR and not staff:
@@ -162,44 +118,6 @@ def result_view(
         "charged": submission.charged,
         "feedback": feedback,
     }
-
-
-def _quiz_feedback(
-    session: Session,
-    submission: Submission,
-    result: Result,
-    quiz: QuizAssessment,
-    feedback: dict[str, Any],
-    *,
-    staff: bool,
-) -> None:
-    """The feedback policy governs every field: where correct answers stay hidden, so do the
-    per-question points and correct/incorrect flags, which would give them away."""
-    used = attempts_used(session, submission.user_id, submission.assessment, quiz)
-    left = None if quiz.attempts.max is None else max(0, quiz.attempts.max - used)
-    if left == 0 and has_open_attempt(session, submission.user_id, submission.assessment_id):
-        left = 1  # the last attempt is drawn but not handed in: its answers must not be given away
-    solutions = feedback.pop("solutions", {})
-    shown = staff or feedback_allows_answers(quiz.feedback, passed=bool(result.passed), attempts_left=left)
-    by_id = quiz.questions_by_id()
-    questions = [q for q in feedback.get("questions", []) if q.get("id") in by_id]
-    if shown:
-        for question in questions:
-            question.update(solutions.get(question["id"], {}))
-            question["answer_text"] = answer_in_words(by_id[question["id"]])
-    else:
-        questions = [{"id": q["id"], "answered": q.get("answered", False)} for q in questions]
-    given = submission.payload.get("answers", {})
-    for question in questions:
-        definition = by_id[question["id"]]
-        question["prompt"] = definition.prompt
-        question["type"] = definition.type
-        # The learner's own answer, in words: theirs to see whatever the policy hides.
-        question["your_answer"] = (
-            given_answer_in_words(definition, given[question["id"]]) if question["id"] in given else None
-        )
-    feedback["questions"] = questions
-    feedback["answers_shown"] = shown
 
 
 def _name_reviewers(session: Session, submission: Submission, review: dict[str, Any], *, staff: bool) -> None:
@@ -245,12 +163,7 @@ def _hold_back(session: Session, standing: ProgramProgress) -> ProgramProgress:
 def _withheld(session: Session, result: Result) -> bool:
     submission = session.get(Submission, result.submission_id)
     assert submission is not None
-    if submission.kind != "repository":
-        return False
-    _, withheld = visible_tests(
-        result.feedback.get("tests", []), release_for(session, submission), result.feedback.get("totals", {})
-    )
-    return withheld
+    return kind_named(submission.kind).withheld(session, submission, result)
 
 
 def learner_submissions(session: Session, user: User, limit: int = 50) -> list[dict[str, Any]]:
@@ -696,7 +609,7 @@ def starter_zip(session: Session, user: User, slug: str) -> tuple[str, bytes]:
     """The starter code of a repository assessment as a zip, for a learner who may hand in to it."""
     version = current_version(session, slug)
     submissions.check_enrolled(session, user, slug)
-    files = submissions.starter_files(version)
+    files = starter_files(version)
     if not files:
         raise NotFound("this assessment has no starter code")
     folder = f"{slug}-starter"

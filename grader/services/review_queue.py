@@ -16,8 +16,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from grader.catalog.schema import PortfolioAssessment, RepositoryAssessment, ReviewPolicy
+from grader.catalog.schema import ReviewPolicy
 from grader.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from grader.kinds import kind_of
 from grader.models import (
     Assessment,
     Program,
@@ -33,14 +34,12 @@ from grader.models import (
     utcnow,
 )
 from grader.services import access
-from grader.services.submissions import parse_definition
+from grader.services.catalog import parse_definition
 
 
 def policy_of(submission: Submission) -> ReviewPolicy:
     definition = parse_definition(submission.assessment_version)
-    if isinstance(definition, RepositoryAssessment | PortfolioAssessment):
-        return definition.review
-    return ReviewPolicy()
+    return kind_of(definition).review_policy(definition)
 
 
 def open_tasks(session: Session, result: Result, submission: Submission) -> list[ReviewTask]:

@@ -28,6 +28,8 @@ from grader.catalog.bundle import ExpectedTests
 from grader.catalog.loader import EXPECTED_TESTS_KEY, read_catalog
 from grader.errors import CatalogError, Conflict, InvalidInput, NotFound, PayloadTooLarge, PermissionDenied
 from grader.interfaces import TaskQueue
+from grader.kinds import KINDS
+from grader.kinds.repository import release_for
 from grader.models import (
     ApiToken,
     Assessment,
@@ -52,9 +54,8 @@ from grader.models import (
 )
 from grader.services import access, accounts, audit, progress, regrade
 from grader.services.catalog import LoadReport, current_version, load_catalog
-from grader.services.queries import release_for
 from grader.services.repository import visible_tests
-from grader.services.submissions import QUEUE_FOR_KIND, send_run
+from grader.services.submissions import send_run
 
 
 class StaffActions:
@@ -1049,7 +1050,7 @@ def queue_health(session: Session, user: User) -> QueueHealth:
             .group_by(GradingRun.queue, GradingRun.status)
         )
     ).all()
-    names = sorted(set(QUEUE_FOR_KIND.values()) | {row[0] for row in depth})
+    names = sorted({kind.queue for kind in KINDS.values()} | {row[0] for row in depth})
     queues = []
     for name in names:
         queued = next((row for row in depth if row[0] == name and row[1] == RunStatus.QUEUED), None)

@@ -2,7 +2,8 @@
 
 The submission and its first grading run are committed in one transaction; only then is the run id
 sent to the broker. A broker fault after the commit loses nothing: the run stays `queued` and the
-reconciler sends it again. Everything the learner sends is validated here, before anything is stored.
+reconciler sends it again. Everything the learner sends is validated here, before anything is stored;
+what differs by kind (a quiz's answers, a repository's tree) is validated by its `grader.kinds` module.
 """
 
 from __future__ import annotations
@@ -10,22 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import secrets
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from grader.catalog.bundle import Bundle
-from grader.catalog.loader import BUNDLED_FOLDERS_KEY, EXPECTED_TESTS_KEY
-from grader.catalog.schema import AssessmentDefinition, QuizAssessment, RepositoryAssessment
+from grader.catalog.schema import AssessmentDefinition
 from grader.config import Settings
 from grader.errors import (
     AttemptsExhausted,
@@ -36,13 +31,13 @@ from grader.errors import (
     PermissionDenied,
     RateLimited,
     ServiceUnavailable,
-    TimeLimitExceeded,
 )
 from grader.interfaces import TaskQueue
+from grader.kinds import kind_of
+from grader.kinds import quiz as quizzes
+from grader.kinds.base import SubmissionRequest, hourly_limit
 from grader.models import (
     Assessment,
-    AssessmentKind,
-    AssessmentVersion,
     Enrollment,
     GradingRun,
     QuizAttempt,
@@ -53,44 +48,13 @@ from grader.models import (
     User,
     utcnow,
 )
-from grader.quiz import draw_questions, present_questions, validate_answers
-from grader.services.catalog import current_version
+from grader.quiz import validate_answers
+from grader.services.catalog import current_version, parse_definition
 from grader.services.deadlines import deadline_for, late_penalty
-from grader.services.workspace import accept_archive, accept_git
 
 log = logging.getLogger(__name__)
 
-QUEUE_FOR_KIND = {
-    AssessmentKind.QUIZ: "quiz",
-    AssessmentKind.REPOSITORY: "sandbox",
-    AssessmentKind.PORTFOLIO: "checks",
-}
-# A quiz answer sent in the last moment still travels over the network; forgive that much.
-QUIZ_DEADLINE_GRACE = timedelta(seconds=30)
 MAX_IDEMPOTENCY_KEY = 200
-
-STORED_EXTRAS = frozenset({BUNDLED_FOLDERS_KEY, EXPECTED_TESTS_KEY})
-_definition_adapter: TypeAdapter[AssessmentDefinition] = TypeAdapter(AssessmentDefinition)
-
-
-def parse_definition(version: AssessmentVersion) -> AssessmentDefinition:
-    """The typed definition of a stored assessment version (validated when the catalog loaded)."""
-    data = {k: v for k, v in version.definition.items() if k not in STORED_EXTRAS}
-    return _definition_adapter.validate_python(data)
-
-
-@dataclass(frozen=True)
-class SubmissionRequest:
-    """What a learner sent, already decoded from the form or JSON by the web layer."""
-
-    assessment: str
-    answers: Any = None
-    attempt_id: str | None = None
-    idempotency_key: str | None = None
-    git_url: Any = None
-    ref: Any = None
-    archive: bytes | None = None
-    archive_name: str = "upload"
 
 
 @dataclass(frozen=True)
@@ -111,97 +75,17 @@ def start_quiz_attempt(
     """Draw a quiz attempt (or return the learner's open one) with its questions and deadline."""
     now = now or utcnow()
     version = current_version(session, assessment_slug)
-    quiz = parse_definition(version)
-    if not isinstance(quiz, QuizAssessment):
-        raise InvalidInput(f"{assessment_slug!r} is not a quiz", details={"field": "assessment"})
+    quiz = quizzes.quiz_of(version)
     _check_enrolled(session, user, version.assessment)
     late_penalty(quiz, deadline_for(session, user.id, version.assessment_id, quiz), now)
     # Re-opening returns the same draw: asking again must not let a learner fish for easier questions.
-    open_attempt = _reopenable_attempt(session, user.id, version.id, now)
-    if open_attempt is not None:
-        attempt = open_attempt
-    else:
-        # Every drawn attempt counts, submitted or not: letting attempts expire must not be a free
-        # look at the question pool.
+    attempt = quizzes.reopenable_attempt(session, user.id, version.id, now)
+    if attempt is None:
         _check_attempt_policy(session, settings, user, version.assessment, quiz, now)
         _check_rate(session, settings, user, version.assessment, quiz, now)
-        _check_start_rate(session, settings, user, version.assessment, now)
-        attempt = _draw_attempt(session, user, version, quiz, now)
-    return quiz_attempt_view(attempt, quiz)
-
-
-def _reopenable_attempt(session: Session, user_id: int, version_id: int, now: datetime) -> QuizAttempt | None:
-    """The learner's newest attempt at this version that is not handed in and still in time."""
-    attempt = session.scalar(
-        select(QuizAttempt)
-        .where(
-            QuizAttempt.user_id == user_id,
-            QuizAttempt.assessment_version_id == version_id,
-            QuizAttempt.submitted_at.is_(None),
-        )
-        .order_by(QuizAttempt.started_at.desc())
-        .limit(1)
-    )
-    if attempt is not None and (
-        attempt.deadline_at is None or attempt.deadline_at + QUIZ_DEADLINE_GRACE > now
-    ):
-        return attempt
-    return None
-
-
-def _check_start_rate(
-    session: Session, settings: Settings, user: User, assessment: Assessment, now: datetime
-) -> None:
-    hour_ago = now - timedelta(hours=1)
-    recent = session.scalars(
-        select(QuizAttempt.started_at)
-        .join(AssessmentVersion, AssessmentVersion.id == QuizAttempt.assessment_version_id)
-        .where(
-            QuizAttempt.user_id == user.id,
-            AssessmentVersion.assessment_id == assessment.id,
-            QuizAttempt.started_at > hour_ago,
-        )
-        .order_by(QuizAttempt.started_at)
-    ).all()
-    limit = settings.quiz_starts_per_hour
-    _hourly_limit(recent, limit, now, f"at most {limit} attempts an hour may start at {assessment.slug!r}")
-
-
-def _hourly_limit(recent: Sequence[datetime], limit: int, now: datetime, message: str) -> None:
-    """`RateLimited`, with the wait until the oldest of `recent` leaves the hour, once `limit` is met."""
-    if len(recent) >= limit:
-        wait = max(1, int((recent[0] + timedelta(hours=1) - now).total_seconds() + 0.999))
-        raise RateLimited(message, retry_after=wait)
-
-
-def _draw_attempt(
-    session: Session, user: User, version: AssessmentVersion, quiz: QuizAssessment, now: datetime
-) -> QuizAttempt:
-    """A new attempt: questions drawn from a fresh seed, the deadline set by the time limit."""
-    seed = secrets.randbits(31)
-    attempt = QuizAttempt(
-        user_id=user.id,
-        assessment_version_id=version.id,
-        seed=seed,
-        question_ids=draw_questions(quiz, seed),
-        started_at=now,
-        deadline_at=now + timedelta(minutes=quiz.time_limit_minutes) if quiz.time_limit_minutes else None,
-    )
-    session.add(attempt)
-    session.flush()
-    return attempt
-
-
-def quiz_attempt_view(attempt: QuizAttempt, quiz: QuizAssessment) -> dict[str, Any]:
-    return {
-        "id": attempt.id,
-        "assessment": quiz.slug,
-        "title": quiz.title,
-        "started_at": attempt.started_at.isoformat(),
-        "deadline": attempt.deadline_at.isoformat() if attempt.deadline_at else None,
-        "pass_mark": quiz.pass_mark,
-        "questions": present_questions(quiz, attempt.question_ids, attempt.seed),
-    }
+        quizzes.KIND.check_start(session, settings, user, version.assessment_id, assessment_slug, now)
+        attempt = quizzes.draw_attempt(session, user, version, quiz, now)
+    return quizzes.attempt_view(attempt, quiz)
 
 
 def submit(
@@ -226,25 +110,15 @@ def submit(
     definition = parse_definition(version)
     _check_enrolled(session, user, assessment)
     deadline = deadline_for(session, user.id, assessment.id, definition)
-    penalty = late_penalty(
-        definition, deadline, now - QUIZ_DEADLINE_GRACE if definition.kind == "quiz" else now
-    )
-    drawn_before = isinstance(definition, QuizAssessment) and request.attempt_id is not None
-    if not drawn_before:  # a drawn quiz attempt was counted when it was started
+    kind = kind_of(definition)
+    penalty = late_penalty(definition, deadline, now - kind.deadline_grace)
+    if not kind.counted_before_intake(request):
         _check_attempt_policy(session, settings, user, assessment, definition, now)
     _check_rate(session, settings, user, assessment, definition, now)
-    _check_admission(session, settings, QUEUE_FOR_KIND[AssessmentKind(assessment.kind)])
+    _check_admission(session, settings, kind.queue)
 
-    attempt: QuizAttempt | None = None
-    if isinstance(definition, QuizAssessment):
-        payload, version, attempt = _quiz_payload(session, user, version, definition, request, now)
-    elif isinstance(definition, RepositoryAssessment):
-        payload = _repository_payload(settings, request)
-    else:
-        raise InvalidInput(
-            f"submissions of kind {assessment.kind!r} are not accepted yet",
-            details={"field": "assessment"},
-        )
+    intake = kind.accept(session, settings, user, version, definition, request, now)
+    payload, version, attempt = intake.payload, intake.version, intake.attempt
 
     previous = (
         session.scalar(
@@ -271,8 +145,7 @@ def submit(
         late_penalty=penalty,
         due_at=deadline.due,
     )
-    run_queue = QUEUE_FOR_KIND[AssessmentKind(assessment.kind)]
-    run = GradingRun(submission=submission, queue=run_queue, requested_at=now)
+    run = GradingRun(submission=submission, queue=kind.queue, requested_at=now)
     if attempt is not None:
         attempt.submitted_at = now
     session.add_all([submission, run])
@@ -289,22 +162,6 @@ def submit(
         return Accepted(earlier.id, earlier.receipt_sha256, created=False)
     send_run(session, queue, run)
     return Accepted(submission.id, receipt, created=True, commit=submission.commit_sha)
-
-
-def _repository_payload(settings: Settings, request: SubmissionRequest) -> dict[str, Any]:
-    if request.answers is not None or request.attempt_id is not None:
-        raise InvalidInput(
-            "a repository assessment takes git_url or archive, not answers", details={"field": "answers"}
-        )
-    if (request.git_url is None) == (request.archive is None):
-        raise InvalidInput("send exactly one of git_url or archive", details={"field": "git_url"})
-    if request.git_url is not None:
-        return accept_git(settings, request.git_url, request.ref)
-    assert request.archive is not None
-    if request.ref is not None:
-        raise InvalidInput("ref only goes with git_url", details={"field": "ref"})
-    with tempfile.TemporaryDirectory(prefix="intake-") as scratch:
-        return accept_archive(settings, request.archive, request.archive_name, Path(scratch) / "tree")
 
 
 def send_run(session: Session, queue: TaskQueue, run: GradingRun) -> bool:
@@ -359,41 +216,14 @@ def _check_enrolled(session: Session, user: User, assessment: Assessment) -> Non
 
 def has_open_attempt(session: Session, user_id: int, assessment_id: int, now: datetime | None = None) -> bool:
     """Whether the learner holds a drawn quiz attempt they may still hand in."""
-    now = now or utcnow()
-    deadlines = session.scalars(
-        select(QuizAttempt.deadline_at)
-        .join(AssessmentVersion, AssessmentVersion.id == QuizAttempt.assessment_version_id)
-        .where(
-            QuizAttempt.user_id == user_id,
-            AssessmentVersion.assessment_id == assessment_id,
-            QuizAttempt.submitted_at.is_(None),
-        )
-    ).all()
-    return any(deadline is None or deadline + QUIZ_DEADLINE_GRACE > now for deadline in deadlines)
+    return quizzes.has_open_attempt(session, user_id, assessment_id, now or utcnow())
 
 
 def attempts_used(
     session: Session, user_id: int, assessment: Assessment, definition: AssessmentDefinition
 ) -> int:
-    """Attempts that count against the limit: every quiz attempt drawn, submitted or not; every other
-    submission unless its grading was not charged (the autograder failed or found it ungradable)."""
-    if isinstance(definition, QuizAssessment):
-        return (
-            session.scalar(
-                select(func.count(QuizAttempt.id))
-                .join(AssessmentVersion, AssessmentVersion.id == QuizAttempt.assessment_version_id)
-                .where(QuizAttempt.user_id == user_id, AssessmentVersion.assessment_id == assessment.id)
-            )
-            or 0
-        )
-    return (
-        session.scalar(
-            select(func.count(Submission.id)).where(
-                Submission.user_id == user_id, Submission.assessment_id == assessment.id, Submission.charged
-            )
-        )
-        or 0
-    )
+    """Attempts that count against the limit, as the assessment's kind counts them."""
+    return kind_of(definition).attempts_used(session, user_id, assessment.id)
 
 
 def _check_attempt_policy(
@@ -448,7 +278,7 @@ def _check_rate(
         )
         .order_by(Submission.created_at)
     ).all()
-    _hourly_limit(recent, hourly, now, f"at most {hourly} submissions an hour for {assessment.slug!r}")
+    hourly_limit(recent, hourly, now, f"at most {hourly} submissions an hour for {assessment.slug!r}")
 
 
 def _check_admission(session: Session, settings: Settings, queue: str) -> None:
@@ -467,51 +297,6 @@ def _check_admission(session: Session, settings: Settings, queue: str) -> None:
         )
 
 
-def _quiz_payload(
-    session: Session,
-    user: User,
-    version: AssessmentVersion,
-    quiz: QuizAssessment,
-    request: SubmissionRequest,
-    now: datetime,
-) -> tuple[dict[str, Any], AssessmentVersion, QuizAttempt]:
-    if request.attempt_id is not None:
-        if not isinstance(request.attempt_id, str):
-            raise InvalidInput("attempt must be an attempt id", details={"field": "attempt"})
-        attempt = session.get(QuizAttempt, request.attempt_id)
-        if attempt is None or attempt.user_id != user.id:
-            raise NotFound("no such quiz attempt", details={"field": "attempt"})
-        if attempt.assessment_version.assessment_id != version.assessment_id:
-            raise InvalidInput("that attempt belongs to another assessment", details={"field": "attempt"})
-        if attempt.submitted_at is not None:
-            raise Conflict("this attempt was already submitted", details={"field": "attempt"})
-        if attempt.deadline_at is not None and now > attempt.deadline_at + QUIZ_DEADLINE_GRACE:
-            raise TimeLimitExceeded(
-                "the time limit of this attempt has passed",
-                details={"field": "attempt", "deadline": attempt.deadline_at.isoformat()},
-            )
-        # An attempt is graded against the version it was drawn from, even if the quiz changed since.
-        version = attempt.assessment_version
-        quiz_for_attempt = parse_definition(version)
-        assert isinstance(quiz_for_attempt, QuizAssessment)
-        quiz = quiz_for_attempt
-    else:
-        if quiz.time_limit_minutes is not None or any(p.draw is not None for p in quiz.pools):
-            raise InvalidInput(
-                "this quiz draws its questions per attempt: start an attempt first "
-                f"(POST /api/v1/assessments/{quiz.slug}/attempts) and send its id as 'attempt'",
-                details={"field": "attempt"},
-            )
-        attempt = _draw_attempt(session, user, version, quiz, now)
-    answers = validate_answers(quiz, attempt.question_ids, request.answers)
-    payload = {
-        "attempt": attempt.id,
-        "question_ids": list(attempt.question_ids),
-        "answers": answers,
-    }
-    return payload, version, attempt
-
-
 # ---------------------------------------------------------------- presentation: what the learner's pages show
 #
 # Read-only helpers for the pages and the API. They reuse the intake checks above, never restate
@@ -526,20 +311,15 @@ def open_attempt_view(
     attempt = session.get(QuizAttempt, attempt_id) if len(attempt_id) <= 64 else None
     if attempt is None or attempt.user_id != user.id:
         raise NotFound("no such quiz attempt")
-    quiz = parse_definition(attempt.assessment_version)
-    assert isinstance(quiz, QuizAssessment)
-    view = quiz_attempt_view(attempt, quiz)
+    quiz = quizzes.quiz_of(attempt.assessment_version)
+    view = quizzes.attempt_view(attempt, quiz)
     view["submitted"] = attempt.submitted_at is not None
     view["submission_id"] = (
         session.scalar(select(Submission.id).where(Submission.quiz_attempt_id == attempt.id))
         if attempt.submitted_at is not None
         else None
     )
-    view["expired"] = (
-        attempt.submitted_at is None
-        and attempt.deadline_at is not None
-        and now > attempt.deadline_at + QUIZ_DEADLINE_GRACE
-    )
+    view["expired"] = quizzes.expired(attempt, now)
     view["description"] = quiz.description
     view["time_limit_minutes"] = quiz.time_limit_minutes
     return view
@@ -551,9 +331,7 @@ def check_attempt_answers(session: Session, user: User, attempt_id: str, answers
     attempt = session.get(QuizAttempt, attempt_id) if len(attempt_id) <= 64 else None
     if attempt is None or attempt.user_id != user.id:
         raise NotFound("no such quiz attempt", details={"field": "attempt"})
-    quiz = parse_definition(attempt.assessment_version)
-    assert isinstance(quiz, QuizAssessment)
-    validate_answers(quiz, attempt.question_ids, answers)
+    validate_answers(quizzes.quiz_of(attempt.assessment_version), attempt.question_ids, answers)
 
 
 def assessment_summary(session: Session, slug: str) -> dict[str, Any]:
@@ -569,19 +347,8 @@ def assessment_summary(session: Session, slug: str) -> dict[str, Any]:
         "max_attempts": definition.attempts.max,
         "cooldown_seconds": definition.attempts.cooldown_seconds,
     }
-    if isinstance(definition, RepositoryAssessment):
-        summary["limits"] = definition.limits.model_dump()
-        summary["submissions_per_hour"] = definition.submissions_per_hour
-        summary["has_starter"] = bool(starter_files(version))
+    summary.update(kind_of(definition).summary(version, definition))
     return summary
-
-
-def starter_files(version: AssessmentVersion) -> dict[str, bytes]:
-    """A repository assessment's starter code (its `starter` folder in the stored bundle), by path."""
-    definition = parse_definition(version)
-    if not isinstance(definition, RepositoryAssessment):
-        return {}
-    return Bundle.from_stored(version.definition.get(BUNDLED_FOLDERS_KEY)).under(definition.starter)
 
 
 def check_enrolled(session: Session, user: User, slug: str) -> None:
@@ -622,11 +389,8 @@ def availability(
     assessment = version.assessment
     definition = parse_definition(version)
     used = attempts_used(session, user.id, assessment, definition)
-    reopen = (
-        _reopenable_attempt(session, user.id, version.id, now)
-        if isinstance(definition, QuizAssessment)
-        else None
-    )
+    kind = kind_of(definition)
+    reopen = kind.open_attempt(session, user.id, version.id, now)
     blocked: GraderError | None = None
     deadline = deadline_for(session, user.id, assessment.id, definition)
     penalty = 0.0
@@ -636,8 +400,7 @@ def availability(
         if reopen is None:
             _check_attempt_policy(session, settings, user, assessment, definition, now)
             _check_rate(session, settings, user, assessment, definition, now)
-            if isinstance(definition, QuizAssessment):
-                _check_start_rate(session, settings, user, assessment, now)
+            kind.check_start(session, settings, user, assessment.id, slug, now)
     except (PermissionDenied, Conflict, RateLimited) as exc:
         blocked = exc
     ready_at = now + timedelta(seconds=blocked.retry_after) if isinstance(blocked, RateLimited) else None
@@ -645,7 +408,7 @@ def availability(
         attempts_used=used,
         max_attempts=definition.attempts.max,
         cooldown_seconds=definition.attempts.cooldown_seconds,
-        open_attempt_id=reopen.id if reopen is not None else None,
+        open_attempt_id=reopen,
         blocked=blocked,
         ready_at=ready_at,
         due=deadline.due,

@@ -27,7 +27,7 @@ from grader.catalog.schema import CommandSuite, PytestSuite, RepositoryAssessmen
 from grader.config import Settings
 from grader.errors import InvalidInput, NotFound
 from grader.intake.archives import extract_archive
-from grader.services.graders import expected_tests
+from grader.kinds.repository import expected_tests
 from grader.services.images import SetupImage, setup_image
 from grader.services.repository import (
     RepositoryGrading,

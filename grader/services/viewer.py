@@ -25,8 +25,8 @@ from grader.catalog.schema import QuizAssessment
 from grader.errors import InvalidInput, NotFound
 from grader.models import Role, Submission, User
 from grader.services import access, review_queue
+from grader.services.catalog import parse_definition
 from grader.services.grading import latest_result
-from grader.services.submissions import parse_definition
 from grader.storage import FileStore
 
 MAX_SHOWN_BYTES = 512 * 1024  # larger text files are listed with their size, not rendered

@@ -8,9 +8,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from grader.errors import InvalidInput, PayloadTooLarge
+from grader.kinds.base import SubmissionRequest
 from grader.services import audit, deadlines, publication, queries, reviews, submissions
 from grader.services.audit import user_actor
-from grader.services.catalog import current_version
+from grader.services.catalog import current_version, parse_definition
 from grader.services.deadlines import require_staff
 from grader.web.auth import api_user, csrf
 from grader.web.context import db, web
@@ -49,7 +50,7 @@ def me() -> Response:
 def assessment(slug: str) -> Response:
     api_user()
     version = current_version(db(), slug)
-    definition = submissions.parse_definition(version)
+    definition = parse_definition(version)
     return jsonify(
         {
             "slug": definition.slug,
@@ -86,7 +87,7 @@ def create_submission() -> tuple[Response, int, dict[str, str]]:
     return jsonify(body), 202, {"Location": status_url}
 
 
-def _json_request() -> submissions.SubmissionRequest:
+def _json_request() -> SubmissionRequest:
     data = _json_body()
     unknown = set(data) - {"assessment", "attempt", "answers", "git_url", "ref"}
     if unknown:
@@ -94,7 +95,7 @@ def _json_request() -> submissions.SubmissionRequest:
         raise InvalidInput(f"unknown field {field!r}", details={"field": field})
     slug = _string_field(data, "assessment")
     assert slug is not None
-    return submissions.SubmissionRequest(
+    return SubmissionRequest(
         assessment=slug,
         answers=data.get("answers"),
         attempt_id=_string_field(data, "attempt", required=False),
@@ -104,7 +105,7 @@ def _json_request() -> submissions.SubmissionRequest:
     )
 
 
-def _archive_request() -> submissions.SubmissionRequest:
+def _archive_request() -> SubmissionRequest:
     unknown = (set(request.form) | set(request.files)) - {"assessment", "archive"}
     if unknown:
         field = sorted(unknown)[0]
@@ -123,7 +124,7 @@ def _archive_request() -> submissions.SubmissionRequest:
             f"the archive is larger than the limit of {human_bytes(limit)}",
             details={"field": "archive", "limit_bytes": limit},
         )
-    return submissions.SubmissionRequest(
+    return SubmissionRequest(
         assessment=slug,
         archive=data,
         archive_name=upload.filename,

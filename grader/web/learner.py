@@ -23,6 +23,7 @@ from grader.errors import (
     PayloadTooLarge,
     RateLimited,
 )
+from grader.kinds.base import SubmissionRequest
 from grader.quiz import answer_problem_in_words
 from grader.services import queries, submissions
 from grader.storage import file_store
@@ -165,9 +166,7 @@ def attempt(attempt_id: str) -> PageResult | BaseResponse:
                 web().queue,
                 web().settings,
                 user,
-                submissions.SubmissionRequest(
-                    assessment=view["assessment"], answers=answers, attempt_id=attempt_id
-                ),
+                SubmissionRequest(assessment=view["assessment"], answers=answers, attempt_id=attempt_id),
             )
         except GraderError as exc:
             error, error_question = _answer_error(exc, view["questions"])
@@ -270,7 +269,7 @@ def _archive_limit() -> int:
     return min(settings.max_archive_bytes, settings.max_request_bytes)
 
 
-def _repository_request(slug: str) -> submissions.SubmissionRequest:
+def _repository_request(slug: str) -> SubmissionRequest:
     upload = request.files.get("archive")
     has_archive = upload is not None and bool(upload.filename)
     git_url = request.form.get("git_url", "").strip() or None
@@ -292,7 +291,7 @@ def _repository_request(slug: str) -> submissions.SubmissionRequest:
                 details={"field": "archive", "limit_bytes": limit},
             )
     ref = request.form.get("ref", "").strip() or None
-    return submissions.SubmissionRequest(
+    return SubmissionRequest(
         assessment=slug,
         git_url=git_url,
         ref=ref if git_url is not None else None,

@@ -28,8 +28,9 @@ from grader.catalog.loader import BUNDLED_FOLDERS_KEY, Catalog, read_catalog
 from grader.catalog.schema import RepositoryAssessment
 from grader.config import Settings
 from grader.interfaces import RecordingQueue
+from grader.kinds import default_graders
+from grader.kinds.repository import RepositoryGrader, expected_tests
 from grader.models import Extension, GradeOutcome, Result, Submission, utcnow
-from grader.services.graders import RepositoryGrader, default_graders, expected_tests
 from grader.services.grading import process_run
 from grader.services.images import build_setup_image, setup_image
 from grader.services.repository import RepositoryGrading, RepositoryReport

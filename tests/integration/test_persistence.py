@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from grader.config import Settings
 from grader.interfaces import RecordingQueue
+from grader.kinds import default_graders
+from grader.kinds.base import SubmissionRequest
 from grader.models import CredentialAward, GradingRun, Result, Submission, User, utcnow
 from grader.services import submissions
-from grader.services.graders import default_graders
 from grader.services.grading import (
     Grade,
     RunOutcome,
@@ -36,7 +37,7 @@ def _submit(
             queue,
             settings,
             user,
-            submissions.SubmissionRequest(assessment="basics", answers=BASICS_ANSWERS),
+            SubmissionRequest(assessment="basics", answers=BASICS_ANSWERS),
         )
     with sessions() as session:
         run = session.scalars(

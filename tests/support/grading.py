@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session, sessionmaker
 
 from grader.interfaces import RecordingQueue
-from grader.services.graders import default_graders
+from grader.kinds import default_graders
 from grader.services.grading import RunOutcome, process_run
 
 

@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from grader.catalog.loader import read_catalog
 from grader.config import Settings
 from grader.interfaces import RecordingQueue
+from grader.kinds.base import Grade, GradingJob
+from grader.kinds.quiz import QuizGrader
 from grader.services.catalog import load_catalog
 from grader.services.evidence import capture_tree
-from grader.services.graders import QuizGrader
-from grader.services.grading import Grade, GradingJob, process_run
+from grader.services.grading import process_run
 from grader.services.repository import RepositoryReport, TestOutcome, report_feedback, rubric_feedback, score
 from grader.services.workspace import materialise
 from grader.storage import file_store

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from grader.config import Settings
-from grader.services.graders import QuizGrader
-from grader.services.grading import Grade, GradingJob, KindGrader
+from grader.kinds.base import Grade, GradingJob, KindGrader
+from grader.kinds.quiz import QuizGrader
 from workers.celery_app import configure_graders
 from workers.main import app
 

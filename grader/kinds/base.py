@@ -1,0 +1,196 @@
+"""The `Kind` protocol: what intake, grading and the result pages need to know about a kind of work.
+
+A kind is one of the things a learner hands in (a quiz, a repository, a portfolio). Everything that
+differs between kinds goes through this protocol, so the services that take, grade and show work never
+test which class a definition is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from grader.catalog.schema import AssessmentDefinition, ReviewPolicy
+from grader.config import Settings
+from grader.errors import RateLimited
+from grader.models import AssessmentVersion, GradeOutcome, QuizAttempt, Result, Submission, User
+from rubrics import Review
+
+
+@dataclass(frozen=True)
+class CarriedReview:
+    """A reviewer's scores on an earlier result of the same submission, for a regrade to reuse."""
+
+    review_id: int
+    reviewer_id: int
+    reviews: tuple[Review, ...]
+    comment: str
+
+
+@dataclass(frozen=True)
+class GradingJob:
+    """Everything a kind's grader needs, detached from the database session."""
+
+    run_id: str
+    submission_id: str
+    user_id: int
+    kind: str
+    definition: AssessmentDefinition
+    raw_definition: Mapping[str, Any]
+    payload: Mapping[str, Any]
+    rubric_definition: Mapping[str, Any] | None
+    rubric_id: int | None
+    assessment_version_id: int
+    attempt_number: int
+    commit_sha: str | None = None
+    late_penalty: float = 0.0
+    # Set when this run regrades a reviewed submission whose manual criteria did not change.
+    carried_review: CarriedReview | None = None
+
+
+@dataclass(frozen=True)
+class Grade:
+    """A kind grader's verdict; `passed` is None while manual criteria await a reviewer, or when the
+    run produced no verdict (the autograder failed, or found the work ungradable)."""
+
+    score: float
+    max_score: float
+    passed: bool | None
+    feedback: Mapping[str, Any]
+    needs_review: bool = False
+    outcome: GradeOutcome = GradeOutcome.GRADED
+
+
+class KindGrader(Protocol):
+    """Turns a job into a grade: the part of a kind a worker runs."""
+
+    def grade(self, job: GradingJob) -> Grade:
+        """Grade one job; raise `ServiceUnavailable` only for faults on our side."""
+        ...
+
+
+@dataclass(frozen=True)
+class SubmissionRequest:
+    """What a learner sent, already decoded from the form or JSON by the web layer."""
+
+    assessment: str
+    answers: Any = None
+    attempt_id: str | None = None
+    idempotency_key: str | None = None
+    git_url: Any = None
+    ref: Any = None
+    archive: bytes | None = None
+    archive_name: str = "upload"
+
+
+@dataclass(frozen=True)
+class Intake:
+    """A request accepted by its kind: the payload to store, and the version it is graded against
+    (a quiz attempt keeps the version it was drawn from), with the quiz attempt it hands in."""
+
+    payload: dict[str, Any]
+    version: AssessmentVersion
+    attempt: QuizAttempt | None = None
+
+
+@dataclass(frozen=True)
+class ShapedFeedback:
+    """What a viewer may read of a result's feedback, and why its total is held back (or None)."""
+
+    feedback: dict[str, Any]
+    held_back: str | None = None
+
+
+class Kind(Protocol):
+    """One kind of work, from intake to the result page."""
+
+    name: str
+    # The broker queue its grading runs go to.
+    queue: str
+    # Hand-ins this long after the deadline still count as on time (a quiz answer travels).
+    deadline_grace: timedelta
+
+    def accept(
+        self,
+        session: Session,
+        settings: Settings,
+        user: User,
+        version: AssessmentVersion,
+        definition: AssessmentDefinition,
+        request: SubmissionRequest,
+        now: datetime,
+    ) -> Intake:
+        """Validate what the learner sent and turn it into the payload to store (`InvalidInput` else)."""
+        ...
+
+    def counted_before_intake(self, request: SubmissionRequest) -> bool:
+        """Whether this hand-in's attempt was already counted (a drawn quiz attempt is counted at start)."""
+        ...
+
+    def attempts_used(self, session: Session, user_id: int, assessment_id: int) -> int:
+        """Attempts that count against the assessment's limit."""
+        ...
+
+    def open_attempt(self, session: Session, user_id: int, version_id: int, now: datetime) -> str | None:
+        """An attempt the learner started and may still hand in (a drawn quiz), else None."""
+        ...
+
+    def check_start(
+        self, session: Session, settings: Settings, user: User, assessment_id: int, slug: str, now: datetime
+    ) -> None:
+        """Limits on starting an attempt beyond those on handing in (`RateLimited`)."""
+        ...
+
+    def grader(self, settings: Settings | None) -> KindGrader | None:
+        """The grader a worker runs for this kind; None when it needs settings it was not given."""
+        ...
+
+    def summary(self, version: AssessmentVersion, definition: AssessmentDefinition) -> dict[str, Any]:
+        """What a learner reads before handing in, beyond title, description and attempts."""
+        ...
+
+    def review_policy(self, definition: AssessmentDefinition) -> ReviewPolicy:
+        """How reviewers score its manual criteria (blind, double review)."""
+        ...
+
+    def shape_feedback(
+        self,
+        session: Session,
+        submission: Submission,
+        result: Result,
+        definition: AssessmentDefinition,
+        feedback: dict[str, Any],
+        *,
+        staff: bool,
+    ) -> ShapedFeedback:
+        """Cut a copy of the stored feedback down to what the viewer may see."""
+        ...
+
+    def withheld(self, session: Session, submission: Submission, result: Result) -> bool:
+        """Whether the result's total is held back from its learner for now."""
+        ...
+
+
+def hourly_limit(recent: Sequence[datetime], limit: int, now: datetime, message: str) -> None:
+    """`RateLimited`, with the wait until the oldest of `recent` leaves the hour, once `limit` is met."""
+    if len(recent) >= limit:
+        wait = max(1, int((recent[0] + timedelta(hours=1) - now).total_seconds() + 0.999))
+        raise RateLimited(message, retry_after=wait)
+
+
+def charged_attempts(session: Session, user_id: int, assessment_id: int) -> int:
+    """Hand-ins that count against the limit: all but those whose grading was not charged (the
+    autograder failed on our side, or found the work ungradable)."""
+    return (
+        session.scalar(
+            select(func.count(Submission.id)).where(
+                Submission.user_id == user_id, Submission.assessment_id == assessment_id, Submission.charged
+            )
+        )
+        or 0
+    )
