@@ -357,6 +357,8 @@ def _check_references(
             and definition.rubric not in rubrics
         ):
             problems.append(_problem_at(entry, ("rubric",), f"unknown rubric {definition.rubric!r}"))
+        elif isinstance(definition, PortfolioAssessment):
+            _check_slot_criteria(entry, definition, rubrics[definition.rubric], problems)
     for program in programs.values():
         for index, requirement in enumerate(program.definition.requirements):
             target = assessments.get(requirement.assessment)
@@ -378,6 +380,30 @@ def _check_references(
                         f"{quiz.pass_mark}: a learner who passes the requirement would fail the quiz",
                     )
                 )
+
+
+def _check_slot_criteria(
+    entry: AssessmentEntry, portfolio: PortfolioAssessment, rubric: CatalogEntry, problems: list[Problem]
+) -> None:
+    """Each slot's criteria must be criteria of the portfolio's rubric."""
+    known = {c.get("id") for c in rubric.data.get("criteria", []) if isinstance(c, dict)}
+    groups = (
+        ("artifacts", portfolio.artifacts),
+        ("links", portfolio.links),
+        ("statements", portfolio.statements),
+    )
+    for field_name, slots in groups:
+        for index, slot in enumerate(slots):
+            for position, criterion in enumerate(slot.criteria):
+                if criterion not in known:
+                    problems.append(
+                        _problem_at(
+                            entry,
+                            (field_name, index, "criteria", position),
+                            f"{slot.id}: {criterion!r} is not a criterion of rubric {portfolio.rubric!r} "
+                            f"(it has {', '.join(sorted(str(k) for k in known))})",
+                        )
+                    )
 
 
 def _problem_at(entry: CatalogEntry, loc: tuple[str | int, ...], message: str) -> Problem:

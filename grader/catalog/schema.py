@@ -379,6 +379,8 @@ class RepositoryAssessment(AssessmentBase):
 
 
 class ArtifactType(StrEnum):
+    """A file type a slot may take, recognised by the file's content, never by its name."""
+
     PDF = "pdf"
     PNG = "png"
     JPEG = "jpeg"
@@ -387,38 +389,74 @@ class ArtifactType(StrEnum):
     ZIP = "zip"
 
 
-class Artifact(Strict):
+CriterionIds = Annotated[list[Annotated[str, Field(pattern=QUESTION_ID)]], Field(max_length=50)]
+
+
+class Slot(Strict):
+    """What every slot of a portfolio has: an id, words for the learner, whether it is required, and
+    the rubric criteria it is evidence for (the reviewer sees the slot beside those criteria)."""
+
     id: Annotated[str, Field(pattern=QUESTION_ID)]
-    title: Annotated[str, Field(min_length=1)]
+    title: Annotated[str, Field(min_length=1, max_length=200)]
     description: str = ""
+    required: bool = True
+    criteria: CriterionIds = []
+
+
+class Artifact(Slot):
+    """A file slot: the types it takes, the largest file, and how many files."""
+
     types: Annotated[list[ArtifactType], Field(min_length=1)]
     max_mb: Annotated[float, Field(gt=0, le=100)] = 10
-    required: bool = True
+    max_files: Annotated[int, Field(ge=1, le=20)] = 1
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_mb * 1024 * 1024)
 
 
-class LinkSpec(Strict):
-    id: Annotated[str, Field(pattern=QUESTION_ID)]
-    title: Annotated[str, Field(min_length=1)]
-    description: str = ""
-    required: bool = True
-    hosts: list[str] = []  # allowed host names; empty: any public https host
+class LinkSpec(Slot):
+    """A link slot: an address shown to the reviewer as text (never fetched by the service)."""
+
+    schemes: Annotated[list[Literal["https", "http"]], Field(min_length=1)] = ["https"]
+    hosts: list[str] = []  # allowed host names (and their subdomains); empty: any public host
+
+
+class Statement(Slot):
+    """A written statement, answered in the hand-in form, optionally to a prompt."""
+
+    prompt: str = ""
+    min_words: Annotated[int, Field(ge=0, le=20_000)] = 0
+    max_words: Annotated[int, Field(gt=0, le=20_000)] = 500
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> Statement:
+        if self.min_words > self.max_words:
+            raise ValueError(f"min_words {self.min_words} is above max_words {self.max_words}")
+        return self
 
 
 class PortfolioAssessment(AssessmentBase):
     kind: Literal["portfolio"]
     rubric: Annotated[str, Field(pattern=SLUG)]
     review: ReviewPolicy = ReviewPolicy()
-    artifacts: list[Artifact] = []
-    links: list[LinkSpec] = []
+    artifacts: Annotated[list[Artifact], Field(max_length=30)] = []
+    links: Annotated[list[LinkSpec], Field(max_length=30)] = []
+    statements: Annotated[list[Statement], Field(max_length=30)] = []
 
     @model_validator(mode="after")
     def _asks_for_something(self) -> PortfolioAssessment:
-        if not self.artifacts and not self.links:
-            raise ValueError("a portfolio needs at least one artifact or link")
-        ids = [a.id for a in self.artifacts] + [link.id for link in self.links]
-        if len(set(ids)) != len(ids):
-            raise ValueError("artifact and link ids must be unique")
+        if not self.slots:
+            raise ValueError("a portfolio needs at least one artifact, link or statement")
+        ids = [slot.id for slot in self.slots]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"artifact, link and statement ids must be unique: {', '.join(repeated)} repeat")
         return self
+
+    @property
+    def slots(self) -> list[Slot]:
+        return [*self.artifacts, *self.links, *self.statements]
 
 
 AssessmentDefinition = Annotated[

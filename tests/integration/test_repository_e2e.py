@@ -241,9 +241,9 @@ def test_the_hand_in_page_explains_a_rejected_url(client: FlaskClient, developer
         "/assessments/wsgi-todo-api/submit",
         data={"csrf_token": csrf_token(form), "git_url": "https://user:secret@127.0.0.1/x.git"},
     )
-    assert page.status_code == 200
-    alert = page.get_data(as_text=True).split('role="alert">')[1].split("</p>")[0]
-    assert "<code>git_url</code>" in alert and "secret" not in alert
+    assert page.status_code == 400  # the refusal with its real status, the form shown again
+    alert = page.get_data(as_text=True).split('role="alert" id="form-error">')[1].split("</p>")[0]
+    assert "Problem with the git URL" in alert and "secret" not in alert
 
 
 def test_repository_submissions_are_rate_limited_per_learner(

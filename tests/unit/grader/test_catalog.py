@@ -159,3 +159,79 @@ def test_a_due_date_without_a_time_zone_is_refused_with_its_line(tmp_path: Path)
     problems = problems_of(tmp_path, {"assessments/basics.yaml": dated})
     assert len(problems) == 1 and problems[0].startswith("c/assessments/basics.yaml:6: due")
     assert "time zone" in problems[0]
+
+
+PORTFOLIO_RUBRIC = """\
+id: showcase-review
+title: Showcase review
+pass_mark: 0.5
+criteria:
+  - id: evidence
+    title: Evidence
+    manual: true
+    levels:
+      - {label: missing, points: 0}
+      - {label: shown, points: 2}
+"""
+
+PORTFOLIO = """\
+slug: showcase
+kind: portfolio
+title: Showcase
+description: Show your work.
+rubric: showcase-review
+artifacts:
+  - id: report
+    title: Report
+    types: [pdf, markdown]
+    max_files: 2
+    criteria: [evidence]
+links:
+  - id: repo
+    title: Repository
+    hosts: [github.com]
+    criteria: [evidence]
+statements:
+  - id: reflection
+    title: Reflection
+    prompt: What would you do differently?
+    min_words: 50
+    max_words: 300
+    criteria: [evidence]
+"""
+
+
+def test_a_portfolio_declares_files_links_and_statements_serving_criteria(tmp_path: Path) -> None:
+    files = {"rubrics/showcase-review.yaml": PORTFOLIO_RUBRIC, "assessments/showcase.yaml": PORTFOLIO}
+    catalog = read_catalog(write_catalog(tmp_path / "c", files))
+    portfolio = catalog.assessments["showcase"].definition
+    assert portfolio.kind == "portfolio"
+    assert [slot.id for slot in portfolio.slots] == ["report", "repo", "reflection"]
+    assert portfolio.artifacts[0].max_files == 2 and portfolio.artifacts[0].max_bytes == 10 * 1024 * 1024
+    assert portfolio.links[0].schemes == ["https"]
+    assert portfolio.statements[0].prompt == "What would you do differently?"
+
+
+def test_portfolio_slot_mistakes_are_reported_where_written(tmp_path: Path) -> None:
+    broken = (
+        PORTFOLIO.replace("    criteria: [evidence]\nlinks:", "    criteria: [evidance]\nlinks:")
+        .replace("min_words: 50", "min_words: 400")
+        .replace("types: [pdf, markdown]", "types: [pdf, exe]")
+    )
+    files = {"rubrics/showcase-review.yaml": PORTFOLIO_RUBRIC, "assessments/showcase.yaml": broken}
+    joined = "\n".join(problems_of(tmp_path, files))
+    assert "c/assessments/showcase.yaml:9: artifacts[0].types[1]: " in joined and "'pdf'" in joined
+    assert "c/assessments/showcase.yaml:18: " in joined and "min_words 400 is above max_words 300" in joined
+    repeated = {"assessments/showcase.yaml": PORTFOLIO.replace("id: repo\n", "id: report\n")}
+    joined = "\n".join(problems_of(tmp_path, {"rubrics/showcase-review.yaml": PORTFOLIO_RUBRIC, **repeated}))
+    assert "ids must be unique: report repeat" in joined
+
+
+def test_a_slot_serving_a_criterion_the_rubric_lacks_is_reported(tmp_path: Path) -> None:
+    broken = PORTFOLIO.replace("    criteria: [evidence]\nlinks:", "    criteria: [evidance]\nlinks:")
+    files = {"rubrics/showcase-review.yaml": PORTFOLIO_RUBRIC, "assessments/showcase.yaml": broken}
+    problems = problems_of(tmp_path, files)
+    assert any(
+        p.startswith("c/assessments/showcase.yaml:11: ") and "'evidance' is not a criterion" in p
+        for p in problems
+    ), problems
