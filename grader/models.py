@@ -533,3 +533,49 @@ class CredentialAward(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
     program: Mapped[Program] = relationship()
+
+
+class PortfolioDraft(Base):
+    """A learner's portfolio while they fill it in: kept between visits, frozen by the submit.
+
+    A submitted draft points at its submission and takes no more changes; the next attempt starts a
+    new draft. At most one open draft per learner and assessment (the service locks the learner's
+    row to keep it so, since "unique where open" is not portable across databases).
+    """
+
+    __tablename__ = "portfolio_drafts"
+    __table_args__ = (Index("ix_portfolio_drafts_user_assessment", "user_id", "assessment_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    assessment_id: Mapped[int] = mapped_column(ForeignKey("assessments.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submission_id: Mapped[str | None] = mapped_column(
+        ForeignKey("submissions.id", ondelete="SET NULL"), default=None
+    )
+
+    items: Mapped[list[DraftItem]] = relationship(
+        back_populates="draft", order_by="DraftItem.id", cascade="all, delete-orphan"
+    )
+
+
+class DraftItem(Base):
+    """One thing in a draft: a stored file (by its SHA-256 in the file store), a link or a statement."""
+
+    __tablename__ = "portfolio_draft_items"
+    __table_args__ = (Index("ix_portfolio_draft_items_draft", "draft_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    draft_id: Mapped[str] = mapped_column(ForeignKey("portfolio_drafts.id", ondelete="CASCADE"))
+    slot: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(20))  # file | link | statement
+    name: Mapped[str] = mapped_column(String(255), default="")  # the file's name as uploaded (checked)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    media_type: Mapped[str] = mapped_column(String(20), default="")  # detected from the content
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # pages, dimensions, host
+    text: Mapped[str] = mapped_column(Text, default="")  # a link's address or a statement's words
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    draft: Mapped[PortfolioDraft] = relationship(back_populates="items")

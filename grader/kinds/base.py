@@ -7,7 +7,7 @@ test which class a definition is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -86,6 +86,7 @@ class SubmissionRequest:
     ref: Any = None
     archive: bytes | None = None
     archive_name: str = "upload"
+    draft_id: str | None = None  # a portfolio draft to freeze and hand in
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class Intake:
     payload: dict[str, Any]
     version: AssessmentVersion
     attempt: QuizAttempt | None = None
+    # Called with the new submission in the intake's transaction (a portfolio draft is frozen by it).
+    on_recorded: Callable[[Submission], None] | None = None
 
 
 @dataclass(frozen=True)

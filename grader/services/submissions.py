@@ -46,6 +46,7 @@ from grader.models import (
     RunStatus,
     Submission,
     User,
+    new_id,
     utcnow,
 )
 from grader.quiz import validate_answers
@@ -99,6 +100,9 @@ def submit(
     """Validate, store and queue one submission; see the module docstring for the guarantees."""
     now = now or utcnow()
     key = _idempotency_key(request.idempotency_key)
+    if key is None and isinstance(request.draft_id, str) and len(request.draft_id) <= 64:
+        # Handing in the same draft twice (a double click, a retry) answers with the first hand-in.
+        key = f"draft:{request.draft_id}"
     if key is not None:
         earlier = session.scalar(
             select(Submission).where(Submission.user_id == user.id, Submission.idempotency_key == key)
@@ -130,6 +134,7 @@ def submit(
     )
     receipt = receipt_hash(assessment.slug, version.version, payload)
     submission = Submission(
+        id=new_id(),  # known before the flush, for the kind's on_recorded
         user_id=user.id,
         assessment_id=assessment.id,
         assessment_version_id=version.id,
@@ -148,6 +153,8 @@ def submit(
     run = GradingRun(submission=submission, queue=kind.queue, requested_at=now)
     if attempt is not None:
         attempt.submitted_at = now
+    if intake.on_recorded is not None:
+        intake.on_recorded(submission)
     session.add_all([submission, run])
     try:
         session.commit()
