@@ -15,6 +15,7 @@ from grader.interfaces import TaskQueue
 def create_app(settings: Settings | None = None, *, queue: TaskQueue | None = None) -> Flask:
     from grader.web import api, api_review, api_staff, auth, errors, learner, review, staff, templating
     from grader.web.context import register_context
+    from grader.web.openapi import bp as openapi_bp
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -50,5 +51,6 @@ def create_app(settings: Settings | None = None, *, queue: TaskQueue | None = No
     app.register_blueprint(api.bp)
     app.register_blueprint(api_review.bp)
     app.register_blueprint(api_staff.bp)
+    app.register_blueprint(openapi_bp)
     errors.register(app)
     return app
