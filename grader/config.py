@@ -54,6 +54,18 @@ class Settings:
     # Submission pacing per learner and assessment (anti-oracle)
     submissions_per_hour: int = 30
     quiz_starts_per_hour: int = 20  # drawing attempts shows questions: paced like submissions
+    # File store (archives, evidence): a folder under data_dir, or an S3-compatible store shared by hosts
+    store: str = "local"  # local | s3
+    s3_endpoint: str = ""  # empty: AWS itself; otherwise the store's URL, e.g. http://seaweedfs:8333
+    s3_bucket: str = ""  # required with store=s3; private, never public-read
+    s3_prefix: str = ""  # keys go under it, e.g. "grader/", so one bucket can serve several services
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""  # empty: boto3's usual chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, a role)
+    s3_secret_access_key: str = ""
+    s3_create_bucket: bool = False  # create the bucket, private, when it is missing (else: an error)
+    s3_connect_timeout_seconds: float = 5.0
+    s3_read_timeout_seconds: float = 30.0
+    s3_max_attempts: int = 3  # every request, the first included; retried with backoff
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -120,6 +132,12 @@ class Settings:
             raise InvalidInput(
                 "GRADER_SANDBOX_BACKEND must be auto, docker or bwrap",
                 details={"field": "GRADER_SANDBOX_BACKEND"},
+            )
+        if settings.store not in {"local", "s3"}:
+            raise InvalidInput("GRADER_STORE must be local or s3", details={"field": "GRADER_STORE"})
+        if settings.store == "s3" and not settings.s3_bucket:
+            raise InvalidInput(
+                "GRADER_S3_BUCKET must be set when GRADER_STORE is s3", details={"field": "GRADER_S3_BUCKET"}
             )
         return settings
 

@@ -2,20 +2,22 @@
 
 Intake checks the source once (URL rules, commit resolution, archive safety) and records it; the
 worker materialises the same tree again in a private temporary folder just before grading, so no
-learner tree is ever shared between runs or kept on the host longer than a grading run.
+learner tree is ever shared between runs or kept on the host longer than a grading run. An archive's
+bytes live in the file store under their SHA-256 (`grader.storage`), so the web host that took it and
+the worker host that grades it need share nothing but the database, the broker and the store.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from grader.config import Settings
-from grader.errors import InvalidInput, PayloadTooLarge
+from grader.errors import InvalidInput, NotFound, PayloadTooLarge, ServiceUnavailable
 from grader.intake.archives import ArchivePolicy, extract_archive
 from grader.intake.git import GitPolicy, fetch_worktree, resolve_commit, validate_git_url
+from grader.storage import file_store, sha256_hex
 
 
 def git_policy(settings: Settings) -> GitPolicy:
@@ -31,8 +33,9 @@ def archive_policy(settings: Settings) -> ArchivePolicy:
     return ArchivePolicy(max_upload_bytes=settings.max_archive_bytes)
 
 
-def archive_store(settings: Settings) -> Path:
-    return settings.files_dir / "archives"
+def legacy_archive_path(settings: Settings, digest: str) -> Path:
+    """Where archives were kept before the file store held them (read once, then moved)."""
+    return settings.files_dir / "archives" / f"{digest}.bin"
 
 
 def accept_git(settings: Settings, url: Any, ref: Any) -> dict[str, Any]:
@@ -56,14 +59,9 @@ def accept_archive(settings: Settings, data: bytes, filename: str, scratch: Path
             details={"field": "archive", "limit_bytes": policy.max_upload_bytes},
         )
     tree = extract_archive(data, filename, scratch, policy)
-    digest = hashlib.sha256(data).hexdigest()
-    store = archive_store(settings)
-    store.mkdir(parents=True, exist_ok=True)
-    target = store / f"{digest}.bin"
-    if not target.exists():
-        partial = target.with_suffix(".part")
-        partial.write_bytes(data)
-        partial.replace(target)  # atomic: a worker never reads half an archive
+    # Stored before anything is recorded: a store that is down fails the hand-in (503) with no
+    # submission left behind, and a worker never meets a submission whose archive is not there.
+    digest = file_store(settings).put(data)
     return {
         "source": "archive",
         "archive_sha256": digest,
@@ -80,8 +78,27 @@ def materialise(settings: Settings, payload: Mapping[str, Any], dest: Path) -> P
         validated = validate_git_url(str(payload["git_url"]), policy)
         return fetch_worktree(validated, str(payload["commit"]), dest, policy).path
     if payload.get("source") == "archive":
-        data = (archive_store(settings) / f"{payload['archive_sha256']}.bin").read_bytes()
+        data = stored_archive(settings, str(payload["archive_sha256"]))
         return extract_archive(
             data, str(payload.get("archive_name", "upload")), dest, archive_policy(settings)
         ).path
     raise ValueError(f"unknown work tree source {payload.get('source')!r}")
+
+
+def stored_archive(settings: Settings, digest: str) -> bytes:
+    """An accepted archive's bytes from the store; a missing archive is our fault, never the learner's."""
+    store = file_store(settings)
+    try:
+        return store.get(digest)
+    except NotFound:
+        pass
+    # Submissions accepted before archives moved into the store still grade (a regrade, a retry).
+    legacy = legacy_archive_path(settings, digest)
+    try:
+        data = legacy.read_bytes()
+    except FileNotFoundError:
+        data = b""
+    if not data or sha256_hex(data) != digest:
+        raise ServiceUnavailable(f"the archive {digest[:12]}… is missing from the file store")
+    store.put(data)
+    return data

@@ -1,0 +1,1 @@
+"""Storage tests: the file stores, local and S3, and what is kept in them."""
