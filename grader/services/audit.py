@@ -114,9 +114,11 @@ def events(
     submission_id: str | None = None,
     learner_email: str | None = None,
     assessment_slug: str | None = None,
+    assessment_ids: set[int] | None = None,
     limit: int = 100,
 ) -> list[AuditEntry]:
-    """Events, newest first, narrowed by any of submission, learner and assessment."""
+    """Events, newest first, narrowed by any of submission, learner and assessment; `assessment_ids`
+    keeps only the events of those assessments (None: every event, those of no assessment too)."""
     query = (
         select(AuditEvent, User.email, Assessment.slug)
         .outerjoin(User, User.id == AuditEvent.learner_id)
@@ -130,6 +132,8 @@ def events(
         query = query.where(User.email == learner_email.strip().lower())
     if assessment_slug is not None:
         query = query.where(Assessment.slug == assessment_slug)
+    if assessment_ids is not None:
+        query = query.where(AuditEvent.assessment_id.in_(assessment_ids))
     return [
         AuditEntry(
             at=event.created_at,

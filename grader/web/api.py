@@ -9,10 +9,10 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from grader.errors import InvalidInput, PayloadTooLarge
 from grader.kinds.base import SubmissionRequest
-from grader.services import audit, deadlines, publication, queries, reviews, submissions
+from grader.models import User
+from grader.services import access, audit, deadlines, publication, queries, reviews, submissions
 from grader.services.audit import user_actor
 from grader.services.catalog import current_version, parse_definition
-from grader.services.deadlines import require_staff
 from grader.web.auth import api_user, csrf
 from grader.web.context import db, web
 from grader.web.templating import human_bytes
@@ -188,11 +188,21 @@ def program_progress(slug: str) -> Response:
 # ---------------------------------------------------------------- staff: audit log, deadlines, publication
 
 
+def _staff_of_assessment(slug: str) -> User:
+    """The caller, if they run a program with this assessment (admins run all): anyone who runs no
+    program is refused before the slug is looked up, staff of other programs once it is."""
+    user = api_user()
+    access.staff_scope(db(), user)
+    access.require_staff_of_assessment(db(), user, current_version(db(), slug).assessment_id, slug)
+    return user
+
+
 @bp.get("/audit")
 def audit_log() -> Response:
-    """Changes to scores, passes, reviews, awards and deadlines, newest first (staff only)."""
+    """Changes to scores, passes, reviews, awards and deadlines, newest first: staff see the events of
+    the assessments of the programs they run, admins every event."""
     user = api_user()
-    require_staff(user)
+    programs = access.staff_scope(db(), user)
     unknown = set(request.args) - {"submission", "learner", "assessment", "limit"}
     if unknown:
         field = sorted(unknown)[0]
@@ -207,6 +217,7 @@ def audit_log() -> Response:
         submission_id=request.args.get("submission"),
         learner_email=request.args.get("learner"),
         assessment_slug=request.args.get("assessment"),
+        assessment_ids=access.assessments_of(db(), programs),
         limit=int(raw_limit),
     )
     return jsonify({"events": [entry.to_dict() for entry in entries]})
@@ -215,8 +226,7 @@ def audit_log() -> Response:
 @bp.post("/assessments/<slug>/extensions")
 def grant_extension(slug: str) -> tuple[Response, int]:
     """Give one learner a later due date: `{"learner": email, "due": ISO 8601, "reason": text}`."""
-    user = api_user()
-    require_staff(user)
+    user = _staff_of_assessment(slug)
     data = _json_body()
     unknown = set(data) - {"learner", "due", "reason"}
     if unknown:
@@ -243,7 +253,6 @@ def grant_extension(slug: str) -> tuple[Response, int]:
 @bp.post("/assessments/<slug>/publish")
 def publish_results(slug: str) -> Response:
     """Open the tests visible `after_published` to learners, from now on."""
-    user = api_user()
-    require_staff(user)
+    user = _staff_of_assessment(slug)
     published = publication.publish(db(), slug, actor=user_actor(user))
     return jsonify({"assessment": slug, "published_at": published.isoformat()})
