@@ -8,6 +8,12 @@ by the hash recorded when the work was graded, so what is shown is exactly what 
 Under blind review, the learner's identity is taken out of everything a reviewer sees: their name,
 email and its local part are replaced by "[learner]" in paths, file contents and answers. Staff see
 the learner. No Flask here: the pages and the API format what these functions return.
+
+A reviewer's page shows a file and the changes since the previous attempt on every request. What
+they are made of depends only on stored bytes, so both are kept in bounded caches keyed by content
+hash (redaction applies after, per viewer): a file's text by its SHA-256 (the store checked the bytes
+against it when they were read; a remote store is not asked again), and the diff of two versions by
+the pair of hashes.
 """
 
 from __future__ import annotations
@@ -18,19 +24,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from grader.catalog.schema import QuizAssessment
 from grader.errors import InvalidInput, NotFound
-from grader.models import Role, Submission, User
+from grader.models import Result, Role, Submission, User
 from grader.services import access, review_queue
 from grader.services.catalog import parse_definition
+from grader.services.content_cache import ContentCache
 from grader.services.grading import latest_result
 from grader.storage import FileStore
 
 MAX_SHOWN_BYTES = 512 * 1024  # larger text files are listed with their size, not rendered
 MAX_DIFF_LINES = 4000
+DIFF_CACHE_ENTRIES = 2048
+DIFF_CACHE_BYTES = 16 * 1024 * 1024  # of diff text
+TEXT_CACHE_ENTRIES = 1024
+TEXT_CACHE_BYTES = 32 * 1024 * 1024
+_LINE_OVERHEAD = 56  # what a str object costs besides its characters, roughly
 
 
 @dataclass(frozen=True)
@@ -127,26 +139,21 @@ def _blind_for(session: Session, user: User, submission: Submission) -> bool:
 
 
 def redactor_for(session: Session, user: User, submission: Submission) -> Redactor:
-    return Redactor(submission.user) if _blind_for(session, user, submission) else Redactor(None)
+    return _redactor(submission, _blind_for(session, user, submission))
+
+
+def _redactor(submission: Submission, blind: bool) -> Redactor:
+    return Redactor(submission.user) if blind else Redactor(None)
 
 
 def bundle(session: Session, user: User, submission_id: str) -> Bundle:
     submission, own = _viewable(session, user, submission_id)
-    redact = redactor_for(session, user, submission)
     blind = _blind_for(session, user, submission)
+    redact = _redactor(submission, blind)
     result = latest_result(session, submission)
     feedback = dict(result.feedback) if result is not None else {}
     evidence = feedback.get("evidence", {})
-    files = tuple(
-        EvidenceFile(
-            path=str(item["path"]),
-            shown_path=redact(str(item["path"])),
-            size=int(item.get("size", 0)),
-            sha256=item.get("sha256"),
-            text=bool(item.get("text")),
-        )
-        for item in evidence.get("files", [])
-    )
+    files = _evidence_files(evidence, redact)
     answers: list[Answer] = []
     definition = parse_definition(submission.assessment_version)
     if isinstance(definition, QuizAssessment):
@@ -155,27 +162,7 @@ def bundle(session: Session, user: User, submission_id: str) -> Bundle:
             question = by_id.get(qid)
             if question is not None and question.type == "short_text":
                 answers.append(Answer(qid, question.prompt, redact(str(given))))
-    history = tuple(
-        EarlierAttempt(
-            submission_id=row.id,
-            attempt_number=row.attempt_number,
-            created_at=row.created_at,
-            status=row.status,
-            score=standing.score if standing is not None and not standing.needs_review else None,
-            max_score=standing.max_score if standing is not None and not standing.needs_review else None,
-            passed=standing.passed if standing is not None and not standing.needs_review else None,
-        )
-        for row in session.scalars(
-            select(Submission)
-            .where(
-                Submission.user_id == submission.user_id,
-                Submission.assessment_id == submission.assessment_id,
-                Submission.created_at < submission.created_at,
-            )
-            .order_by(Submission.created_at.desc())
-        ).all()
-        for standing in (latest_result(session, row),)
-    )
+    history = _history(session, submission)
     earlier = tuple(attempt.submission_id for attempt in history)
     return Bundle(
         submission_id=submission.id,
@@ -199,6 +186,57 @@ def bundle(session: Session, user: User, submission_id: str) -> Bundle:
     )
 
 
+def _evidence_files(evidence: dict[str, Any], redact: Redactor) -> tuple[EvidenceFile, ...]:
+    return tuple(
+        EvidenceFile(
+            path=str(item["path"]),
+            shown_path=redact(str(item["path"])),
+            size=int(item.get("size", 0)),
+            sha256=item.get("sha256"),
+            text=bool(item.get("text")),
+        )
+        for item in evidence.get("files", [])
+    )
+
+
+def _history(session: Session, submission: Submission) -> tuple[EarlierAttempt, ...]:
+    """The learner's earlier submissions of the assessment, newest first, each with its latest result."""
+    rows = session.scalars(
+        select(Submission)
+        .where(
+            Submission.user_id == submission.user_id,
+            Submission.assessment_id == submission.assessment_id,
+            Submission.created_at < submission.created_at,
+        )
+        .order_by(Submission.created_at.desc())
+    ).all()
+    if not rows:
+        return ()
+    # One query for every attempt's latest result (as `latest_result` picks it), not one per attempt.
+    newest = (
+        select(func.max(Result.id))
+        .where(Result.submission_id.in_([row.id for row in rows]))
+        .group_by(Result.submission_id)
+    )
+    standing = {r.submission_id: r for r in session.scalars(select(Result).where(Result.id.in_(newest)))}
+    attempts: list[EarlierAttempt] = []
+    for row in rows:
+        result = standing.get(row.id)
+        settled = result if result is not None and not result.needs_review else None
+        attempts.append(
+            EarlierAttempt(
+                submission_id=row.id,
+                attempt_number=row.attempt_number,
+                created_at=row.created_at,
+                status=row.status,
+                score=settled.score if settled else None,
+                max_score=settled.max_score if settled else None,
+                passed=settled.passed if settled else None,
+            )
+        )
+    return tuple(attempts)
+
+
 def _redacted(value: Any, redact: Redactor) -> Any:
     """Every text inside a JSON-like value, redacted (keys are ours and stay as they are)."""
     if isinstance(value, str):
@@ -208,6 +246,30 @@ def _redacted(value: Any, redact: Redactor) -> Any:
     if isinstance(value, list | tuple):
         return [_redacted(item, redact) for item in value]
     return value
+
+
+_texts: ContentCache[str, str] = ContentCache(
+    entries=TEXT_CACHE_ENTRIES, budget=TEXT_CACHE_BYTES, weigh=lambda text: len(text) + _LINE_OVERHEAD
+)
+_diffs: ContentCache[tuple[str | None, str | None], tuple[str, ...]] = ContentCache(
+    entries=DIFF_CACHE_ENTRIES,
+    budget=DIFF_CACHE_BYTES,
+    weigh=lambda lines: sum(len(line) + _LINE_OVERHEAD for line in lines),
+)
+
+
+def clear_cache() -> None:
+    """Forget every file text and diff kept (a cold start, for benches and tests)."""
+    _texts.clear()
+    _diffs.clear()
+
+
+def _stored_text(store: FileStore, sha256: str) -> str:
+    """A renderable file's text (UTF-8: `is_text` checked it when the work was graded)."""
+    found = _texts.get(sha256)
+    if found is not None:
+        return found
+    return _texts.put(sha256, store.get(sha256).decode("utf-8", errors="replace"))
 
 
 def read_file(
@@ -235,8 +297,7 @@ def read_file(
         return FileView(found, None)
     submission = session.get(Submission, submission_id)
     assert submission is not None
-    text = store.get(found.sha256).decode("utf-8", errors="replace")
-    return FileView(found, redactor_for(session, user, submission)(text))
+    return FileView(found, _redactor(submission, view.blind)(_stored_text(store, found.sha256)))
 
 
 def raw_file(
@@ -257,18 +318,49 @@ class FileDiff:
     lines: tuple[str, ...]  # a unified diff; empty for binary files
 
 
+def _unified(store: FileStore, old: EvidenceFile | None, new: EvidenceFile | None) -> tuple[str, ...]:
+    """The unified diff of two stored versions (None: the file is not on that side), without its
+    `---`/`+++` header, cut at `MAX_DIFF_LINES`: the most any page shows of one file."""
+    key = (old.sha256 if old else None, new.sha256 if new else None)
+    found = _diffs.get(key)
+    if found is not None:
+        return found
+    old_text = _stored_text(store, old.sha256) if old is not None and old.sha256 else ""
+    new_text = _stored_text(store, new.sha256) if new is not None and new.sha256 else ""
+    unified = difflib.unified_diff(
+        old_text.splitlines(), new_text.splitlines(), "before", "after", lineterm="", n=3
+    )
+    return _diffs.put(key, tuple(unified)[2:MAX_DIFF_LINES])
+
+
 def diff_to_previous(
-    session: Session, store: FileStore, user: User, submission_id: str
+    session: Session,
+    store: FileStore,
+    user: User,
+    submission_id: str,
+    *,
+    seen: Bundle | None = None,
 ) -> tuple[str | None, list[FileDiff]]:
-    """What changed since the learner's previous attempt: its id and the changed files."""
-    current = bundle(session, user, submission_id)
+    """What changed since the learner's previous attempt: its id and the changed files.
+
+    `seen` is the bundle of `submission_id` this viewer was already given, as for `read_file`.
+    """
+    current = (
+        seen
+        if seen is not None and seen.submission_id == submission_id
+        else bundle(session, user, submission_id)
+    )
     if not current.earlier:
         return None, []
-    previous = bundle(session, user, current.earlier[0])
     submission = session.get(Submission, submission_id)
-    assert submission is not None
-    redact = redactor_for(session, user, submission)
-    before = {f.path: f for f in previous.files}
+    previous = session.get(Submission, current.earlier[0])
+    assert submission is not None and previous is not None
+    # The same learner's attempt at the same assessment: whoever may view this one may view that one,
+    # and the same redaction applies.
+    redact = _redactor(submission, current.blind)
+    standing = latest_result(session, previous)
+    before_files = _evidence_files(dict(standing.feedback).get("evidence", {}), redact) if standing else ()
+    before = {f.path: f for f in before_files}
     after = {f.path: f for f in current.files}
     diffs: list[FileDiff] = []
     budget = MAX_DIFF_LINES
@@ -279,17 +371,11 @@ def diff_to_previous(
         status = "added" if old is None else "removed" if new is None else "changed"
         lines: tuple[str, ...] = ()
         if budget > 0 and all(f is None or f.renderable for f in (old, new)):
-            old_text = store.get(old.sha256).decode() if old is not None and old.sha256 else ""
-            new_text = store.get(new.sha256).decode() if new is not None and new.sha256 else ""
-            unified = list(
-                difflib.unified_diff(
-                    old_text.splitlines(), new_text.splitlines(), "before", "after", lineterm="", n=3
-                )
-            )[2:budget]
+            unified = _unified(store, old, new)[: max(budget - 2, 0)]
             budget -= len(unified)
             lines = tuple(redact(line) for line in unified)
         diffs.append(FileDiff(redact(path), status, lines))
-    return previous.submission_id, diffs
+    return previous.id, diffs
 
 
 def graded_path(view: Bundle, path: str) -> str:

@@ -536,7 +536,7 @@ def _render_task(
         names = [f.shown_path for f in files]
         position = names.index(shown_file.file.shown_path)
         following = names[(position + 1) % len(names)] if len(names) > 1 else None
-    previous, diffs = viewer.diff_to_previous(db(), store, user, task.submission_id)
+    previous, diffs = viewer.diff_to_previous(db(), store, user, task.submission_id, seen=bundle)
     slug = reviews.rubric_slug_of(db(), task.result)
     bank_query = request.args.get("bank_q", "")[:200]
     bank = reviews.comment_bank(db(), slug, search=bank_query) if slug else []
