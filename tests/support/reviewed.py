@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from grader.catalog.loader import read_catalog
 from grader.config import Settings
 from grader.interfaces import RecordingQueue
-from grader.kinds.base import Grade, GradingJob
+from grader.kinds.base import Grade, GradingJob, KindGrader
 from grader.kinds.quiz import QuizGrader
 from grader.services.catalog import load_catalog
 from grader.services.evidence import capture_tree
@@ -106,7 +106,7 @@ def write_repository_catalog(root: Path, rubric: str = REVIEWED_RUBRIC) -> Path:
 def run_queued(
     queue: RecordingQueue, loaded: sessionmaker[Session], settings: Settings | None = None
 ) -> None:
-    graders = {"quiz": QuizGrader(), "repository": FixedTestsGrader(settings)}
+    graders: dict[str, KindGrader] = {"quiz": QuizGrader(), "repository": FixedTestsGrader(settings)}
     while queue.sent:
         run_id, _ = queue.sent.pop(0)
         process_run(loaded, run_id, graders, worker="test", lease_seconds=30)
