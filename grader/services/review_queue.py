@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from grader.catalog.schema import ReviewPolicy
 from grader.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -86,6 +86,12 @@ class QueueItem:
     attempt_number: int
     assessment_id: int = 0
     assigned: bool = False  # held through an assignment by staff (such a claim never expires)
+    not_claimable_because: str | None = None  # in words, when the separation rules keep this viewer off it
+
+    @property
+    def claimable(self) -> bool:
+        """Whether this viewer may take the task (someone else's live claim is in `holder`, apart)."""
+        return self.not_claimable_because is None
 
     def waiting(self, now: datetime) -> timedelta:
         return now - self.waiting_since
@@ -94,7 +100,7 @@ class QueueItem:
 @dataclass(frozen=True)
 class QueueView:
     items: tuple[QueueItem, ...]
-    counts: tuple[tuple[str, str, int], ...]  # (assessment slug, title, tasks waiting)
+    counts: tuple[tuple[str, str, int], ...]  # (assessment slug, title, tasks waiting this viewer may take)
 
 
 def _live_claim(now: datetime) -> ColumnElement[bool]:
@@ -102,6 +108,49 @@ def _live_claim(now: datetime) -> ColumnElement[bool]:
         ReviewTask.status == TaskStatus.CLAIMED,
         or_(ReviewTask.expires_at.is_(None), ReviewTask.expires_at >= now),
     )
+
+
+# Why the separation rules keep a reviewer off a task (see `_kept_off`).
+_SCORED, _WROTE, _HOLDS = "scored", "wrote", "holds"
+
+
+def _kept_off(reviewer_id: int) -> ColumnElement[str | None]:
+    """Why the separation rules keep `reviewer_id` off the task in the row, as one of the codes above,
+    or NULL when they may take it: the one rule claims, assignments, Next submission and the queue share.
+
+    A regrade goes to someone other than the reviewer who scored the result; a reviewer who wrote or
+    holds one slot of a double review takes neither the other slot nor the adjudication.
+    """
+    other = aliased(ReviewTask)
+
+    def took_another_slot(status: TaskStatus) -> ColumnElement[bool]:
+        return exists().where(
+            other.result_id == ReviewTask.result_id,
+            other.id != ReviewTask.id,
+            other.reviewer_id == reviewer_id,
+            other.status == status,
+            other.slot.in_([ReviewSlot.FIRST, ReviewSlot.SECOND]),
+        )
+
+    separated = ReviewTask.slot.in_([ReviewSlot.FIRST, ReviewSlot.SECOND, ReviewSlot.ADJUDICATION])
+    return case(
+        (ReviewTask.excluded_reviewer_id == reviewer_id, literal(_SCORED)),
+        (and_(separated, took_another_slot(TaskStatus.DONE)), literal(_WROTE)),
+        (and_(separated, took_another_slot(TaskStatus.CLAIMED)), literal(_HOLDS)),
+        else_=literal(None),
+    )
+
+
+_OTHER_SLOT = {ReviewSlot.FIRST: "second", ReviewSlot.SECOND: "first"}
+
+
+def _kept_off_in_words(code: str, slot: str) -> str:
+    if code == _SCORED:
+        return "you scored this submission: a regrade goes to another reviewer"
+    did = "wrote" if code == _WROTE else "hold"
+    if slot == ReviewSlot.ADJUDICATION:
+        return f"you {did} one of the two reviews: the adjudicator must be someone else"
+    return f"you {did} the {_OTHER_SLOT[ReviewSlot(slot)]} review: the {slot} must be independent"
 
 
 def _reviewable(session: Session, reviewer: User, filters: QueueFilter, now: datetime) -> ColumnElement[bool]:
@@ -145,8 +194,9 @@ def queue(
     """The tasks waiting for a reviewer of `reviewer`'s programs, oldest first."""
     now = now or utcnow()
     condition = _reviewable(session, reviewer, filters, now)
+    kept_off = _kept_off(reviewer.id)
     rows = session.execute(
-        select(ReviewTask, Submission, Assessment, User)
+        select(ReviewTask, Submission, Assessment, User, kept_off)
         .join(Submission, Submission.id == ReviewTask.submission_id)
         .join(Assessment, Assessment.id == Submission.assessment_id)
         .join(User, User.id == Submission.user_id)
@@ -163,7 +213,7 @@ def queue(
     staff_programs = access.programs_of(session, reviewer, staff_only=True)
     programs_by_assessment: dict[int, set[int]] = {}
     items = []
-    for task, submission, assessment, learner in rows:
+    for task, submission, assessment, learner, kept_off_code in rows:
         live = task.status == TaskStatus.CLAIMED and (task.expires_at is None or task.expires_at >= now)
         holder = holders.get(task.reviewer_id) if live and task.reviewer_id else None
         if assessment.id not in programs_by_assessment:
@@ -187,10 +237,11 @@ def queue(
                 attempt_number=submission.attempt_number,
                 assessment_id=assessment.id,
                 assigned=holder is not None and task.expires_at is None,
+                not_claimable_because=_kept_off_in_words(kept_off_code, task.slot) if kept_off_code else None,
             )
         )
     counts = session.execute(
-        select(Assessment.slug, Assessment.title, func.count(ReviewTask.id))
+        select(Assessment.slug, Assessment.title, func.count(case((kept_off.is_(None), ReviewTask.id))))
         .select_from(ReviewTask)
         .join(Submission, Submission.id == ReviewTask.submission_id)
         .join(Assessment, Assessment.id == Submission.assessment_id)
@@ -211,18 +262,10 @@ def hides_learner(session: Session, viewer: User, submission: Submission) -> boo
 
 def _check_eligible(session: Session, reviewer: User, task: ReviewTask) -> None:
     access.require_reviewer(session, reviewer, task.submission)
-    if task.excluded_reviewer_id == reviewer.id:
+    kept_off = session.scalar(select(_kept_off(reviewer.id)).where(ReviewTask.id == task.id))
+    if kept_off == _SCORED:
         raise PermissionDenied("this regrade request goes to a reviewer other than the one who scored it")
-    others = session.scalars(
-        select(ReviewTask).where(
-            ReviewTask.result_id == task.result_id,
-            ReviewTask.id != task.id,
-            ReviewTask.reviewer_id == reviewer.id,
-            ReviewTask.status.in_([TaskStatus.CLAIMED, TaskStatus.DONE]),
-            ReviewTask.slot.in_([ReviewSlot.FIRST, ReviewSlot.SECOND]),
-        )
-    ).all()
-    if others and task.slot in (ReviewSlot.FIRST, ReviewSlot.SECOND, ReviewSlot.ADJUDICATION):
+    if kept_off is not None:
         raise PermissionDenied(
             "you already review this submission in another slot: double review needs two other people"
             if task.slot != ReviewSlot.ADJUDICATION

@@ -81,6 +81,8 @@ def _item(item: review_queue.QueueItem, now: datetime) -> dict[str, Any]:
         "holder": item.holder,
         "claim_expires": _when(item.claim_expires),
         "assigned": item.assigned,
+        "claimable": item.claimable,
+        "not_claimable_because": item.not_claimable_because,
     }
 
 
