@@ -172,7 +172,9 @@ class S3FileStore:
             if head.get("ChecksumSHA256") == checksum:
                 return key
         except ClientError as error:
-            if _status(error) != 404:
+            # 403: AWS answers so for a missing object when the identity may not list the bucket; the PUT
+            # that follows says whether the credentials are wrong.
+            if _status(error) not in {403, 404}:
                 raise self._fault(error, "check a file") from None
         except BotoCoreError as error:
             raise self._fault(error, "check a file") from None

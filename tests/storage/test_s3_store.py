@@ -111,10 +111,13 @@ def test_a_bucket_created_by_the_store_is_private(settings: Settings, seaweed: S
 
 
 def test_wrong_credentials_are_a_503_naming_the_setting(settings: Settings, seaweed: SeaweedServer) -> None:
+    wrong = s3_settings_for(settings, seaweed.endpoint, s3_secret_access_key="not-the-secret")
     with pytest.raises(ServiceUnavailable, match="refused our credentials") as refused:
-        open_s3_store(s3_settings_for(settings, seaweed.endpoint, s3_secret_access_key="not-the-secret"))
+        open_s3_store(wrong)
     assert refused.value.details["field"] == "GRADER_S3_ACCESS_KEY_ID"
     assert_in_our_words(refused.value)
+    with pytest.raises(ServiceUnavailable, match="refused our credentials"):
+        S3FileStore(s3_client(wrong), BUCKET).put(b"refused, not stored")
 
 
 def test_a_store_nobody_listens_on_is_a_503_naming_it_and_answers_at_once(settings: Settings) -> None:
