@@ -39,6 +39,8 @@ from PIL import Image
 from pypdf import PdfReader
 
 from grader.errors import InvalidInput, PayloadTooLarge, UnsafeArchive
+
+# The archive rules of the same package, applied to a zip a portfolio keeps whole (not unpacked).
 from grader.intake.archives import (
     _RATIO_GRACE_BYTES,
     ArchivePolicy,
