@@ -46,7 +46,6 @@ from grader.models import (
     RunStatus,
     Submission,
     User,
-    new_id,
     utcnow,
 )
 from grader.quiz import validate_answers
@@ -134,7 +133,6 @@ def submit(
     )
     receipt = receipt_hash(assessment.slug, version.version, payload)
     submission = Submission(
-        id=new_id(),  # known before the flush, for the kind's on_recorded
         user_id=user.id,
         assessment_id=assessment.id,
         assessment_version_id=version.id,
@@ -153,10 +151,11 @@ def submit(
     run = GradingRun(submission=submission, queue=kind.queue, requested_at=now)
     if attempt is not None:
         attempt.submitted_at = now
-    if intake.on_recorded is not None:
-        intake.on_recorded(submission)
     session.add_all([submission, run])
     try:
+        if intake.on_recorded is not None:
+            session.flush()  # the submission's row first: what the kind writes may point at it
+            intake.on_recorded(submission)
         session.commit()
     except IntegrityError:
         # Two retries raced with the same Idempotency-Key: the other one won; answer with it.

@@ -32,7 +32,7 @@ def test_every_kind_queue_is_served_by_the_broker() -> None:
 def test_a_worker_without_settings_grades_only_what_needs_none(tmp_path: Path) -> None:
     assert set(default_graders()) == {"quiz"}
     settings = Settings(data_dir=tmp_path, secret_key="x")
-    assert set(default_graders(settings)) == {"quiz", "repository"}
+    assert set(default_graders(settings)) == {"quiz", "repository", "portfolio"}
 
 
 def test_an_unknown_kind_is_refused_by_name() -> None:
