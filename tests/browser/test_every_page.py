@@ -29,13 +29,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from grader.config import Settings
 from grader.interfaces import RecordingQueue
-from grader.models import GradingRun, Review, ReviewState, RunStatus, Submission, User
+from grader.models import GradingRun, Review, ReviewSlot, ReviewState, ReviewTask, RunStatus, Submission, User
 from grader.services import review_queue, reviews
 from rubrics import Review as CriterionReview
 from tests.browser.conftest import SCREENSHOTS, WIDTHS, LiveApp, check_page, log_in
 from tests.conftest import Account, make_account
 from tests.support.catalogs import write_catalog
-from tests.support.reviewed import hand_in, run_queued, write_repository_catalog
+from tests.support.reviewed import REVIEWED_REPO, hand_in, run_queued, write_repository_catalog
 
 SELF_CHECK = {
     "checked_at": "2026-11-30T09:15:00+00:00",
@@ -48,10 +48,17 @@ EARLIER_APP = "LIMIT = 10\n\n\ndef answer():\n    return 41\n"
 
 
 @pytest.fixture
-def catalog_dir(settings: Settings) -> Path:
+def policy() -> str:
+    """The repository assessment's review policy (a test may ask for double review)."""
+    return ""
+
+
+@pytest.fixture
+def catalog_dir(settings: Settings, policy: str) -> Path:
     """The two quiz programs and the reviewed repository program, with a recorded self-check."""
     root = write_catalog(settings.catalog_path)
     write_repository_catalog(root)
+    (root / "assessments/reviewed-repo/assessment.yaml").write_text(REVIEWED_REPO + policy)
     expected = {
         "format": 2,
         "suites": {"hidden": [{"id": "tests/test_it.py::test_it", "max_points": 1}]},
@@ -203,6 +210,10 @@ def test_every_learner_page_from_login_to_a_result_waiting_for_review(
     expect(page.get_by_role("heading", name="Your account")).to_be_visible()
     check_page(page, "learner-account")
 
+    missing = page.goto(f"{live.url}/submissions/no-such-submission")
+    assert missing is not None and missing.status == 404
+    check_page(page, "error-not-found")
+
 
 # ---------------------------------------------------------------- the reviewer
 
@@ -325,8 +336,38 @@ def test_every_staff_page(
     page.get_by_role("button", name="Preview the regrade").click()
     expect(page.get_by_role("heading", name="Regrade Reviewed repository")).to_be_visible()
     check_page(page, "staff-regrade-preview")
-    page.get_by_role("link", name="Agreement").click()
-    expect(page.get_by_role("heading", name="Reviewer agreement")).to_be_visible()
+
+
+@pytest.mark.parametrize("policy", ["review: {double: true, disagreement: 1}\n"])
+def test_the_agreement_page_with_double_reviews_to_compare(
+    open_page: Callable[..., Page],
+    live: LiveApp,
+    client: FlaskClient,
+    reviewer: Account,
+    admin: Account,
+    queue: RecordingQueue,
+    loaded: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    for name in ("ada", "bob"):
+        hand_in(client, make_account(loaded, f"{name}@example.org", programs=("repo-program",)))
+    run_queued(queue, loaded, settings)
+    first, second = (
+        user(loaded, reviewer),
+        user(loaded, make_account(loaded, "sam@example.org", role="reviewer", reviews=("repo-program",))),
+    )
+    with loaded() as session:
+        for task in session.scalars(select(ReviewTask).order_by(ReviewTask.id)).all():
+            who, level = (first, "strong") if task.slot == ReviewSlot.FIRST else (second, "weak")
+            review_queue.claim(session, who, task.id)
+            given = reviews.ReviewInput(reviews=(CriterionReview("design", level=level),))
+            reviews.submit(session, who, task.id, given)
+        session.commit()
+    page = open_page(admin)
+    page.goto(f"{live.url}/staff")
+    page.get_by_role("link", name="Agreement", exact=True).click()
+    expect(page.get_by_text("2 results reviewed twice")).to_be_visible()
+    expect(page.get_by_role("region", name="Agreement per reviewer")).to_contain_text("sam@example.org")
     check_page(page, "staff-agreement")
 
 
