@@ -9,7 +9,8 @@ not the CSP behind it: an injected `<script>` or `onerror` would run here. Each 
 would open a dialog and set `window.__pwned`; on each page the test asserts that no dialog opened, the
 marker is unset, no element carries an event handler attribute or a `javascript:` URL, no payload
 element (script, svg, img) exists, and the payload is there to read as text (or as the value of the
-field it was typed into).
+field it was typed into). The payloads are also long unbroken words, so each page is checked for
+sideways scrolling at 375 px, and a few are given the whole `check_page` (axe-core and screenshots).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from grader.models import ReviewTask, TaskStatus, User
 from grader.services import review_queue, reviews
 from grader.services.reviews import InlineComment, ReviewInput
 from rubrics import Review as CriterionReview
-from tests.browser.conftest import WIDTHS, LiveApp, log_in
+from tests.browser.conftest import WIDTHS, LiveApp, check_page, log_in
 from tests.browser.test_every_page import user, zipped
 from tests.conftest import Account, make_account
 from tests.support.catalogs import write_catalog
@@ -112,6 +113,13 @@ class Watched:
         assert marker is None, f"the payload of {marker!r} ran on {page.url}"
         active: Any = page.evaluate(ACTIVE_MARKUP)
         assert active == [], f"active markup on {page.url}: {active}"
+        # The payloads are long unbroken words too: they wrap instead of widening the page.
+        page.set_viewport_size({"width": WIDTHS[-1], "height": 900})
+        overflow: Any = page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        page.set_viewport_size({"width": WIDTHS[0], "height": 900})
+        assert overflow <= 1, f"{page.url} scrolls sideways by {overflow} px at {WIDTHS[-1]} px"
         for text in texts:
             expect(page.get_by_text(text, exact=False).first).to_be_visible()
         for label, value in (values or {}).items():
@@ -271,6 +279,7 @@ def test_a_reviewer_reads_hostile_files_and_writes_hostile_comments_as_text(
     expect(files.get_by_role("link", name=FILE_NAME, exact=True)).to_be_visible()
     expect(files.get_by_role("link", name=OTHER_FILE_NAME, exact=True)).to_be_visible()
     rui.inert(NAME, "+" + CHANGED_LINE)
+    check_page(page, "xss-reviewer-task")
 
     files.get_by_role("link", name=FILE_NAME, exact=True).click()
     code = page.get_by_role("region", name=f"The code of {FILE_NAME}")
@@ -306,6 +315,16 @@ def test_a_reviewer_reads_hostile_files_and_writes_hostile_comments_as_text(
     expect(page.locator("#L2 + .note")).to_contain_text(f"<script>{ran('inline')}</script> see")
     expect(page.locator(".inline-item textarea")).to_have_value(INLINE_COMMENT)
 
+    # The bank entry goes into the overall comment by script (JavaScript is on here), as text.
+    page.get_by_label("Insert into").select_option(label="the overall comment")
+    page.get_by_role("button", name="Insert", exact=True).click()
+    overall = OVERALL_COMMENT + "\n\n" + BANK_TEXT
+    expect(page.get_by_label("Overall comment")).to_have_value(overall)
+    rui.inert()
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_text("Draft saved.")).to_be_visible()
+    rui.inert(values={"Overall comment": overall})
+
     page.get_by_role("link", name="Edit the bank").click()
     rui.inert("[bank](javascript:", values={"Text of comment 1": BANK_TEXT})
     page.get_by_role("link", name="Back to the review").click()
@@ -313,7 +332,7 @@ def test_a_reviewer_reads_hostile_files_and_writes_hostile_comments_as_text(
     expect(page.get_by_role("heading", name="Reviews you submitted")).to_be_visible()
     rui.inert(NAME)
     page.get_by_role("link", name="Edit as a new version").click()  # the submitted review, back in its fields
-    rui.inert(values={"Comment on Design": CRITERION_COMMENT, "Overall comment": OVERALL_COMMENT})
+    rui.inert(values={"Comment on Design": CRITERION_COMMENT, "Overall comment": overall})
 
 
 # ---------------------------------------------------------------- the review, as the learner reads it
@@ -363,6 +382,7 @@ def test_the_learner_reads_the_review_and_asks_for_a_regrade_and_a_second_review
     )
     expect(page.get_by_role("heading", name=f"{FILE_NAME}, line 2")).to_be_visible()
     expect(page.get_by_role("cell", name=FILE_NAME, exact=True)).to_be_visible()  # the files received
+    check_page(page, "xss-learner-result")
 
     # Refused as too long (a crafted request need not keep to the field's maxlength): kept, intact.
     reason = page.get_by_label("Why should “Design” be looked at again?")
@@ -422,6 +442,8 @@ def test_a_git_hand_in_with_a_hostile_commit_message_and_file_name(
         page.get_by_role("button", name="Hand in for grading").click()
         expect(page.get_by_role("heading", name="Grading")).to_be_visible()
         run_queued(queue, loaded, settings)  # the worker clones the pinned commit again
+    # No page shows a commit message today, only the commit graded; the message is planted anyway,
+    # so a page that starts to show it (or its author) is held to the same checks.
     expect(page.get_by_role("heading", name="Waiting for a reviewer")).to_be_visible(timeout=15_000)
     mallory.inert(commit)  # the receipt names the commit graded
     expect(page.get_by_role("cell", name=FILE_NAME, exact=True)).to_be_visible()
@@ -468,6 +490,7 @@ def test_staff_pages_show_learner_names_and_a_hostile_csv_as_text(
     expect(page.get_by_text("Nothing has been written yet")).to_be_visible()
     admin.inert(CSV_NAME)
     expect(page.get_by_role("row", name=re.compile("not a valid email"))).to_contain_text("Error")
+    check_page(page, "xss-staff-import-preview")
     page.get_by_role("button", name="Import 1 learner").click()
     expect(page.get_by_text("1 learner enrolled from the file")).to_be_visible()
     admin.inert(CSV_NAME)
