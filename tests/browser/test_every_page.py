@@ -374,7 +374,7 @@ def test_the_agreement_page_with_double_reviews_to_compare(
 # ---------------------------------------------------------------- with JavaScript off
 
 
-def test_with_javascript_off_a_quiz_and_a_repository_are_handed_in_and_their_results_read(
+def test_with_javascript_off_a_quiz_and_a_repository_are_handed_in_and_a_token_made(
     open_page: Callable[..., Page],
     live: LiveApp,
     learner: Account,
@@ -408,8 +408,14 @@ def test_with_javascript_off_a_quiz_and_a_repository_are_handed_in_and_their_res
     expect(page.get_by_role("heading", name="Waiting for a reviewer")).to_be_visible()
     check_layout(page, "nojs-result-needs-review")
 
+    page.goto(f"{live.url}/account")
+    page.get_by_label("Name").fill("laptop scripts")
+    page.get_by_role("button", name="Create the token").click()
+    expect(page.get_by_text("Your new token “laptop scripts”")).to_be_visible()
+    expect(page.get_by_label(re.compile(r"^The token.s secret$"))).to_have_value(re.compile(r"^gr_"))
 
-def test_with_javascript_off_a_review_draft_is_saved_and_then_submitted(
+
+def test_with_javascript_off_a_review_is_drafted_and_submitted_and_a_regrade_asked(
     open_page: Callable[..., Page],
     live: LiveApp,
     client: FlaskClient,
@@ -444,6 +450,18 @@ def test_with_javascript_off_a_review_draft_is_saved_and_then_submitted(
         submitted = session.scalars(select(Review).where(Review.state == ReviewState.SUBMITTED)).one()
         assert submitted.criteria[0]["level"] == "strong"
         assert [(c.path, c.line) for c in submitted.comments] == [("app.py", 1)]
+
+    # The learner, without JavaScript either, reads the comment beside its line and asks for a regrade.
+    reader = open_page(learner, javascript=False)
+    reader.goto(f"{live.url}/programs/repo-program")
+    reader.get_by_role("link", name="Latest result of Reviewed repository").click()
+    expect(reader.get_by_role("heading", name="app.py, line 1")).to_be_visible()
+    expect(reader.get_by_text("Say what this limits.")).to_be_visible()
+    reader.get_by_label("Why should “Design” be looked at again?").fill("The modules are split by concern.")
+    reader.get_by_role("button", name="Ask for a regrade of Design").click()
+    expect(reader.get_by_text("Your regrade request was sent to a reviewer")).to_be_visible()
+    expect(reader.locator("#regrades")).to_contain_text("The modules are split by concern.")
+    check_layout(reader, "nojs-result-regrade-asked")
 
 
 def test_with_javascript_off_staff_enrol_a_learner_and_import_a_csv(
