@@ -10,7 +10,9 @@ MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 STAMP="$ROOTFS/.microcred-built"
 # Bump when the recipe changes: the Docker image carries it as a label and is re-imported when the
 # label differs. 2: /autograder and /grade link into the work dir (Gradescope, PrairieLearn paths).
-RECIPE=2
+# 3: poppler-utils, whose pdftoppm renders a portfolio's PDF pages to images inside the box.
+RECIPE=3
+SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 
 if [ ! -f "$STAMP" ]; then
   echo "building the grading root filesystem in $ROOTFS (about a minute)..."
@@ -41,6 +43,17 @@ for layout in autograder grade; do
     ln -s "/box/$layout" "$link"
   fi
 done
+# Poppler parses learners' PDFs, so it comes with the release's security updates (debootstrap knows
+# only the release itself); the lists and packages are dropped again once it is in.
+if [ ! -x "$ROOTFS/usr/bin/pdftoppm" ]; then
+  echo "adding poppler-utils to $ROOTFS..."
+  echo "deb $SECURITY_MIRROR bookworm-security main" >"$ROOTFS/etc/apt/sources.list.d/security.list"
+  cp -L /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+  chroot "$ROOTFS" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive chroot "$ROOTFS" apt-get install -y -qq --no-install-recommends poppler-utils >/dev/null
+  rm -rf "$ROOTFS/var/cache/apt/archives"/*.deb "$ROOTFS/var/lib/apt/lists"/* "$ROOTFS"/var/cache/apt/*.bin
+  chroot "$ROOTFS" pdftoppm -v >/dev/null 2>&1 || { echo "pdftoppm does not run in $ROOTFS" >&2; exit 1; }
+fi
 echo "$RECIPE" >"$ROOTFS/.microcred-recipe"
 
 if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
