@@ -210,6 +210,13 @@ def evidence_from(report: RepositoryReport) -> Evidence:
 
 def evidence_from_feedback(feedback: Mapping[str, Any]) -> Evidence:
     """The same evidence, read back from a stored result's feedback (a review scores against it)."""
+    stored = feedback.get("rubric_evidence")
+    if isinstance(stored, Mapping):
+        # Written as scored by a grader whose feedback has no test list (a portfolio's checks).
+        return Evidence(
+            tests=tuple(TestEvidence(**test) for test in stored.get("tests", [])),
+            files=frozenset(stored.get("files", [])),
+        )
     totals = feedback.get("totals", {})
     tests = [
         TestEvidence(t["id"], bool(t["passed"]), float(t["points"]), float(t["max_points"]))
@@ -318,10 +325,21 @@ class Release:
         if visibility in (Visibility.VISIBLE, Visibility.NAME_ONLY):
             return True
         if visibility == Visibility.AFTER_DUE_DATE:
-            return self.due is not None and self.now >= self.due
+            if self.due is None:  # no due date to wait for: the staff's publication stands for it
+                return self.published is not None and self.now >= self.published
+            return self.now >= self.due
         if visibility == Visibility.AFTER_PUBLISHED:
             return self.published is not None and self.now >= self.published
         return False  # hidden, or a value this version does not know: shown to nobody
+
+
+def _holds_back(visibility: str, release: Release) -> bool:
+    """Whether a test one cannot see holds the total back now: until it opens, and a `hidden` one (never
+    shown) until staff publish the results, as Gradescope shows the total of a result with hidden tests
+    once grades are published."""
+    if visibility == Visibility.HIDDEN:
+        return not release.open(Visibility.AFTER_PUBLISHED)
+    return not release.open(visibility)
 
 
 def visible_tests(
@@ -333,12 +351,12 @@ def visible_tests(
     own total (either holds back the whole total, as Gradescope does)."""
     shown: list[dict[str, Any]] = []
     withheld = any(
-        not release.open(str(t.get("visibility", Visibility.VISIBLE))) for t in (totals or {}).values()
+        _holds_back(str(t.get("visibility", Visibility.VISIBLE)), release) for t in (totals or {}).values()
     )
     for test in tests:
         visibility = str(test.get("visibility", Visibility.VISIBLE))
         if not release.open(visibility):
-            withheld = True
+            withheld = withheld or _holds_back(visibility, release)
             continue
         item = {
             "id": test["id"],
