@@ -109,6 +109,39 @@ class ShapedFeedback:
     held_back: str | None = None
 
 
+@dataclass(frozen=True)
+class WrittenAnswer:
+    """A learner's answer in words beside the question it answers (a quiz's open-text questions)."""
+
+    question_id: str
+    prompt: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class SlotMaterial:
+    """One declared part of a portfolio beside what was handed in for it, as the payload stores it
+    (`entries`: the manifest's files, links or statements of this slot, in hand-in order)."""
+
+    id: str
+    kind: str  # file | link | statement
+    title: str
+    description: str
+    prompt: str
+    required: bool
+    criteria: tuple[str, ...]  # the rubric criteria it is evidence for
+    entries: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class ReviewMaterial:
+    """What a reviewer reads of a hand-in beyond its files and test results, unredacted: the viewer
+    takes the learner's identity out under blind review."""
+
+    answers: tuple[WrittenAnswer, ...] = ()
+    slots: tuple[SlotMaterial, ...] = ()
+
+
 class Kind(Protocol):
     """One kind of work, from intake to the result page."""
 
@@ -176,6 +209,10 @@ class Kind(Protocol):
 
     def withheld(self, session: Session, submission: Submission, result: Result) -> bool:
         """Whether the result's total is held back from its learner for now."""
+        ...
+
+    def review_material(self, definition: AssessmentDefinition, payload: Mapping[str, Any]) -> ReviewMaterial:
+        """What the reviewer's viewer shows of this hand-in beyond its files and tests."""
         ...
 
 

@@ -5,12 +5,13 @@ scored by reviewers on the rest."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from grader.catalog.schema import AssessmentDefinition, PortfolioAssessment, ReviewPolicy
+from grader.catalog.schema import AssessmentDefinition, PortfolioAssessment, ReviewPolicy, Statement
 from grader.config import Settings
 from grader.errors import Conflict, InvalidInput, NotFound
 from grader.intake import artifacts
@@ -19,12 +20,15 @@ from grader.kinds.base import (
     GradingJob,
     Intake,
     KindGrader,
+    ReviewMaterial,
     ShapedFeedback,
+    SlotMaterial,
     SubmissionRequest,
     charged_attempts,
 )
 from grader.models import AssessmentVersion, GradeOutcome, PortfolioDraft, Result, Submission, User
 from grader.services.portfolios import manifest
+from grader.services.renditions import Renderer
 from grader.services.repository import rubric_feedback
 from grader.storage import FileStore, file_store
 from grader.verdict import settle
@@ -85,12 +89,14 @@ class PortfolioGrader:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.renderer = Renderer(settings)
 
     def grade(self, job: GradingJob) -> Grade:
         portfolio = portfolio_of(job.definition)
         if job.rubric_definition is None:
             raise ValueError(f"portfolio {portfolio.slug} has no rubric")
-        checks = run_checks(portfolio, job.payload, file_store(self.settings))
+        store = file_store(self.settings)
+        checks = run_checks(portfolio, job.payload, store)
         evidence = Evidence(
             tests=artifacts.checks_as_evidence(checks),
             files=frozenset(
@@ -121,6 +127,13 @@ class PortfolioGrader:
             ],
             "rubric": rubric_feedback(scored),
             "portfolio": dict(job.payload),
+            # The evidence as scored, for a reviewer's scores to be added to (reviews.py reads it back).
+            "rubric_evidence": {
+                "tests": [asdict(test) for test in evidence.tests],
+                "files": sorted(evidence.files),
+            },
+            # What reviewers are shown instead of the uploads (images re-encoded, PDF pages as images).
+            "renditions": self.renderer.prepare(store, job.payload.get("files", [])),
         }
         if verdict.late_penalty:
             feedback["late"] = {"penalty": verdict.late_penalty, "score_before": verdict.score_before_penalty}
@@ -214,6 +227,34 @@ class PortfolioKind:
 
     def withheld(self, session: Session, submission: Submission, result: Result) -> bool:
         return False
+
+    def review_material(self, definition: AssessmentDefinition, payload: Mapping[str, Any]) -> ReviewMaterial:
+        """Each declared slot, in the catalog's order, with the criteria it serves and what it holds."""
+        portfolio = portfolio_of(definition)
+        held = {
+            kind: [entry for entry in payload.get(key, []) if isinstance(entry, Mapping)]
+            for kind, key in (("file", "files"), ("link", "links"), ("statement", "statements"))
+        }
+        slots = []
+        for kind, declared in (
+            ("file", portfolio.artifacts),
+            ("link", portfolio.links),
+            ("statement", portfolio.statements),
+        ):
+            for slot in declared:
+                slots.append(
+                    SlotMaterial(
+                        id=slot.id,
+                        kind=kind,
+                        title=slot.title,
+                        description=slot.description,
+                        prompt=slot.prompt if isinstance(slot, Statement) else "",
+                        required=slot.required,
+                        criteria=tuple(slot.criteria),
+                        entries=tuple(entry for entry in held[kind] if entry.get("slot") == slot.id),
+                    )
+                )
+        return ReviewMaterial(slots=tuple(slots))
 
 
 KIND = PortfolioKind()

@@ -14,7 +14,16 @@ from sqlalchemy.orm import Session
 from grader.catalog.schema import AssessmentDefinition, QuizAssessment, ReviewPolicy
 from grader.config import Settings
 from grader.errors import Conflict, InvalidInput, NotFound, TimeLimitExceeded
-from grader.kinds.base import Grade, GradingJob, Intake, ShapedFeedback, SubmissionRequest, hourly_limit
+from grader.kinds.base import (
+    Grade,
+    GradingJob,
+    Intake,
+    ReviewMaterial,
+    ShapedFeedback,
+    SubmissionRequest,
+    WrittenAnswer,
+    hourly_limit,
+)
 from grader.models import AssessmentVersion, QuizAttempt, Result, Submission, User, utcnow
 from grader.quiz import (
     answer_in_words,
@@ -311,6 +320,17 @@ class QuizKind:
 
     def withheld(self, session: Session, submission: Submission, result: Result) -> bool:
         return False
+
+    def review_material(self, definition: AssessmentDefinition, payload: Mapping[str, Any]) -> ReviewMaterial:
+        """The open-text answers beside their questions; choices are scored and need no reader."""
+        assert isinstance(definition, QuizAssessment)
+        by_id = definition.questions_by_id()
+        answers = []
+        for question_id, given in payload.get("answers", {}).items():
+            question = by_id.get(question_id)
+            if question is not None and question.type == "short_text":
+                answers.append(WrittenAnswer(question_id, question.prompt, str(given)))
+        return ReviewMaterial(answers=tuple(answers))
 
 
 KIND = QuizKind()

@@ -16,7 +16,15 @@ from grader.catalog.loader import BUNDLED_FOLDERS_KEY, EXPECTED_TESTS_KEY
 from grader.catalog.schema import AssessmentDefinition, PytestSuite, RepositoryAssessment, ReviewPolicy
 from grader.config import Settings
 from grader.errors import InvalidInput, RepositoryUnavailable, SandboxUnavailable
-from grader.kinds.base import Grade, GradingJob, Intake, ShapedFeedback, SubmissionRequest, charged_attempts
+from grader.kinds.base import (
+    Grade,
+    GradingJob,
+    Intake,
+    ReviewMaterial,
+    ShapedFeedback,
+    SubmissionRequest,
+    charged_attempts,
+)
 from grader.models import AssessmentVersion, GradeOutcome, Result, Submission, User, utcnow
 from grader.services.catalog import parse_definition
 from grader.services.deadlines import deadline_for
@@ -262,6 +270,9 @@ class RepositoryKind:
             result.feedback.get("totals", {}),
         )
         return withheld
+
+    def review_material(self, definition: AssessmentDefinition, payload: Mapping[str, Any]) -> ReviewMaterial:
+        return ReviewMaterial()  # the work tree and the tests are the evidence
 
 
 KIND = RepositoryKind()

@@ -1,13 +1,18 @@
 """The evidence bundle as reviewers and learners read it: files, test results, criteria, answers.
 
-Built for every kind of work, not repositories alone: a bundle has files (a repository's work tree;
-a portfolio's artifacts later), test results, the automatic criteria already scored, and answers in
-words (a quiz's open-text answers beside their questions). Files are read back from the file store
-by the hash recorded when the work was graded, so what is shown is exactly what was graded.
+Built for every kind of work: a bundle has files (a repository's work tree), test results, the
+automatic criteria already scored, answers in words (a quiz's open-text answers beside their
+questions) and a portfolio's slots, each with the criteria it serves and what was handed in for it.
+What a kind contributes beyond files and tests comes from the kind itself (`Kind.review_material`).
+Files are read back from the file store by the hash recorded when the work was graded, so what is
+shown is exactly what was graded. A portfolio's images and PDF pages are shown through the
+renditions its result recorded (`grader.services.renditions`), never as uploaded.
 
 Under blind review, the learner's identity is taken out of everything a reviewer sees: their name,
-email and its local part are replaced by "[learner]" in paths, file contents and answers. Staff see
-the learner. No Flask here: the pages and the API format what these functions return.
+email and its local part are replaced by "[learner]" in paths, file contents and answers, in a
+portfolio's file names, links, statements and archive listings; a PDF's document information (title,
+author) is not shown at all, and its download is the copy without it. Staff see the learner. No
+Flask here: the pages and the API format what these functions return.
 
 A reviewer's page shows a file and the changes since the previous attempt on every request. What
 they are made of depends only on stored bytes, so both are kept in bounded caches keyed by content
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,10 +33,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from grader.catalog.schema import QuizAssessment
 from grader.errors import InvalidInput, NotFound
+from grader.kinds import kind_of
+from grader.kinds.base import SlotMaterial
 from grader.models import Result, Role, Submission, User
-from grader.services import access, review_queue
+from grader.services import access, renditions, review_queue
 from grader.services.catalog import parse_definition
 from grader.services.content_cache import ContentCache
 from grader.services.grading import latest_result
@@ -66,6 +73,80 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Rendition:
+    """An image this service encoded, in the file store: what a reviewer's browser is given."""
+
+    sha256: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class PortfolioFile:
+    """One file of a portfolio slot as this viewer may see it."""
+
+    key: str  # "<slot>/<n>": how pages and downloads name it, whatever its (redacted) name
+    name: str  # as handed in
+    shown_name: str  # as this viewer may see it (blind review redacts it)
+    type: str  # png | jpeg | pdf | text | markdown | zip
+    size: int
+    sha256: str
+    width: int | None = None
+    height: int | None = None
+    page_count: int | None = None
+    image: Rendition | None = None  # an image's re-encoded rendition
+    pages: tuple[Rendition, ...] = ()  # a PDF's first pages, rendered in the sandbox
+    problem: str | None = None  # why there is no rendition, or fewer pages than shown
+    details: tuple[tuple[str, str], ...] = ()  # a PDF's title and author; none under blind review
+    # The stored bytes a download gives; under blind review a copy without the identifying metadata
+    # (an image's rendition, a PDF without its document information), or None when there is none.
+    download: str | None = None
+
+    @property
+    def picture(self) -> bool:
+        return self.type in renditions.IMAGE_TYPES
+
+
+@dataclass(frozen=True)
+class PortfolioLink:
+    url: str  # redacted under blind review
+    host: str
+    private: bool  # a private or loopback address: shown as text only, never as a link
+    blind: bool  # the address had the learner's name taken out: not offered as a link either
+
+    @property
+    def linkable(self) -> bool:
+        return not self.private and not self.blind and self.url.startswith(("https://", "http://"))
+
+
+@dataclass(frozen=True)
+class PortfolioStatement:
+    text: str
+    words: int
+
+
+@dataclass(frozen=True)
+class PortfolioSlot:
+    """A declared part of the portfolio beside what was handed in for it and its automatic checks."""
+
+    id: str
+    kind: str  # file | link | statement
+    title: str
+    description: str
+    prompt: str
+    required: bool
+    criteria: tuple[str, ...]
+    files: tuple[PortfolioFile, ...] = ()
+    links: tuple[PortfolioLink, ...] = ()
+    statements: tuple[PortfolioStatement, ...] = ()
+    checks: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.files or self.links or self.statements)
+
+
+@dataclass(frozen=True)
 class EarlierAttempt:
     submission_id: str
     attempt_number: int
@@ -97,6 +178,14 @@ class Bundle:
     blind: bool
     extra: dict[str, Any] = field(default_factory=dict)
     history: tuple[EarlierAttempt, ...] = ()  # the earlier submissions, newest first, with their results
+    slots: tuple[PortfolioSlot, ...] = ()  # a portfolio's declared parts, in the catalog's order
+
+    def portfolio_file(self, key: str) -> PortfolioFile:
+        for slot in self.slots:
+            for file in slot.files:
+                if file.key == key:
+                    return file
+        raise NotFound("no such file in this portfolio", details={"field": "file"})
 
 
 @dataclass(frozen=True)
@@ -154,14 +243,10 @@ def bundle(session: Session, user: User, submission_id: str) -> Bundle:
     feedback = dict(result.feedback) if result is not None else {}
     evidence = feedback.get("evidence", {})
     files = _evidence_files(evidence, redact)
-    answers: list[Answer] = []
     definition = parse_definition(submission.assessment_version)
-    if isinstance(definition, QuizAssessment):
-        by_id = definition.questions_by_id()
-        for qid, given in submission.payload.get("answers", {}).items():
-            question = by_id.get(qid)
-            if question is not None and question.type == "short_text":
-                answers.append(Answer(qid, question.prompt, redact(str(given))))
+    material = kind_of(definition).review_material(definition, submission.payload)
+    answers = tuple(Answer(a.question_id, a.prompt, redact(a.answer)) for a in material.answers)
+    slots = tuple(_portfolio_slot(slot, feedback, redact, blind) for slot in material.slots)
     history = _history(session, submission)
     earlier = tuple(attempt.submission_id for attempt in history)
     return Bundle(
@@ -177,12 +262,107 @@ def bundle(session: Session, user: User, submission_id: str) -> Bundle:
         # Test output and explanations may quote paths or text with the learner's name in them.
         tests=tuple(_redacted(dict(t), redact) for t in feedback.get("tests", [])) if not own else (),
         criteria=tuple(_redacted(dict(c), redact) for c in feedback.get("rubric", {}).get("criteria", [])),
-        answers=tuple(answers),
+        answers=answers,
         notes=tuple(redact(n) for n in feedback.get("notes", [])),
         earlier=earlier,
         blind=blind,
         extra={"totals": feedback.get("totals", {})},
         history=history,
+        slots=slots,
+    )
+
+
+def _rendition(value: Any) -> Rendition | None:
+    if not isinstance(value, dict) or not isinstance(value.get("sha256"), str):
+        return None
+    return Rendition(value["sha256"], int(value.get("width", 0)), int(value.get("height", 0)))
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A stored JSON object, or an empty one for anything else (feedback written before a key existed)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _portfolio_file(
+    key: str, entry: Mapping[str, Any], made: dict[str, Any], redact: Redactor, blind: bool
+) -> PortfolioFile:
+    details = _mapping(entry.get("details"))
+    sha256 = str(entry.get("sha256", ""))
+    rendered = _mapping(made.get(sha256))
+    pages = tuple(p for p in (_rendition(v) for v in rendered.get("pages", [])) if p is not None)
+    shown_details: tuple[tuple[str, str], ...] = ()
+    download: str | None = sha256
+    image = _rendition(rendered.get("image"))
+    if entry.get("type") == "pdf":
+        described = _mapping(rendered.get("details"))
+        if not blind:
+            shown_details = tuple(
+                (label, str(described[label])) for label in ("title", "author") if described.get(label)
+            )
+        if blind:
+            # The original's document information may name the learner: only the copy without it.
+            download = rendered.get("anonymous") if isinstance(rendered.get("anonymous"), str) else None
+    elif blind and entry.get("type") in renditions.IMAGE_TYPES:
+        download = image.sha256 if image is not None else None  # EXIF may name the learner, or a place
+    problem = rendered.get("problem")
+    name = str(entry.get("name", ""))
+    return PortfolioFile(
+        key=key,
+        name=name,
+        shown_name=redact(name),
+        type=str(entry.get("type", "")),
+        size=int(entry.get("size", 0)),
+        sha256=sha256,
+        width=details.get("width"),
+        height=details.get("height"),
+        page_count=rendered.get("page_count", details.get("pages")),
+        image=image,
+        pages=pages,
+        problem=redact(str(problem)) if problem else None,
+        details=shown_details,
+        download=download,
+    )
+
+
+def _portfolio_slot(
+    slot: SlotMaterial, feedback: dict[str, Any], redact: Redactor, blind: bool
+) -> PortfolioSlot:
+    made = _mapping(feedback.get("renditions"))
+    checks = tuple(
+        _redacted(dict(check), redact)
+        for check in feedback.get("checks", [])
+        if isinstance(check, dict) and check.get("slot") == slot.id
+    )
+    files: list[PortfolioFile] = []
+    links: list[PortfolioLink] = []
+    statements: list[PortfolioStatement] = []
+    for number, entry in enumerate(slot.entries, start=1):
+        if slot.kind == "file":
+            files.append(_portfolio_file(f"{slot.id}/{number}", entry, made, redact, blind))
+        elif slot.kind == "link":
+            url = str(entry.get("url", ""))
+            shown = redact(url)
+            links.append(
+                PortfolioLink(
+                    shown, redact(str(entry.get("host", ""))), bool(entry.get("private")), shown != url
+                )
+            )
+        else:
+            statements.append(
+                PortfolioStatement(redact(str(entry.get("text", ""))), int(entry.get("words", 0)))
+            )
+    return PortfolioSlot(
+        id=slot.id,
+        kind=slot.kind,
+        title=slot.title,
+        description=slot.description,
+        prompt=slot.prompt,
+        required=slot.required,
+        criteria=slot.criteria,
+        files=tuple(files),
+        links=tuple(links),
+        statements=tuple(statements),
+        checks=checks,
     )
 
 
@@ -256,12 +436,20 @@ _diffs: ContentCache[tuple[str | None, str | None], tuple[str, ...]] = ContentCa
     budget=DIFF_CACHE_BYTES,
     weigh=lambda lines: sum(len(line) + _LINE_OVERHEAD for line in lines),
 )
+# A ZIP's entries, read from its central directory once per archive.
+_listings: ContentCache[str, renditions.Listing] = ContentCache(
+    entries=256,
+    budget=8 * 1024 * 1024,
+    weigh=lambda listing: sum(len(m.name) + _LINE_OVERHEAD for m in listing.members) + _LINE_OVERHEAD,
+)
 
 
 def clear_cache() -> None:
-    """Forget every file text and diff kept (a cold start, for benches and tests)."""
+    """Forget every file text, diff and listing kept (a cold start, for benches and tests)."""
     _texts.clear()
     _diffs.clear()
+    _listings.clear()
+    renditions.clear_cache()
 
 
 def _stored_text(store: FileStore, sha256: str) -> str:
@@ -376,6 +564,81 @@ def diff_to_previous(
             lines = tuple(redact(line) for line in unified)
         diffs.append(FileDiff(redact(path), status, lines))
     return previous.id, diffs
+
+
+# ---------------------------------------------------------------- a portfolio's files
+
+
+@dataclass(frozen=True)
+class PortfolioContent:
+    """What the task page shows inline of a portfolio file that is not a picture."""
+
+    text: str | None = None  # a text or Markdown file's words (redacted), when small enough to show
+    listing: renditions.Listing | None = None  # a ZIP archive's entries (names redacted)
+    too_large: bool = False
+
+
+def portfolio_contents(session: Session, store: FileStore, view: Bundle) -> dict[str, PortfolioContent]:
+    """The inline contents of the portfolio's text, Markdown and ZIP files of `view`, by file key."""
+    submission = session.get(Submission, view.submission_id)
+    assert submission is not None
+    redact = _redactor(submission, view.blind)
+    contents: dict[str, PortfolioContent] = {}
+    for slot in view.slots:
+        for file in slot.files:
+            if file.type in {"text", "markdown"}:
+                if file.size > MAX_SHOWN_BYTES:
+                    contents[file.key] = PortfolioContent(too_large=True)
+                else:
+                    contents[file.key] = PortfolioContent(text=redact(_stored_text(store, file.sha256)))
+            elif file.type == "zip":
+                listing = _listings.get(file.sha256)
+                if listing is None:
+                    listing = _listings.put(file.sha256, renditions.zip_listing(store.get(file.sha256)))
+                members = tuple(renditions.Member(redact(m.name), m.size, m.folder) for m in listing.members)
+                contents[file.key] = PortfolioContent(
+                    listing=renditions.Listing(members, listing.total, listing.problem)
+                )
+    return contents
+
+
+def portfolio_picture(store: FileStore, view: Bundle, key: str, page: int | None = None) -> bytes:
+    """The PNG a browser is given for a portfolio file: an image's rendition, or a PDF's page image.
+
+    An image whose result recorded no rendition is re-encoded now (and remembered); the original's
+    bytes are never what this returns."""
+    file = view.portfolio_file(key)
+    if file.picture:
+        rendition = file.image
+        if rendition is None:
+            made = renditions.image_for(store, file.sha256)
+            rendition = _rendition(made.get("image"))
+            if rendition is None:
+                raise NotFound(
+                    f"{file.shown_name} cannot be shown: {made.get('problem', 'it did not decode')}",
+                    details={"field": "file"},
+                )
+        return store.get(rendition.sha256)
+    if file.type == "pdf":
+        if page is None or not 1 <= page <= len(file.pages):
+            raise NotFound("this PDF has no page image of that number", details={"field": "page"})
+        return store.get(file.pages[page - 1].sha256)
+    raise NotFound(f"{file.shown_name} is not shown as a picture", details={"field": "file"})
+
+
+def portfolio_download(store: FileStore, view: Bundle, key: str) -> tuple[str, bytes]:
+    """The name a download is offered under and its bytes (under blind review, without metadata)."""
+    file = view.portfolio_file(key)
+    if file.download is None:
+        raise NotFound(
+            f"{file.shown_name} is not offered for download under blind review: its metadata could not be "
+            "taken out. Read it on this page.",
+            details={"field": "file"},
+        )
+    name = file.shown_name
+    if file.download != file.sha256 and file.picture:
+        name = name.rsplit(".", 1)[0] + ".png"  # the rendition is what is downloaded
+    return name, store.get(file.download)
 
 
 def graded_path(view: Bundle, path: str) -> str:

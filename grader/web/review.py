@@ -6,6 +6,12 @@ field in words, and turns the services' answers into pages. A refused form is sh
 everything that was typed, under the refusal's own status code (400, 403, 404, 409); a form whose
 claim was lost meanwhile shows what was typed on the 409 page, so nothing is lost either way.
 
+A portfolio's task page shows each declared slot beside the criteria it serves: images and PDF pages
+as PNG renditions this service encoded (served by `picture` as images only, sandboxed, never
+sniffed), text escaped, Markdown rendered and sanitised, ZIP archives as their list of entries,
+links as text with their host, statements beside their prompt. The learner's own bytes are only
+ever an attachment (`download`).
+
 The rubric form is one `<form id="rubric">`; controls elsewhere on the page (the inline comment box
 beside the code, the comment bank) join it through the `form` attribute, so every button saves the
 whole review. JavaScript (static/review.js) only adds keys, the live score preview and a few
@@ -27,7 +33,7 @@ from werkzeug.wrappers import Response
 from grader.errors import Conflict, GraderError, InvalidInput, NotFound, PermissionDenied
 from grader.models import Review as ReviewRow
 from grader.models import ReviewSlot, ReviewTask, Role, User
-from grader.services import audit, review_queue, reviews, viewer
+from grader.services import audit, renditions, review_queue, reviews, viewer
 from grader.services.reviews import InlineComment, ReviewInput
 from grader.storage import file_store
 from grader.web.auth import login_required_page, page_user, require_role
@@ -537,6 +543,11 @@ def _render_task(
         position = names.index(shown_file.file.shown_path)
         following = names[(position + 1) % len(names)] if len(names) > 1 else None
     previous, diffs = viewer.diff_to_previous(db(), store, user, task.submission_id, seen=bundle)
+    # Each manual criterion's evidence: the portfolio slots that declare they serve it.
+    evidence_for: dict[str, list[viewer.PortfolioSlot]] = {}
+    for slot in bundle.slots:
+        for criterion_id in slot.criteria:
+            evidence_for.setdefault(criterion_id, []).append(slot)
     slug = reviews.rubric_slug_of(db(), task.result)
     bank_query = request.args.get("bank_q", "")[:200]
     bank = reviews.comment_bank(db(), slug, search=bank_query) if slug else []
@@ -572,6 +583,9 @@ def _render_task(
         bank_query=bank_query,
         keys=KEYS,
         shown_path=lambda graded: viewer.shown_path(bundle, graded),
+        contents=viewer.portfolio_contents(db(), store, bundle) if bundle.slots else {},
+        evidence_for=evidence_for,
+        max_pages=renditions.MAX_PDF_PAGES,
     )
 
 
@@ -762,12 +776,48 @@ def download(task_id: int) -> Response | tuple[str, int]:
         held = review_queue.require_holder(db(), user, task_id)
     except Conflict as exc:
         return _conflict(exc, task_id)
+    store = file_store(web().settings)
+    portfolio_file = request.args.get("file", "")
+    if portfolio_file:
+        view = viewer.bundle(db(), user, held.submission_id)
+        name, data = viewer.portfolio_download(store, view, portfolio_file)
+        return attachment(data, name)
     path = request.args.get("path", "")
     if not path:
         raise InvalidInput("Say which file to download", details={"field": "path"})
-    found, data = viewer.raw_file(db(), file_store(web().settings), user, held.submission_id, path)
+    found, data = viewer.raw_file(db(), store, user, held.submission_id, path)
     shown = viewer.shown_path(viewer.bundle(db(), user, held.submission_id), found.path)
     return attachment(data, shown)
+
+
+@bp.get("/tasks/<int:task_id>/picture")
+@login_required_page
+def picture(task_id: int) -> Response | tuple[str, int]:
+    """A portfolio image or PDF page as the PNG this service encoded, for the task page's <img>.
+
+    Only ever image/png bytes of our own encoder, never the upload; sniffing is off and the sandbox
+    policy holds should the picture be opened as a page of its own."""
+    user = _reviewer()
+    try:
+        held = review_queue.require_holder(db(), user, task_id)
+    except Conflict as exc:
+        return _conflict(exc, task_id)
+    key = request.args.get("file", "")
+    if not key:
+        raise InvalidInput("Say which file of the portfolio to show", details={"field": "file"})
+    raw_page = request.args.get("page", "")
+    if raw_page and not (raw_page.isdigit() and len(raw_page) <= 4):
+        raise InvalidInput("The page must be a page number from 1", details={"field": "page"})
+    view = viewer.bundle(db(), user, held.submission_id)
+    data = viewer.portfolio_picture(
+        file_store(web().settings), view, key, int(raw_page) if raw_page else None
+    )
+    response = Response(data, mimetype="image/png")
+    response.headers["Content-Disposition"] = 'inline; filename="picture.png"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 def attachment(data: bytes, path: str) -> Response:

@@ -165,6 +165,14 @@ ROUTES: tuple[Route, ...] = (
         at=TASK,
         query="path=app.py",
     ),
+    # A portfolio's pictures, for the task's holder only; the world's task is a repository's: 404.
+    _r(
+        "GET",
+        "/review/tasks/<int:task_id>/picture",
+        "login 403 403 403 404 409 409",
+        at=TASK,
+        query="file=screenshot/1",
+    ),
     _r(
         "POST", "/review/tasks/<int:task_id>/claim", "login 403 403 403 302 302 302", at=TASK, setup=open_task
     ),
