@@ -76,6 +76,20 @@ def open_draft(session: Session, user: User, slug: str, *, create: bool = True) 
     return draft
 
 
+def handed_in(session: Session, user: User, slug: str, draft_id: str | None = None) -> str | None:
+    """The submission a handed-in draft of the learner's became: the draft `draft_id` when given (None
+    when it is not theirs or still open), else their most recently handed-in draft of this portfolio."""
+    assessment, _ = portfolio_of(session, slug)
+    query = select(PortfolioDraft.submission_id).where(
+        PortfolioDraft.user_id == user.id,
+        PortfolioDraft.assessment_id == assessment.id,
+        PortfolioDraft.submission_id.is_not(None),
+    )
+    if draft_id is not None:
+        query = query.where(PortfolioDraft.id == draft_id)
+    return session.scalar(query.order_by(PortfolioDraft.created_at.desc()).limit(1))
+
+
 def _editable(session: Session, user: User, slug: str) -> tuple[PortfolioDraft, PortfolioAssessment]:
     draft = open_draft(session, user, slug)
     assert draft is not None
@@ -127,13 +141,18 @@ def set_link(session: Session, user: User, slug: str, slot_id: str, url: str) ->
     """Put a link in its slot (an empty address takes it out). The link is never fetched."""
     draft, portfolio = _editable(session, user, slug)
     slot: LinkSpec = _slot(portfolio, slot_id, LinkSpec)
+    # Judged before the old link is taken out: a request that is refused still commits what it changed.
+    checked = (
+        artifacts.check_link(url.strip(), slot.schemes, slot.hosts, field=slot_id, title=slot.title)
+        if url.strip()
+        else None
+    )
     for item in _items(draft, slot_id):
         draft.items.remove(item)
     draft.updated_at = utcnow()
-    if not url.strip():
+    if checked is None:
         session.flush()
         return None
-    checked = artifacts.check_link(url.strip(), slot.schemes, slot.hosts, field=slot_id, title=slot.title)
     item = DraftItem(
         slot=slot_id,
         kind=LINK,
@@ -150,13 +169,17 @@ def set_statement(session: Session, user: User, slug: str, slot_id: str, text: s
     """Keep the statement's words in the draft (empty takes it out); limits are judged at once."""
     draft, portfolio = _editable(session, user, slug)
     slot: Statement = _slot(portfolio, slot_id, Statement)
+    checked = (
+        artifacts.check_statement(text, slot.min_words, slot.max_words, field=slot_id, title=slot.title)
+        if text.strip()
+        else None
+    )
     for item in _items(draft, slot_id):
         draft.items.remove(item)
     draft.updated_at = utcnow()
-    if not text.strip():
+    if checked is None:
         session.flush()
         return None
-    checked = artifacts.check_statement(text, slot.min_words, slot.max_words, field=slot_id, title=slot.title)
     item = DraftItem(
         slot=slot_id, kind=STATEMENT, text=checked.text, media_type="text", details={"words": checked.words}
     )

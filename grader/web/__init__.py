@@ -13,7 +13,19 @@ from grader.interfaces import TaskQueue
 
 
 def create_app(settings: Settings | None = None, *, queue: TaskQueue | None = None) -> Flask:
-    from grader.web import api, api_review, api_staff, auth, errors, learner, review, staff, templating
+    from grader.web import (
+        api,
+        api_portfolio,
+        api_review,
+        api_staff,
+        auth,
+        errors,
+        learner,
+        portfolio,
+        review,
+        staff,
+        templating,
+    )
     from grader.web.context import register_context
     from grader.web.openapi import bp as openapi_bp
 
@@ -46,11 +58,13 @@ def create_app(settings: Settings | None = None, *, queue: TaskQueue | None = No
     auth.register(app)
     templating.register(app)
     app.register_blueprint(learner.bp)
+    app.register_blueprint(portfolio.bp)
     app.register_blueprint(review.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api_review.bp)
     app.register_blueprint(api_staff.bp)
+    app.register_blueprint(api_portfolio.bp)
     app.register_blueprint(openapi_bp)
     errors.register(app)
     return app

@@ -13,6 +13,7 @@ from grader.models import User
 from grader.services import access, audit, deadlines, publication, queries, reviews, submissions
 from grader.services.audit import user_actor
 from grader.services.catalog import current_version, parse_definition
+from grader.web import api_portfolio
 from grader.web.auth import api_user, csrf
 from grader.web.context import db, web
 from grader.web.templating import human_bytes
@@ -72,9 +73,12 @@ def start_attempt(slug: str) -> tuple[Response, int]:
 
 @bp.post("/submissions")
 def create_submission() -> tuple[Response, int, dict[str, str]]:
-    """A quiz (JSON answers), a repository by git URL (JSON) or by archive (multipart form data)."""
+    """A quiz (JSON answers), a repository by git URL (JSON) or by archive (multipart form data), or a
+    whole portfolio (multipart form data: `grader.web.api_portfolio`)."""
     user = api_user()
     multipart = request.mimetype == "multipart/form-data"
+    if multipart and api_portfolio.is_portfolio_hand_in():
+        return api_portfolio.hand_in_in_one_go(user)
     request_ = _archive_request() if multipart else _json_request()
     accepted = submissions.submit(db(), web().queue, web().settings, user, request_)
     status_url = url_for("api.get_submission", submission_id=accepted.submission_id)

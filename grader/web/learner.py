@@ -27,6 +27,7 @@ from grader.kinds.base import SubmissionRequest
 from grader.quiz import answer_problem_in_words
 from grader.services import queries, submissions
 from grader.storage import file_store
+from grader.web import portfolio as portfolio_pages
 from grader.web.auth import login_required_page, page_user
 from grader.web.context import db, web
 from grader.web.templating import human_bytes
@@ -343,6 +344,7 @@ def _submission_page(
         regrade_error_field=str(regrade_error.details.get("field", "")) if regrade_error else "",
         regrade_criterion=regrade_criterion,
         form=request.form,
+        portfolio_receipt=portfolio_pages.page_receipt(page_user(), submission_id, page.view["kind"]),
     )
     return html, status, headers or {}
 

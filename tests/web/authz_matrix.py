@@ -4,7 +4,8 @@ status each kind of user gets.
 The seven columns of `expect`, in the order of `WHO`:
 
     anonymous         nobody logged in, no token
-    learner           Ada: owns every object the paths point at (enrolled in repo-program, test-program)
+    learner           Ada: owns every object the paths point at (enrolled in repo-program, test-program and
+                      portfolio-program)
     other_learner     Bob: enrolled in the same programs, owns none of it
     outside_reviewer  Olga: reviews other-program, which shares nothing with Ada's repository hand-ins
     reviewer          Rui: reviews repo-program; wrote the review, holds the claim on the waiting task
@@ -20,7 +21,8 @@ Path parameters and bodies name objects of the world by `{key}` (the test module
 criterion has a regrade request, `regrade_task`, which Stella holds), `failed_run` the grading run of a
 third hand-in that ended in error, `quiz` her timed quiz result and `attempt` its attempt, `task` the
 waiting hand-in's review task, `review` Rui's review, `entry` his comment bank entry, `token` Ada's API
-token. Each cell runs on its own copy of the world; `setup` changes that copy first.
+token, `portfolio_item` the file in Ada's draft of the `showcase` portfolio (every required slot filled;
+Bob has no draft). Each cell runs on its own copy of the world; `setup` changes that copy first.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from grader.models import User
 from grader.services import review_queue
+from tests.support.portfolio import REFLECTION, png
 
 WHO = ("anonymous", "learner", "other_learner", "outside_reviewer", "reviewer", "staff", "admin")
 LOGIN = "login"
@@ -97,6 +100,7 @@ REPO_PROGRAM = {"slug": "repo-program"}
 REPO = {"slug": "reviewed-repo"}
 LEARNER = {"user_id": "{learner_id}"}
 ARCHIVE = {"archive": (b"", "app.zip")}  # the test module fills in a real zip
+PORTFOLIO = {"slug": "showcase"}
 
 #            anonymous learner other outsider reviewer staff admin
 ROUTES: tuple[Route, ...] = (
@@ -141,6 +145,15 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", "/assessments/<slug>/starter.zip", "login 200 200 403 403 403 200", at=REPO),
     _r("GET", "/assessments/<slug>/submit", "login 200 200 403 403 403 200", at=REPO),
     _r("POST", "/assessments/<slug>/submit", "login 302 302 403 403 403 302", at=REPO, files=ARCHIVE),
+    # The portfolio page: enrolled learners (and admins, who may try anything) see their own draft.
+    _r("GET", "/assessments/<slug>/portfolio", "login 200 200 403 403 403 200", at=PORTFOLIO),
+    _r(
+        "POST",
+        "/assessments/<slug>/portfolio",
+        "login 303 303 403 403 403 303",
+        at=PORTFOLIO,
+        form={"action": "save", "statements.reflection": REFLECTION},
+    ),
     _r("GET", "/submissions/<submission_id>", "login 200 404 404 200 200 200", at=WAITING),
     _r("GET", "/submissions/<submission_id>/status.json", "login 200 404 404 200 200 200", at=WAITING),
     _r(
@@ -372,6 +385,38 @@ ROUTES: tuple[Route, ...] = (
         files=ARCHIVE,
     ),
     _r("GET", "/api/v1/submissions/<submission_id>", "401 200 404 404 200 200 200", at=WAITING),
+    # A portfolio draft is its learner's own: Ada's item is not found from anyone else's draft (404),
+    # and only her draft is complete, so the others' hand-in is refused for its first empty slot (400).
+    _r("GET", "/api/v1/assessments/<slug>/portfolio", "401 200 200 403 403 403 200", at=PORTFOLIO),
+    _r(
+        "POST",
+        "/api/v1/assessments/<slug>/portfolio/files",
+        "401 201 201 403 403 403 201",
+        at=PORTFOLIO,
+        form={"slot": "screenshot"},
+        files={"file": (png(9, 9), "second.png")},
+    ),
+    _r(
+        "DELETE",
+        "/api/v1/assessments/<slug>/portfolio/items/<int:item_id>",
+        "401 204 404 403 403 403 404",
+        at={**PORTFOLIO, "item_id": "{portfolio_item}"},
+    ),
+    _r(
+        "PUT",
+        "/api/v1/assessments/<slug>/portfolio/links/<slot_id>",
+        "401 200 200 403 403 403 200",
+        at={**PORTFOLIO, "slot_id": "repo"},
+        json={"url": "https://github.com/ada/other"},
+    ),
+    _r(
+        "PUT",
+        "/api/v1/assessments/<slug>/portfolio/statements/<slot_id>",
+        "401 200 200 403 403 403 200",
+        at={**PORTFOLIO, "slot_id": "reflection"},
+        json={"text": REFLECTION},
+    ),
+    _r("POST", "/api/v1/assessments/<slug>/portfolio/submit", "401 202 400 403 403 403 400", at=PORTFOLIO),
     _r(
         "GET",
         "/api/v1/submissions/<submission_id>/regrade-requests",

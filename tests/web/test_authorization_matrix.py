@@ -36,15 +36,17 @@ from grader.interfaces import RecordingQueue
 from grader.migrate import upgrade
 from grader.models import ApiToken, ReviewSlot, ReviewTask, User
 from grader.models import Review as ReviewRow
-from grader.services import review_queue, reviews, staff
+from grader.services import portfolios, review_queue, reviews, staff
 from grader.services.catalog import load_catalog
 from grader.services.grading import claim_run, release_run
 from grader.services.reviews import ReviewInput
+from grader.storage import file_store
 from grader.web import create_app
 from grader.web.context import EXTENSION, WebContext
 from rubrics import Review
 from tests.conftest import PASSWORD, Account, bearer, make_account
 from tests.support.catalogs import write_catalog
+from tests.support.portfolio import PROGRAM_SLUG, REFLECTION, png, write_portfolio_catalog
 from tests.support.reviewed import REVIEWED_REPO, hand_in, run_queued, write_repository_catalog
 from tests.web.authz_matrix import LOGGED_OUT, LOGIN, ROUTES, Route
 
@@ -155,12 +157,13 @@ def _seed(tmp: Path) -> World:
     root = write_catalog(settings.catalog_path)
     write_repository_catalog(root, rubric=MATRIX_RUBRIC)
     (root / "assessments/reviewed-repo/assessment.yaml").write_text(MATRIX_REPO)
+    write_portfolio_catalog(root)
     engine = make_engine(settings)
     upgrade(engine)
     sessions = make_session_factory(engine)
     with session_scope(sessions) as session:
         load_catalog(session, read_catalog(root))
-    both = ("repo-program", "test-program")
+    both = ("repo-program", "test-program", PROGRAM_SLUG)
     accounts: dict[str, Account | None] = {
         "anonymous": None,
         "learner": make_account(sessions, "ada@example.org", programs=both),
@@ -229,6 +232,15 @@ def _seed(tmp: Path) -> World:
 
     with session_scope(sessions) as session:
         token = session.scalar(select(ApiToken.id).where(ApiToken.user_id == ada.id))
+        # Ada's portfolio draft, every required slot filled; its file is the item the routes name.
+        learner = session.get(User, ada.id)
+        assert learner is not None
+        shot = portfolios.add_file(
+            session, file_store(settings), learner, "showcase", "screenshot", "shot.png", png()
+        )
+        portfolios.set_link(session, learner, "showcase", "repo", "https://github.com/ada/service")
+        portfolios.set_statement(session, learner, "showcase", "reflection", REFLECTION)
+        portfolio_item = shot.id
     ids = {
         "attempt": attempt,
         "quiz": quiz,
@@ -240,6 +252,7 @@ def _seed(tmp: Path) -> World:
         "review": str(review_id),
         "entry": str(entry),
         "token": str(token),
+        "portfolio_item": str(portfolio_item),
         "learner_id": str(ada.id),
         "learner_email": ada.email,
         "reviewer_id": str(rui.id),

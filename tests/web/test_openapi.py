@@ -36,6 +36,7 @@ from grader.models import GradingRun, ReviewTask, RunStatus, Submission
 from grader.web.openapi import CACHE_CONTROL
 from tests.conftest import Account, make_account
 from tests.support.catalogs import BASICS_ANSWERS, write_catalog
+from tests.support.portfolio import PROGRAM_SLUG, REFLECTION, png, write_portfolio_catalog
 from tests.support.reviewed import run_queued, write_repository_catalog
 
 DOCUMENT = Path(__file__).parents[2] / "grader" / "web" / "openapi.yaml"
@@ -45,8 +46,9 @@ STRONG = {"criteria": [{"criterion": "design", "level": "strong", "comment": "Cl
 
 @pytest.fixture
 def catalog_dir(settings: Settings) -> Path:
-    """The quizzes of the standard test catalog beside the reviewed repository assessment."""
+    """The quizzes of the standard test catalog beside the reviewed repository assessment and a portfolio."""
     write_catalog(settings.catalog_path)
+    write_portfolio_catalog(settings.catalog_path)
     return write_repository_catalog(settings.catalog_path)
 
 
@@ -256,7 +258,7 @@ def test_the_json_served_is_the_document_public_cacheable_and_with_the_api_heade
 
 @dataclass
 class Cast:
-    ada: Account  # a learner of both programs
+    ada: Account  # a learner of the three programs
     rui: Account  # reviews the repository program
     sam: Account  # reviews it too: answers regrade requests
     stella: Account  # runs the repository program
@@ -266,7 +268,7 @@ class Cast:
 @pytest.fixture
 def cast(loaded: sessionmaker[Session]) -> Cast:
     return Cast(
-        ada=make_account(loaded, "ada@example.org", programs=("test-program", "repo-program")),
+        ada=make_account(loaded, "ada@example.org", programs=("test-program", "repo-program", PROGRAM_SLUG)),
         rui=make_account(loaded, "rui@example.org", role="reviewer", reviews=("repo-program",)),
         sam=make_account(loaded, "sam@example.org", role="reviewer", reviews=("repo-program",)),
         stella=make_account(loaded, "stella@example.org", role="reviewer", runs=("repo-program",)),
@@ -466,6 +468,33 @@ def test_a_learners_reviewers_and_staffs_day_matches_the_description(
     assert get("GET", f"/api/v1/tokens/{token['id']}", ada, expect=200)["name"] == "laptop"
     call("DELETE", f"/api/v1/tokens/{token['id']}", ada, expect=204)
     call("GET", "/api/v1/openapi.json", expect=200)
+
+    # A portfolio, artifact by artifact, handed in twice (the second answers with the first); then one
+    # in a single multipart POST. Their checks stay queued: this day grades nothing more.
+    portfolio = "/api/v1/assessments/showcase/portfolio"
+    assert get("GET", portfolio, ada, expect=200)["draft"]["id"] is None
+    shot = {"slot": "screenshot", "file": (io.BytesIO(png()), "shot.png")}
+    added = get("POST", f"{portfolio}/files", ada, expect=201, data=shot, content_type="multipart/form-data")
+    call("DELETE", f"{portfolio}/items/{added['id']}", ada, expect=204)
+    shot = {"slot": "screenshot", "file": (io.BytesIO(png()), "shot.png")}
+    call("POST", f"{portfolio}/files", ada, expect=201, data=shot, content_type="multipart/form-data")
+    call("PUT", f"{portfolio}/links/demo", ada, expect=200, json={"url": "https://example.org/demo"})
+    call("PUT", f"{portfolio}/links/demo", ada, expect=204, json={"url": ""})
+    call("PUT", f"{portfolio}/links/repo", ada, expect=200, json={"url": "https://github.com/ada/service"})
+    call("PUT", f"{portfolio}/statements/reflection", ada, expect=204, json={"text": ""})
+    call("PUT", f"{portfolio}/statements/reflection", ada, expect=200, json={"text": REFLECTION})
+    handed = get("POST", f"{portfolio}/submit", ada, expect=202)
+    assert get("POST", f"{portfolio}/submit", ada, expect=200)["id"] == handed["id"]
+    whole = {
+        "assessment": "showcase",
+        "files.screenshot": (io.BytesIO(png()), "shot.png"),
+        "links.repo": "https://github.com/ada/service",
+        "statements.reflection": REFLECTION,
+    }
+    one_go = get(
+        "POST", "/api/v1/submissions", ada, expect=202, data=whole, content_type="multipart/form-data"
+    )
+    assert one_go["receipt"]["files"][0]["sha256"] == handed["receipt"]["files"][0]["sha256"]
 
     # Every operation's every success status was met in this day, and checked against its description.
     prefix = document["servers"][0]["url"]
