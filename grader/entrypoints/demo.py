@@ -26,7 +26,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from grader.catalog.loader import read_catalog
-from grader.catalog.schema import QuizAssessment, RepositoryAssessment
+from grader.catalog.schema import PortfolioAssessment, QuizAssessment, RepositoryAssessment
 from grader.config import Settings
 from grader.db import make_engine, make_session_factory, session_scope
 from grader.errors import GraderError
@@ -289,6 +289,8 @@ def _smoke(base: str, settings: Settings, factory: Any, catalog_root: Path) -> i
         token = accounts.create_token(session, user.id, "smoke").secret
         reviewer = accounts.find_user_by_email(session, DEMO_ACCOUNTS[1][0])
         reviewer_token = accounts.create_token(session, reviewer.id, "smoke").secret
+        admin = accounts.find_user_by_email(session, DEMO_ACCOUNTS[2][0])
+        admin_token = accounts.create_token(session, admin.id, "smoke").secret
     try:
         for slug, entry in catalog.assessments.items():
             sample = catalog_root.parent / "submissions" / f"{slug}-passing"
@@ -298,6 +300,25 @@ def _smoke(base: str, settings: Settings, factory: Any, catalog_root: Path) -> i
                     _smoke_review(
                         base, reviewer_token, token, view, catalog.rubrics[entry.definition.rubric].data
                     )
+        for slug, entry in catalog.assessments.items():
+            sample = catalog_root.parent / "submissions" / f"{slug}-passing"
+            if isinstance(entry.definition, PortfolioAssessment) and sample.is_dir():
+                view = _smoke_portfolio(base, token, slug, sample)
+                if view["result"]["needs_review"]:
+                    _smoke_review(
+                        base, reviewer_token, token, view, catalog.rubrics[entry.definition.rubric].data
+                    )
+        held_back = [
+            slug
+            for slug, entry in catalog.assessments.items()
+            if isinstance(entry.definition, RepositoryAssessment) and entry.definition.due is None
+        ]
+        for slug in held_back:
+            # Hidden tests hold a repository's total back until staff publish its results.
+            status, body = _call("POST", f"{base}/api/v1/assessments/{slug}/publish", admin_token, {})
+            if status != 200:
+                raise SmokeFailure(f"publishing {slug} answered {status}: {body}")
+        print(f"published the results of {', '.join(held_back)} as {DEMO_ACCOUNTS[2][0]}")
         for program in catalog.programs.values():
             quiz_slug = next(
                 r.assessment
@@ -311,6 +332,9 @@ def _smoke(base: str, settings: Settings, factory: Any, catalog_root: Path) -> i
             if status != 200:
                 raise SmokeFailure(f"progress answered {status}: {body}")
             print(f"progress in {program.slug}: {body['passed']}/{body['total']} requirements passed")
+            if not body["complete"] or body["credential"] is None:
+                raise SmokeFailure(f"every requirement of {program.slug} passed, but no credential: {body}")
+            print(f"credential awarded: {program.slug}")
     except SmokeFailure as exc:
         print(f"smoke FAILED: {exc}", file=sys.stderr)
         return 1
@@ -327,24 +351,29 @@ def _zip_folder(folder: Path) -> bytes:
     return buffer.getvalue()
 
 
-def _multipart(fields: dict[str, str], filename: str, content: bytes) -> tuple[bytes, str]:
+def _multipart_files(fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
     boundary = f"----grader{secrets.token_hex(12)}"
     parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        + value.encode()
+        + b"\r\n"
         for name, value in fields.items()
     ]
-    parts.append(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="archive"; filename="{filename}"\r\n'
-        "Content-Type: application/zip\r\n\r\n".encode()
-        + content
-        + b"\r\n"
-    )
+    for field, filename, content in files:
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n".encode()
+            + content
+            + b"\r\n"
+        )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 def _smoke_repository(base: str, token: str, slug: str, sample: Path) -> dict[str, Any]:
-    body, content_type = _multipart({"assessment": slug}, f"{slug}.zip", _zip_folder(sample))
+    body, content_type = _multipart_files(
+        {"assessment": slug}, [("archive", f"{slug}.zip", _zip_folder(sample))]
+    )
     request = urllib.request.Request(f"{base}/api/v1/submissions", data=body, method="POST")
     request.add_header("Authorization", f"Bearer {token}")
     request.add_header("Content-Type", content_type)
@@ -371,6 +400,49 @@ def _smoke_repository(base: str, token: str, slug: str, sample: Path) -> dict[st
     )
     if passed != len(tests) or result["outcome"] != "graded":
         raise SmokeFailure(f"the sample solution of {slug} should pass every test: {result['feedback']}")
+    return view
+
+
+def _portfolio_parts(sample: Path) -> tuple[dict[str, str], list[tuple[str, str, bytes]]]:
+    """The form fields and files of a sample portfolio, as its `portfolio.json` lays them out (a
+    folder named there is handed in as a ZIP of it)."""
+    layout = json.loads((sample / "portfolio.json").read_text(encoding="utf-8"))
+    fields = {f"links.{slot}": url for slot, url in layout.get("links", {}).items()}
+    for slot, name in layout.get("statements", {}).items():
+        fields[f"statements.{slot}"] = (sample / name).read_text(encoding="utf-8")
+    files = []
+    for slot, names in layout.get("files", {}).items():
+        for name in names:
+            path = sample / name
+            if path.is_dir():
+                files.append((f"files.{slot}", f"{path.name}.zip", _zip_folder(path)))
+            else:
+                files.append((f"files.{slot}", path.name, path.read_bytes()))
+    return fields, files
+
+
+def _smoke_portfolio(base: str, token: str, slug: str, sample: Path) -> dict[str, Any]:
+    fields, files = _portfolio_parts(sample)
+    body, content_type = _multipart_files({"assessment": slug, **fields}, files)
+    request = urllib.request.Request(f"{base}/api/v1/submissions", data=body, method="POST")
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", content_type)
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            accepted = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise SmokeFailure(f"handing in {slug} answered {exc.code}: {exc.read()[:500]!r}") from None
+    print(f"handed in {slug} ({len(files)} files): receipt {accepted['receipt']['sha256'][:16]}…")
+    view = _wait(base, token, accepted["status_url"], slug, started)
+    checks = view["result"]["feedback"].get("checks", [])
+    failed = [c["explanation"] for c in checks if not c["passed"]]
+    print(
+        f"checked {slug} in {time.monotonic() - started:.2f} s: {len(checks) - len(failed)}/{len(checks)} "
+        "automatic checks passed, awaiting a reviewer for the manual criteria"
+    )
+    if failed:
+        raise SmokeFailure(f"the sample portfolio {slug} should pass every check: {failed}")
     return view
 
 

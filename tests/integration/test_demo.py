@@ -1,4 +1,5 @@
-"""`grader demo --smoke` on a fresh data folder: the embedded stack grades a learner's quizzes."""
+"""`grader demo --smoke` on a fresh data folder: the embedded stack grades a learner's quizzes,
+repositories and portfolios, a reviewer scores what needs review, and both sample credentials are earned."""
 
 from __future__ import annotations
 
@@ -40,4 +41,11 @@ def test_demo_smoke_passes_on_a_fresh_data_folder(tmp_path: Path) -> None:
     assert (
         "reviewed wsgi-todo-api as reviewer@example.org" in result.stdout and "passed=True" in result.stdout
     )
+    # portfolios handed in through the API, checked, reviewed; both sample credentials earned
+    assert (
+        "18/18 automatic checks passed" in result.stdout and "16/16 automatic checks passed" in result.stdout
+    )
+    assert "reviewed deployed-web-service-writeup as reviewer@example.org" in result.stdout
+    assert "credential awarded: python-web-developer" in result.stdout
+    assert "credential awarded: supply-chain-management" in result.stdout
     assert (tmp_path / "var" / "grader.db").exists()  # embedded defaults: SQLite under ./var
