@@ -11,10 +11,10 @@ was typed and answers with its real status (400, 409, 413, 503). Everything work
 sending.
 
 Uploads: the request as a whole is capped by the app's `MAX_CONTENT_LENGTH` (`GRADER_MAX_REQUEST_BYTES`):
-a body announced as larger is refused before any of it is read, and Werkzeug keeps file parts of a
-smaller body in temporary files, not in memory. Each file is then read through the slot's `SizeGuard`
-(`artifacts.read_upload`), so no more than the slot's limit and one byte of it is ever held, hashed or
-stored. A file can therefore be at most the lower of the two limits, and the page says that one.
+a body announced as larger is refused before any of it is read, and Werkzeug spools the file parts of a
+smaller body to temporary files (in memory up to 500 KB a part). Each file is then read through the
+slot's `SizeGuard` (`artifacts.read_upload`), so no more than the slot's limit and one byte of it is ever
+held, hashed or stored. A file can therefore be at most the lower of the two limits; the page says that one.
 """
 
 from __future__ import annotations
@@ -301,7 +301,7 @@ class HeldFile:
 class SlotPanel:
     """One slot of the page: what it asks for, what the draft holds, what was typed, what went wrong."""
 
-    slot: Any  # Artifact | LinkSpec | Statement
+    slot: Slot  # an Artifact, a LinkSpec or a Statement: the template reads the fields of its kind
     kind: str
     required: bool
     files: tuple[HeldFile, ...] = ()

@@ -19,14 +19,17 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from grader.catalog.loader import read_catalog
 from grader.config import Settings
+from grader.db import session_scope
 from grader.interfaces import RecordingQueue
 from grader.kinds import default_graders
 from grader.models import DraftItem, Submission
+from grader.services.catalog import load_catalog
 from grader.services.grading import process_run
 from tests.conftest import Account, make_account
 from tests.support.catalogs import write_catalog
-from tests.support.portfolio import PROGRAM_SLUG, REFLECTION, pdf, png, write_portfolio_catalog
+from tests.support.portfolio import PORTFOLIO, PROGRAM_SLUG, REFLECTION, pdf, png, write_portfolio_catalog
 from tests.web.test_pages import csrf_token, log_in
 
 MB = 1024 * 1024
@@ -262,7 +265,8 @@ def test_a_bad_file_is_refused_naming_its_slot_with_its_status_and_keeping_the_r
     assert section and 'class="field-error"' in section.group(0) and 'aria-invalid="true"' in section.group(0)
     assert f">{words}</textarea>" in html  # what was typed is kept...
     assert [i.kind for i in held(loaded)] == ["statement"]  # ...and saved; no file was kept
-    assert not list((settings.files_dir / "blobs").rglob("*.*"))
+    blobs = settings.files_dir / "blobs"
+    assert not blobs.exists() or not [p for p in blobs.rglob("*") if p.is_file()]
 
 
 class CountingFile(io.BytesIO):
@@ -424,3 +428,21 @@ def test_the_program_page_links_the_hand_in_page_and_other_kinds_have_none(
     page.post("/logout", data={"csrf_token": csrf_token(text(page.get("/account")))})
     log_in(page, outsider)
     assert page.get(PAGE).status_code == 403  # not enrolled in the portfolio's program
+
+
+def test_staff_of_a_blind_portfolio_see_the_receipt_without_file_names(
+    page: FlaskClient, app: Flask, loaded: sessionmaker[Session], settings: Settings
+) -> None:
+    blind = PORTFOLIO.replace("rubric: showcase-review\n", "rubric: showcase-review\nreview: {blind: true}\n")
+    (settings.catalog_path / "assessments/showcase.yaml").write_text(blind)
+    with session_scope(loaded) as session:
+        load_catalog(session, read_catalog(settings.catalog_path))  # a new version, reviewed blind
+    location = post(page, {**full(), "action": "hand_in"}).headers["Location"]
+    assert "<code>shot.png</code>" in text(page.get(location))  # the learner sees their own names
+
+    rui = make_account(loaded, "rui@example.org", "reviewer", reviews=(PROGRAM_SLUG,))
+    staff = app.test_client()
+    log_in(staff, rui)
+    html = text(staff.get(location))
+    assert "shot.png" not in html and "name hidden for blind review" in html
+    assert hashlib.sha256(png()).hexdigest() in html
