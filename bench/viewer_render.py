@@ -17,7 +17,8 @@ started gunicorn (imports, templates, database connections and caches all start 
 reviewer logs in first, which renders the login page. Warm is every request after one warm-up; "every
 file once" opens each file's page in turn in a warm app whose viewer caches were emptied (a reviewer
 reading the submission). Prints p50/p95/max per scenario (and, in process, the median CPU time and the
-SQL statements of one warm request); `--profile SCENARIO` prints where warm requests spend their time.
+SQL statements of one warm request; over HTTP, the gunicorn worker's mean CPU time per request, which
+other load on the host hardly moves); `--profile SCENARIO` prints where warm requests spend their time.
 
     .venv/bin/python bench/viewer_render.py [--requests 100] [--cold 5] [--postgres] [--no-http]
 """
@@ -382,6 +383,16 @@ def get_in_process(client: FlaskClient, url: str) -> Callable[[], tuple[int, str
 class Http:
     session: requests.Session  # holds the reviewer's login cookie
     base: str
+    master_pid: int
+
+    def server_cpu(self) -> float:
+        """CPU seconds the gunicorn worker has used so far: the server's own work, whatever else runs."""
+        children = Path(f"/proc/{self.master_pid}/task/{self.master_pid}/children").read_text().split()
+        ticks = 0
+        for child in children:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -424,7 +435,7 @@ def gunicorn(settings: Settings) -> Iterator[Http]:
             timeout=60,
         )
         assert answer.status_code == 302, answer.status_code
-        yield Http(http, base)
+        yield Http(http, base, process.pid)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
@@ -497,13 +508,17 @@ def measure_http(settings: Settings, built: Built, requests_n: int, cold_n: int)
         with gunicorn(settings) as http:
             fetch = get_http(http, scenario.url)
             timed(fetch, scenario)
+            started = http.server_cpu()
             warm = [timed(fetch, scenario) for _ in range(requests_n)]
+            server = (http.server_cpu() - started) / requests_n
         print(f"    {scenario.name:<26} cold {figures(cold)}")
-        print(f"    {'':<26} warm {figures(warm)}")
+        print(f"    {'':<26} warm {figures(warm)}  server cpu mean {server * 1000:5.1f} ms")
     with gunicorn(settings) as http:
         timed(get_http(http, built.scenarios[2].url), built.scenarios[2])  # warms all but the files
+        started = http.server_cpu()
         browsed = [timed(get_http(http, s.url), s) for s in built.browse]
-    print(f"    {'every file once':<26} warm {figures(browsed)}")
+        server = (http.server_cpu() - started) / len(browsed)
+    print(f"    {'every file once':<26} warm {figures(browsed)}  server cpu mean {server * 1000:5.1f} ms")
 
 
 def profile(settings: Settings, scenario: Scenario, requests_n: int, order: str) -> None:
