@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -45,6 +45,10 @@ SHIPPED_CONTEXTS: dict[str, str] = {
 }
 
 JsonObject = dict[str, Any]
+
+# An OpenBadgeCredential nests about eight levels; JSON-LD processing recurses a few frames per level, so
+# a document nested thousands deep would exhaust the stack instead of failing with a reason.
+MAX_NESTING = 64
 
 _ABSOLUTE_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 
@@ -76,6 +80,19 @@ def _options() -> JsonObject:
         "base": None,
         "processingMode": "json-ld-1.1",
     }
+
+
+def nesting(value: Any) -> int:
+    """How deep `value` nests, counted up to just past MAX_NESTING (without recursing)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_NESTING:
+            break
+        children = node.values() if isinstance(node, Mapping) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _is_absolute_iri(value: str) -> bool:
@@ -142,6 +159,8 @@ def safe_expand(document: JsonObject) -> list[Any]:
     """Expand `document` in JSON-LD safe mode: `UnsafeJsonLd` naming the first term that would be lost."""
     if not isinstance(document, dict):
         raise MalformedCredential("a JSON-LD document must be a JSON object")
+    if nesting(document) > MAX_NESTING:
+        raise MalformedCredential(f"the document nests deeper than {MAX_NESTING} levels")
     contexts = document.get("@context")
     for context in contexts if isinstance(contexts, list) else [contexts]:
         if isinstance(context, str):
@@ -186,7 +205,8 @@ def _describe(error: BaseException) -> str:
     messages = []
     current: BaseException | None = error
     while current is not None:
-        text = getattr(current, "message", None) or str(current).splitlines()[0]
-        messages.append(str(text))
+        # JsonLdError's str() is its args tuple and type; its first argument is the sentence.
+        text = current.args[0] if current.args and isinstance(current.args[0], str) else str(current)
+        messages.append(text.splitlines()[0] if text else type(current).__name__)
         current = current.__cause__
     return "; ".join(dict.fromkeys(messages))

@@ -108,7 +108,7 @@ def _segment(token: str, index: int, name: str) -> Any:
     try:
         part = token.split(".")[index]
         return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    except (IndexError, ValueError, binascii.Error) as error:
+    except (IndexError, ValueError, binascii.Error, RecursionError) as error:
         raise MalformedCredential(
             f"the JWT's {name} is not base64url JSON", details={"field": name}
         ) from error

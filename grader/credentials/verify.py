@@ -30,7 +30,14 @@ from grader.credentials.did import TrustedKeys, resolve_did_key
 from grader.credentials.document import StatusPurpose
 from grader.credentials.errors import MalformedCredential
 from grader.credentials.keys import PublicKey
-from grader.credentials.linked_data import CREDENTIALS_V2, OPEN_BADGES_V3, JsonObject, safe_expand
+from grader.credentials.linked_data import (
+    CREDENTIALS_V2,
+    MAX_NESTING,
+    OPEN_BADGES_V3,
+    JsonObject,
+    nesting,
+    safe_expand,
+)
 from grader.credentials.status_list import read_entries, read_status
 
 # A verification page reads uploads; this bounds what a single credential may be.
@@ -92,6 +99,15 @@ def _not_checked(reason: str, *names: str) -> list[Check]:
 
 
 def _read(credential: str | bytes | Mapping[str, Any]) -> tuple[str, JsonObject | str]:
+    proof_format, read = _parse(credential)
+    if not isinstance(read, str) and nesting(read) > MAX_NESTING:
+        raise MalformedCredential(
+            f"the credential nests deeper than {MAX_NESTING} levels", details={"field": "file"}
+        )
+    return proof_format, read
+
+
+def _parse(credential: str | bytes | Mapping[str, Any]) -> tuple[str, JsonObject | str]:
     if isinstance(credential, Mapping):
         return DATA_INTEGRITY_FORMAT, dict(credential)
     if len(credential) > MAX_CREDENTIAL_BYTES:
@@ -107,6 +123,10 @@ def _read(credential: str | bytes | Mapping[str, Any]) -> tuple[str, JsonObject 
             raise MalformedCredential(
                 f"the credential is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})",
                 details={"field": "file"},
+            ) from error
+        except RecursionError as error:
+            raise MalformedCredential(
+                f"the credential nests deeper than {MAX_NESTING} levels", details={"field": "file"}
             ) from error
         return DATA_INTEGRITY_FORMAT, parsed
     if text.count(".") == 2:
@@ -188,6 +208,8 @@ def trusted_keys_for(issuer_id: str, keys: KeysInput) -> TrustedKeys:
         raise MalformedCredential(
             f"no keys were given for the issuer {issuer_id}, and only a did:key resolves offline by itself"
         )
+    if not isinstance(keys, TrustedKeys | Mapping):
+        raise MalformedCredential("the issuer's keys must be a DID document or controller document object")
     trusted = keys if isinstance(keys, TrustedKeys) else TrustedKeys.from_document(keys)
     if trusted.controller != issuer_id:
         raise MalformedCredential(
@@ -343,6 +365,8 @@ def check_status(credential: JsonObject, keys: KeysInput, status_list: StatusInp
     issuer_id = _issuer_id(credential) or ""
     by_url: dict[str, JsonObject] = {}
     for raw in lists:
+        if not isinstance(raw, Mapping | str):
+            return Check("status", Outcome.FAILED, "a status list must be a credential object or a VC-JWT")
         try:
             listed = _verified_list(raw, issuer_id, keys, now)
         except MalformedCredential as error:

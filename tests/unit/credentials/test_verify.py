@@ -269,6 +269,8 @@ def test_a_credential_is_not_valid_before_valid_from_nor_after_valid_until(world
         ("hello", "neither JSON-LD nor a VC-JWT"),
         ("x" * (MAX_CREDENTIAL_BYTES + 1), "over 1000000 bytes"),
         (b"\xff\xfe{}", "not UTF-8"),
+        ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "nests deeper than 64 levels"),
+        ('{"a": ' + "[" * 200 + "]" * 200 + "}", "nests deeper than 64 levels"),
     ],
 )
 def test_unreadable_input_fails_the_structure_check_without_raising(given: str | bytes, reason: str) -> None:
@@ -306,3 +308,11 @@ def test_the_report_reads_as_one_line_per_check(world: IssuerWorld, signed: Sign
     lines = verify(signed.json_ld, world.trusted(), now=A_DAY_LATER).lines()
     assert lines[0] == "Data Integrity proof (eddsa-rdfc-2022): verified"
     assert [line.split(":")[0].strip() for line in lines[1:]] == ["structure", "proof", "dates", "status"]
+
+
+@pytest.mark.parametrize("keys", [["not", "a", "document"], "did:web:grader.example.org"])
+def test_keys_that_are_not_a_did_document_fail_the_proof_check_with_a_reason(
+    signed: SignedCredential, keys: Any
+) -> None:
+    detail = proof_failure(verify(signed.json_ld, keys, now=A_DAY_LATER))
+    assert detail == "the issuer's keys must be a DID document or controller document object"
