@@ -234,3 +234,22 @@ def charged_attempts(session: Session, user_id: int, assessment_id: int) -> int:
         )
         or 0
     )
+
+
+class HandedInWhole:
+    """The parts of `Kind` shared by work handed in whole (a repository, a portfolio): nothing is drawn
+    before the hand-in, so each hand-in is one attempt, charged unless its grading was not."""
+
+    def counted_before_intake(self, request: SubmissionRequest) -> bool:
+        return False
+
+    def attempts_used(self, session: Session, user_id: int, assessment_id: int) -> int:
+        return charged_attempts(session, user_id, assessment_id)
+
+    def open_attempt(self, session: Session, user_id: int, version_id: int, now: datetime) -> str | None:
+        return None
+
+    def check_start(
+        self, session: Session, settings: Settings, user: User, assessment_id: int, slug: str, now: datetime
+    ) -> None:
+        return None

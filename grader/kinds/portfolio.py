@@ -18,13 +18,13 @@ from grader.intake import artifacts
 from grader.kinds.base import (
     Grade,
     GradingJob,
+    HandedInWhole,
     Intake,
     KindGrader,
     ReviewMaterial,
     ShapedFeedback,
     SlotMaterial,
     SubmissionRequest,
-    charged_attempts,
 )
 from grader.models import AssessmentVersion, GradeOutcome, PortfolioDraft, Result, Submission, User
 from grader.services.portfolios import manifest
@@ -150,7 +150,7 @@ class PortfolioGrader:
 # ---------------------------------------------------------------- the kind
 
 
-class PortfolioKind:
+class PortfolioKind(HandedInWhole):
     name = "portfolio"
     queue = "checks"
     deadline_grace = timedelta(0)
@@ -186,20 +186,6 @@ class PortfolioKind:
             draft.submission_id = submission.id
 
         return Intake(payload, version, on_recorded=freeze)
-
-    def counted_before_intake(self, request: SubmissionRequest) -> bool:
-        return False
-
-    def attempts_used(self, session: Session, user_id: int, assessment_id: int) -> int:
-        return charged_attempts(session, user_id, assessment_id)
-
-    def open_attempt(self, session: Session, user_id: int, version_id: int, now: datetime) -> str | None:
-        return None
-
-    def check_start(
-        self, session: Session, settings: Settings, user: User, assessment_id: int, slug: str, now: datetime
-    ) -> None:
-        return None
 
     def grader(self, settings: Settings | None) -> KindGrader | None:
         return PortfolioGrader(settings) if settings is not None else None

@@ -19,11 +19,11 @@ from grader.errors import InvalidInput, RepositoryUnavailable, SandboxUnavailabl
 from grader.kinds.base import (
     Grade,
     GradingJob,
+    HandedInWhole,
     Intake,
     ReviewMaterial,
     ShapedFeedback,
     SubmissionRequest,
-    charged_attempts,
 )
 from grader.models import AssessmentVersion, GradeOutcome, Result, Submission, User, utcnow
 from grader.services.catalog import parse_definition
@@ -171,7 +171,7 @@ class RepositoryGrader:
 # ---------------------------------------------------------------- the kind
 
 
-class RepositoryKind:
+class RepositoryKind(HandedInWhole):
     name = "repository"
     queue = "sandbox"
     deadline_grace = timedelta(0)
@@ -200,20 +200,6 @@ class RepositoryKind:
         with tempfile.TemporaryDirectory(prefix="intake-") as scratch:
             payload = accept_archive(settings, request.archive, request.archive_name, Path(scratch) / "tree")
         return Intake(payload, version)
-
-    def counted_before_intake(self, request: SubmissionRequest) -> bool:
-        return False
-
-    def attempts_used(self, session: Session, user_id: int, assessment_id: int) -> int:
-        return charged_attempts(session, user_id, assessment_id)
-
-    def open_attempt(self, session: Session, user_id: int, version_id: int, now: datetime) -> str | None:
-        return None
-
-    def check_start(
-        self, session: Session, settings: Settings, user: User, assessment_id: int, slug: str, now: datetime
-    ) -> None:
-        return None
 
     def grader(self, settings: Settings | None) -> RepositoryGrader | None:
         return RepositoryGrader(settings) if settings is not None else None
