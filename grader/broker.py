@@ -15,7 +15,11 @@ from grader.config import Settings
 from grader.kinds import KINDS
 
 GRADE_TASK = "grader.grade_run"
+ISSUE_TASK = "grader.issue_credential"
+ISSUE_QUEUE = "credentials"
 QUEUES = tuple(dict.fromkeys(kind.queue for kind in KINDS.values()))
+# What a worker that serves everything listens to: the kinds' queues and the signing of credentials.
+WORKER_QUEUES = (*QUEUES, ISSUE_QUEUE)
 # Longer than any grading task may run, so Redis never re-delivers a task that is still running.
 VISIBILITY_TIMEOUT_SECONDS = 3600
 
@@ -82,6 +86,15 @@ class CeleryTaskQueue:
                 "interval_step": 0.2,
                 "interval_max": 0.5,
             },
+        )
+
+    def enqueue_issue(self, credential_id: str) -> None:
+        self._app.send_task(
+            ISSUE_TASK,
+            args=[credential_id],
+            queue=ISSUE_QUEUE,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
         )
 
     def pending_count(self, queue: str) -> int | None:

@@ -12,6 +12,10 @@ class TaskQueue(Protocol):
         """Send one run id to the named queue; raise on a broker fault (the reconciler retries)."""
         ...
 
+    def enqueue_issue(self, credential_id: str) -> None:
+        """Send a pending credential to the signing workers; raise on a broker fault."""
+        ...
+
     def pending_count(self, queue: str) -> int | None:
         """Messages waiting in a queue, or None when the broker cannot tell cheaply."""
         ...
@@ -22,9 +26,13 @@ class RecordingQueue:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
+        self.issued: list[str] = []
 
     def enqueue_grading(self, run_id: str, queue: str) -> None:
         self.sent.append((run_id, queue))
+
+    def enqueue_issue(self, credential_id: str) -> None:
+        self.issued.append(credential_id)
 
     def pending_count(self, queue: str) -> int | None:
         return sum(1 for _, q in self.sent if q == queue)

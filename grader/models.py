@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -102,6 +103,15 @@ class GradeOutcome(StrEnum):
 
 class AwardStatus(StrEnum):
     AWARDED = "awarded"
+    # A requirement it rests on no longer passes, or is back with a reviewer: on hold, not withdrawn.
+    SUSPENDED = "suspended"
+    REVOKED = "revoked"  # by staff, with a reason; only new work earns the program again
+
+
+class CredentialStatus(StrEnum):
+    PENDING = "pending"  # the award is recorded; the worker has not signed the document yet
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
     REVOKED = "revoked"
 
 
@@ -531,8 +541,56 @@ class CredentialAward(Base):
     evidence: Mapped[list[Any]] = mapped_column(JSON)
     awarded_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    revocation_reason: Mapped[str] = mapped_column(Text, default="")
 
     program: Mapped[Program] = relationship()
+    user: Mapped[User] = relationship()
+    credentials: Mapped[list[IssuedCredential]] = relationship(
+        back_populates="award", order_by="IssuedCredential.created_at"
+    )
+
+
+class IssuedCredential(Base):
+    """The signed Open Badges 3.0 document of one award, in both proof formats.
+
+    The row is written in the transaction that grants the award, so an award has its credential exactly
+    once however often the signing task runs; the task fills `document` and `jwt` only while the row is
+    pending. Re-earning after a revocation makes a new row, never an edited one. `status_index` is the
+    credential's bit in the issuer's revocation and suspension status lists, drawn at random (a verifier
+    fetching the list learns nothing of which credential it is checking).
+    """
+
+    __tablename__ = "issued_credentials"
+    __table_args__ = (
+        Index(
+            "uq_issued_credentials_live_award",
+            "award_id",
+            unique=True,
+            sqlite_where=text("status != 'revoked'"),
+            postgresql_where=text("status != 'revoked'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    award_id: Mapped[str] = mapped_column(ForeignKey("credential_awards.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20), default=CredentialStatus.PENDING)
+    status_index: Mapped[int] = mapped_column(Integer, unique=True)
+    recipient_salt: Mapped[str] = mapped_column(String(64))
+    document: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    jwt: Mapped[str | None] = mapped_column(Text, default=None)
+    # Requirement slugs the learner chose to keep off the public page (the signed document keeps them).
+    hidden_results: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    issued_at: Mapped[datetime | None] = mapped_column(default=None)
+    suspended_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    revocation_reason: Mapped[str] = mapped_column(Text, default="")
+
+    award: Mapped[CredentialAward] = relationship(back_populates="credentials")
+
+    @property
+    def urn(self) -> str:
+        return f"urn:uuid:{self.id}"
 
 
 class PortfolioDraft(Base):

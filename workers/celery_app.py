@@ -50,13 +50,18 @@ def runtime() -> WorkerRuntime:
     global _runtime
     if _runtime is None:
         from grader.broker import CeleryTaskQueue
+        from grader.services.credentials import dispatch_on_commit
 
         settings = Settings.from_env()
+        sessions = make_session_factory(make_engine(settings))
+        queue = CeleryTaskQueue(settings)
+        # A grade that completes a program opens its credential; signing it is the next task.
+        dispatch_on_commit(sessions, queue)
         _runtime = WorkerRuntime(
             settings=settings,
-            sessions=make_session_factory(make_engine(settings)),
+            sessions=sessions,
             graders=_graders_factory(settings),
-            queue=CeleryTaskQueue(settings),
+            queue=queue,
         )
     return _runtime
 

@@ -6,47 +6,21 @@ a person can act on; a `GraderError` becomes its message and exit status 1, neve
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import click
 
 from grader.config import Settings
-from grader.errors import CatalogError, GraderError
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except CatalogError as exc:
-            for problem in exc.problems:
-                click.echo(problem, err=True)
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(1)
-        except GraderError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except GraderError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        sys.exit(2)
+from grader.entrypoints.cli_support import friendly_errors
+from grader.entrypoints.cli_support import session_factory as _session_factory
+from grader.entrypoints.cli_support import settings as _settings
+from grader.errors import CatalogError
 
 
 @click.group()
@@ -195,15 +169,6 @@ def catalog_load(path: Path) -> None:
 
 
 # ---------------------------------------------------------------- accounts
-
-
-def _session_factory(settings: Settings) -> Any:
-    from grader.db import make_engine, make_session_factory
-    from grader.migrate import upgrade
-
-    engine = make_engine(settings)
-    upgrade(engine)
-    return make_session_factory(engine)
 
 
 @main.group()
@@ -531,7 +496,11 @@ def demo(smoke: bool, port: int | None, catalog_path: Path | None) -> None:
     sys.exit(run_demo(_settings(), smoke=smoke, port=port, catalog_path=catalog_path))
 
 
-def _mount_optional_groups() -> None:
+def _mount_groups() -> None:
+    from grader.entrypoints.cli_credentials import credential, keys
+
+    main.add_command(keys, "keys")
+    main.add_command(credential, "credential")
     try:
         from sandbox.cli import sandbox_group
     except ImportError:  # the sandbox package is optional for web-only installs
@@ -539,7 +508,7 @@ def _mount_optional_groups() -> None:
     main.add_command(sandbox_group, "sandbox")
 
 
-_mount_optional_groups()
+_mount_groups()
 
 
 if __name__ == "__main__":

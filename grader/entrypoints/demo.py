@@ -211,7 +211,7 @@ def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
             "workers.main",
             "worker",
             "-Q",
-            "quiz,sandbox,checks",
+            "quiz,sandbox,checks,credentials",
             "--concurrency",
             "2",
             "--loglevel",

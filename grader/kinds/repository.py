@@ -140,6 +140,11 @@ class RepositoryGrader:
             report = grading.run(assessment, bundle, tree, expected_tests(assessment, job.raw_definition))
             evidence = capture_tree(file_store(self.settings), tree)
         feedback: dict[str, Any] = {**report_feedback(report), "commit": job.commit_sha, "evidence": evidence}
+        # What anyone holding the same inputs needs to grade it again: named on the credential.
+        feedback["environment"] = {
+            "image": image.reference if image else self.settings.sandbox_image,
+            "tests_sha256": bundle.digest(),
+        }
         if report.grader_error is not None:
             # The course team's autograder broke: staff see why; the learner is charged nothing.
             feedback["staff"] = {**feedback["staff"], "grader_error": report.grader_error}

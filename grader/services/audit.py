@@ -36,6 +36,10 @@ class Actions:
     REGRADE_REQUESTED = "regrade.requested"
     AWARD_GRANTED = "award.granted"
     AWARD_REVOKED = "award.revoked"
+    AWARD_SUSPENDED = "award.suspended"
+    AWARD_REINSTATED = "award.reinstated"
+    CREDENTIAL_ISSUED = "credential.issued"
+    CREDENTIAL_REVOKED = "credential.revoked"
     EXTENSION_GRANTED = "extension.granted"
     RESULTS_PUBLISHED = "results.published"
 

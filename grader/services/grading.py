@@ -37,7 +37,7 @@ from grader.models import (
     utcnow,
 )
 from grader.models import Review as ReviewRow
-from grader.services import audit, progress, review_queue
+from grader.services import audit, credentials, progress, review_queue
 from grader.services.catalog import parse_definition
 from rubrics import Review, rubric_from_dict
 
@@ -398,6 +398,7 @@ def process_run(
 class ReconcileReport:
     requeued: tuple[str, ...]
     failed: tuple[str, ...]
+    credentials_resent: tuple[str, ...] = ()
 
 
 def reconcile(
@@ -456,7 +457,8 @@ def reconcile(
         session.commit()
     for run_id in failed:
         log.error("grading run %s marked error after %d tries", run_id, max_tries)
-    return ReconcileReport(requeued=tuple(requeued), failed=tuple(failed))
+    resent = credentials.resend_pending(session, queue, now)
+    return ReconcileReport(requeued=tuple(requeued), failed=tuple(failed), credentials_resent=tuple(resent))
 
 
 def _give_up(run: GradingRun, reason: str) -> None:

@@ -4,8 +4,9 @@ Each submission stands on its latest *final* result (one with a verdict): a newe
 for a reviewer, or that the autograder could not produce, does not displace it. So a regrade never
 revokes a credential by an intermediate state; only a final result that no longer passes does. A
 requirement is met by the learner's best standing result (passed, or reaching the program's
-`min_score` where set). When every requirement of a program is met, a `CredentialAward` is recorded;
-if a final result later withdraws a pass it rests on, the award is revoked. Both go to the audit log.
+`min_score` where set). When every requirement of a program is met, a `CredentialAward` is recorded
+and its signed credential opened; if a final result later withdraws a pass it rests on, the award is
+suspended until it passes again; staff revoke. Every change goes to the audit log.
 """
 
 from __future__ import annotations
@@ -164,7 +165,14 @@ def enrolled_programs(session: Session, user: User) -> list[ProgramProgress]:
 
 
 def update_awards(session: Session, user_id: int, assessment_id: int, *, actor: str) -> list[CredentialAward]:
-    """Award (or revoke) the credentials of every enrolled program that requires this assessment."""
+    """Award, suspend, reinstate or re-grant the credentials of the enrolled programs needing this assessment.
+
+    An award opens its signed credential (`credentials.open_credential`). A pass that no longer stands, or
+    a passing submission back with a reviewer, suspends it; passing again lifts the suspension. After a
+    staff revocation only work graded since then earns the program again, as a new credential.
+    """
+    from grader.services import credentials
+
     programs = session.scalars(
         select(Program)
         .join(Requirement, Requirement.program_id == Program.id)
@@ -183,7 +191,8 @@ def update_awards(session: Session, user_id: int, assessment_id: int, *, actor: 
             {"assessment": r.assessment, "submission": r.submission_id, "fraction": r.best_fraction}
             for r in progress.requirements
         ]
-        if progress.complete and (award is None or award.status != AwardStatus.AWARDED):
+        standing = progress.complete and not _back_in_review(session, progress)
+        if standing and (award is None or _earned_again(session, award, progress)):
             before = None if award is None else {"status": award.status}
             if award is None:
                 award = CredentialAward(user_id=user_id, program_id=program.id, evidence=evidence)
@@ -191,7 +200,8 @@ def update_awards(session: Session, user_id: int, assessment_id: int, *, actor: 
                 session.flush()
             else:
                 award.status, award.evidence = AwardStatus.AWARDED, evidence
-                award.awarded_at, award.revoked_at = utcnow(), None
+                award.awarded_at, award.revoked_at, award.revocation_reason = utcnow(), None, ""
+            credentials.open_credential(session, award)
             changed.append(award)
             audit.record(
                 session,
@@ -204,20 +214,63 @@ def update_awards(session: Session, user_id: int, assessment_id: int, *, actor: 
                 learner_id=user_id,
                 assessment_id=assessment_id,
             )
-        elif not progress.complete and award is not None and award.status == AwardStatus.AWARDED:
-            award.status, award.revoked_at = AwardStatus.REVOKED, utcnow()
+        elif standing and award is not None and award.status == AwardStatus.SUSPENDED:
+            award.status, award.evidence = AwardStatus.AWARDED, evidence
+            credentials.reinstate(award)
             changed.append(award)
-            unmet = [r.assessment for r in progress.requirements if r.status != "passed"]
             audit.record(
                 session,
-                audit.Actions.AWARD_REVOKED,
+                audit.Actions.AWARD_REINSTATED,
+                actor=actor,
+                subject=f"award {award.id}",
+                before={"status": AwardStatus.SUSPENDED},
+                after={"status": AwardStatus.AWARDED, "program": program.slug, "evidence": evidence},
+                reason="every requirement of the program is met again",
+                learner_id=user_id,
+                assessment_id=assessment_id,
+            )
+        elif not standing and award is not None and award.status == AwardStatus.AWARDED:
+            award.status = AwardStatus.SUSPENDED
+            credentials.suspend(award, utcnow())
+            changed.append(award)
+            unmet = [r.assessment for r in progress.requirements if r.status != "passed"]
+            reason = (
+                f"a requirement it rests on is no longer met: {', '.join(unmet)}"
+                if unmet
+                else "a requirement it rests on is back with a reviewer"
+            )
+            audit.record(
+                session,
+                audit.Actions.AWARD_SUSPENDED,
                 actor=actor,
                 subject=f"award {award.id}",
                 before={"status": AwardStatus.AWARDED},
-                after={"status": AwardStatus.REVOKED, "program": program.slug},
-                reason=f"a requirement it rests on is no longer met: {', '.join(unmet)}",
+                after={"status": AwardStatus.SUSPENDED, "program": program.slug},
+                reason=reason,
                 learner_id=user_id,
                 assessment_id=assessment_id,
             )
     session.flush()
     return changed
+
+
+def _back_in_review(session: Session, progress: ProgramProgress) -> bool:
+    """Is a submission that a pass rests on waiting for a reviewer again (a regrade, a regrade request)?"""
+    resting_on = [r.submission_id for r in progress.requirements if r.submission_id]
+    if not resting_on:
+        return False
+    waiting = session.scalar(
+        select(func.count(Submission.id)).where(
+            Submission.id.in_(resting_on), Submission.status == SubmissionStatus.NEEDS_REVIEW
+        )
+    )
+    return bool(waiting)
+
+
+def _earned_again(session: Session, award: CredentialAward, progress: ProgramProgress) -> bool:
+    """After a revocation, the program is earned again only by a result graded since."""
+    if award.status != AwardStatus.REVOKED or award.revoked_at is None:
+        return False
+    result_ids = [r.result_id for r in progress.requirements if r.result_id is not None]
+    newest = session.scalar(select(func.max(Result.created_at)).where(Result.id.in_(result_ids)))
+    return newest is not None and newest > award.revoked_at

@@ -11,6 +11,7 @@ from grader.broker import CeleryTaskQueue
 from grader.config import Settings
 from grader.db import make_engine, make_session_factory
 from grader.interfaces import TaskQueue
+from grader.services.credentials import dispatch_on_commit
 
 EXTENSION = "grader"
 # Scripts, styles, images, fonts and forms from this origin only; no plugins, no <base>, no framing.
@@ -30,11 +31,11 @@ class WebContext:
 
 
 def register_context(app: Flask, settings: Settings, queue: TaskQueue | None) -> None:
-    app.extensions[EXTENSION] = WebContext(
-        settings=settings,
-        sessions=make_session_factory(make_engine(settings)),
-        queue=queue or CeleryTaskQueue(settings),
-    )
+    sessions = make_session_factory(make_engine(settings))
+    queue = queue or CeleryTaskQueue(settings)
+    # A review that completes a program opens its credential: a worker signs it once this commits.
+    dispatch_on_commit(sessions, queue)
+    app.extensions[EXTENSION] = WebContext(settings=settings, sessions=sessions, queue=queue)
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

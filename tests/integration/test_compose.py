@@ -15,7 +15,14 @@ import yaml
 from grader.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "POSTGRES_PASSWORD": "pw", "GRADER_SECRET_KEY": "secret"}
+ENV = {
+    **os.environ,
+    "POSTGRES_PASSWORD": "pw",
+    "GRADER_SECRET_KEY": "secret",
+    "GRADER_PUBLIC_URL": "https://credentials.example.edu",
+    "GRADER_ISSUER_NAME": "Example University",
+    "GRADER_CREDENTIAL_KEY_SECRET": "a-long-enough-key-secret",
+}
 
 
 def compose(*args: str, env: dict[str, str] = ENV) -> subprocess.CompletedProcess[str]:

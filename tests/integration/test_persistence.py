@@ -136,7 +136,7 @@ def test_reconciler_sends_runs_the_broker_never_got(
     assert process_run(loaded, run_id, default_graders(), worker="w", lease_seconds=60) == RunOutcome.GRADED
 
 
-def test_award_is_recorded_once_and_revoked_when_a_pass_is_withdrawn(
+def test_award_is_recorded_once_and_suspended_when_a_pass_is_withdrawn(
     loaded: sessionmaker[Session], settings: Settings
 ) -> None:
     from tests.conftest import make_account
@@ -147,7 +147,8 @@ def test_award_is_recorded_once_and_revoked_when_a_pass_is_withdrawn(
     with loaded() as session:
         award = session.scalars(select(CredentialAward)).one()
         assert award.status == "awarded" and award.evidence[0]["assessment"] == "basics"
-        # A regrade that fails the only passing submission withdraws the credential.
+        # A regrade that fails the only passing submission puts the credential on hold (not withdrawn:
+        # passing again lifts it; only staff revoke).
         result = session.scalars(select(Result)).one()
         result.passed = False
         from grader.services.progress import update_awards
@@ -156,7 +157,7 @@ def test_award_is_recorded_once_and_revoked_when_a_pass_is_withdrawn(
             session, account.id, session.get(Submission, result.submission_id).assessment_id, actor="test"
         )  # type: ignore[union-attr]
         session.commit()
-        assert session.scalars(select(CredentialAward)).one().status == "revoked"
+        assert session.scalars(select(CredentialAward)).one().status == "suspended"
 
 
 def test_the_migrations_build_exactly_the_models(sessions: sessionmaker[Session]) -> None:

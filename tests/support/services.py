@@ -148,7 +148,7 @@ class WorkerProcess:
                 self.app,
                 "worker",
                 "-Q",
-                "quiz,sandbox,checks",
+                "quiz,sandbox,checks,credentials",
                 "--pool",
                 self.pool,
                 "--concurrency",

@@ -311,15 +311,16 @@ def test_a_regrade_keeps_the_review_and_the_credential_and_a_changed_rubric_wait
         reviews = session.scalars(select(Review).order_by(Review.id)).all()
         assert [r.carried_from_id for r in reviews] == [None, reviews[0].id]
 
-    # The manual part changed (a level is worth less): the submission waits for a reviewer, and the
-    # credential stands on the earlier final result meanwhile.
+    # The manual part changed (a level is worth less): the submission waits for a reviewer; the
+    # requirement still stands on the earlier final result, but the credential is suspended until the
+    # reviewer has scored it again, then reinstated.
     reload(loaded, write_repository_catalog(root, REVIEWED_RUBRIC.replace("points: 34", "points: 30")))
     with loaded() as session:
         regrade(session, queue, "reviewed-repo", actor="cli:test")
     run_queued(queue, loaded)
     pending = view(client, dev, accepted["id"])
     assert pending["status"] == "needs_review" and pending["result"]["passed"] is None
-    assert standing()[0:2] == ("awarded", "passed")
+    assert standing()[0:2] == ("suspended", "passed")
     client.post(f"/api/v1/submissions/{accepted['id']}/reviews", json=review, headers=bearer(reviewer))
     assert standing() == ("awarded", "passed", True)
 
@@ -369,6 +370,6 @@ def test_a_final_result_that_fails_revokes_the_award_in_the_audit_log(
     drain(queue, loaded)
     staff = make_account(loaded, "staff@example.org", role="admin")
     events = client.get("/api/v1/audit?learner=ada@example.org", headers=bearer(staff)).get_json()["events"]
-    revoked = next(e for e in events if e["action"] == "award.revoked")
-    assert revoked["after"]["status"] == "revoked" and "basics" in revoked["reason"]
+    suspended = next(e for e in events if e["action"] == "award.suspended")
+    assert suspended["after"]["status"] == "suspended" and "basics" in suspended["reason"]
     assert any(e["action"] == "award.granted" for e in events)
