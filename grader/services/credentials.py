@@ -645,3 +645,95 @@ def document_json(credential: IssuedCredential) -> str:
     if credential.document is None:
         raise Conflict("the credential is still being signed; try again in a moment")
     return json.dumps(credential.document, indent=2, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------- what the public page shows
+
+
+@dataclass(frozen=True)
+class ShownResult:
+    slug: str
+    name: str
+    score: str
+    max_score: str
+    evidence: tuple[tuple[str, str], ...]
+    graded_by: str | None
+
+
+@dataclass(frozen=True)
+class PublicView:
+    """A credential as anyone holding its link sees it: read off the signed document, not the rows."""
+
+    id: str
+    url: str
+    status: str
+    revocation_reason: str
+    name: str
+    description: str
+    criteria: str
+    issuer_name: str
+    issuer_id: str
+    valid_from: str
+    valid_until: str | None
+    results: tuple[ShownResult, ...]
+    hidden: int
+
+
+def _facts(narrative: str) -> tuple[tuple[str, str], tuple[tuple[str, str], ...]]:
+    """The evidence narrative's `- label: `value`` lines back as pairs; `graded by` apart."""
+    graded_by = ("graded by", "")
+    facts = []
+    for line in narrative.splitlines():
+        label, _, value = line.removeprefix("- ").partition(": ")
+        if label == "graded by":
+            graded_by = (label, value)
+        elif value:
+            facts.append((label, value.strip("`")))
+    return graded_by, tuple(facts)
+
+
+def public_view(credential: IssuedCredential, identity: IssuerIdentity) -> PublicView:
+    document = credential.document
+    if document is None:
+        raise Conflict("the credential is still being signed; try again in a moment")
+    subject = document["credentialSubject"]
+    achievement = subject["achievement"]
+    descriptions = {d["id"]: d for d in achievement.get("resultDescription", [])}
+    evidence = {e.get("id", "").rpartition("#evidence-")[2]: e for e in document.get("evidence", [])}
+    shown = []
+    hidden = 0
+    for result in subject.get("result", []):
+        description = descriptions.get(result.get("resultDescription"), {})
+        if description.get("resultType") != "RawScore":
+            continue
+        slug = str(result["resultDescription"]).rpartition("#requirement-")[2]
+        if slug in credential.hidden_results:
+            hidden += 1
+            continue
+        graded_by, facts = _facts(evidence.get(slug, {}).get("narrative", ""))
+        shown.append(
+            ShownResult(
+                slug=slug,
+                name=description.get("name", slug),
+                score=str(result.get("value", "")),
+                max_score=str(description.get("valueMax", "")),
+                evidence=facts,
+                graded_by=graded_by[1] or None,
+            )
+        )
+    issuer = document["issuer"]
+    return PublicView(
+        id=credential.id,
+        url=identity.public_url(credential),
+        status=credential.status,
+        revocation_reason=credential.revocation_reason,
+        name=achievement["name"],
+        description=achievement.get("description", ""),
+        criteria=achievement.get("criteria", {}).get("narrative", ""),
+        issuer_name=issuer.get("name", "") if isinstance(issuer, dict) else "",
+        issuer_id=issuer["id"] if isinstance(issuer, dict) else str(issuer),
+        valid_from=document["validFrom"],
+        valid_until=document.get("validUntil"),
+        results=tuple(shown),
+        hidden=hidden,
+    )

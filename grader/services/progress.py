@@ -22,6 +22,7 @@ from grader.errors import NotFound, PermissionDenied
 from grader.models import (
     AwardStatus,
     CredentialAward,
+    CredentialStatus,
     Enrollment,
     Program,
     Requirement,
@@ -56,6 +57,8 @@ class ProgramProgress:
     credential_id: str | None
     credential_status: str | None
     awarded_at: datetime | None
+    # The signed credential of the award (its public page is /credentials/<id>), once opened.
+    issued_credential_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +76,7 @@ class ProgramProgress:
                 "id": self.credential_id,
                 "status": self.credential_status,
                 "awarded_at": self.awarded_at.isoformat() if self.awarded_at else None,
+                "credential_id": self.issued_credential_id,
             },
         }
 
@@ -154,6 +158,11 @@ def _progress(session: Session, user_id: int, program: Program) -> ProgramProgre
         credential_id=award.id if award else None,
         credential_status=award.status if award else None,
         awarded_at=award.awarded_at if award else None,
+        issued_credential_id=next(
+            (c.id for c in reversed(award.credentials) if c.status != CredentialStatus.REVOKED), None
+        )
+        if award
+        else None,
     )
 
 

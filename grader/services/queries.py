@@ -157,6 +157,7 @@ def _hold_back(session: Session, standing: ProgramProgress) -> ProgramProgress:
         credential_id=None,
         credential_status=None,
         awarded_at=None,
+        issued_credential_id=None,
     )
 
 

@@ -19,6 +19,7 @@ def create_app(settings: Settings | None = None, *, queue: TaskQueue | None = No
         api_review,
         api_staff,
         auth,
+        credentials,
         errors,
         learner,
         portfolio,
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None, *, queue: TaskQueue | None = No
     app.register_blueprint(api_review.bp)
     app.register_blueprint(api_staff.bp)
     app.register_blueprint(api_portfolio.bp)
+    app.register_blueprint(credentials.bp)
+    app.register_blueprint(credentials.api_bp)
     app.register_blueprint(openapi_bp)
     errors.register(app)
     return app

@@ -186,7 +186,14 @@ def create_regrade_request(submission_id: str) -> tuple[Response, int, dict[str,
 @bp.get("/programs/<slug>/progress")
 def program_progress(slug: str) -> Response:
     user = api_user()
-    return jsonify(queries.learner_progress(db(), user, slug).to_dict())
+    body = queries.learner_progress(db(), user, slug).to_dict()
+    credential = body.get("credential")
+    if credential is not None:
+        # Where anyone can see and verify it (JSON-LD with Accept: application/ld+json).
+        identifier = credential.get("credential_id")
+        base = web().settings.public_url.rstrip("/")
+        credential["url"] = f"{base}/credentials/{identifier}" if identifier else None
+    return jsonify(body)
 
 
 # ---------------------------------------------------------------- staff: audit log, deadlines, publication
