@@ -5,14 +5,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The independent credential verifier (Node.js) the tests run; npm writes this file on each install.
+VERIFIER := tests/verifier/node_modules/.package-lock.json
 
-.PHONY: demo smoke test lint pytest services sandbox-image bench clean
+.PHONY: demo smoke test lint pytest services sandbox-image bench clean verifier
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { scripts/apt-install.sh python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+$(VERIFIER): tests/verifier/package.json tests/verifier/package-lock.json scripts/setup-verifier.sh
+	scripts/setup-verifier.sh
+	@touch $(VERIFIER)
+
+verifier: $(VERIFIER)
 
 demo: $(STAMP)
 	scripts/setup-sandbox.sh --quiet || echo "note: no sandbox backend; quizzes work, repository grading needs one (see docs/sandbox.md)"
@@ -31,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(VERIFIER)
 	$(BIN)/python -m pytest
 
 test: $(STAMP) services lint pytest
@@ -40,4 +48,4 @@ bench: $(STAMP) services
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache tests/verifier/node_modules
