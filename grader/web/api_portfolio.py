@@ -10,8 +10,10 @@ Routes (Bearer token; the learner must be enrolled, as for any hand-in):
     PUT    /assessments/<slug>/portfolio/statements/<slot> {"text"}: the same
     POST   /assessments/<slug>/portfolio/submit            {"draft"?}: 202 and the receipt; again: 200
 
-Each file is read through its slot's `SizeGuard`, the request as a whole is capped by the app's
-`MAX_CONTENT_LENGTH` (see `grader.web.portfolio`). Errors are the API's one envelope (`grader.web.errors`).
+Each file is read through its slot's `SizeGuard`; a `/portfolio/files` request may carry the portfolio's
+largest file and the form around it (`grader.web.portfolio.request_limit`, set before the body is read,
+for a learner who may hand it in), every other request `GRADER_MAX_REQUEST_BYTES`, a whole portfolio in
+one `POST /submissions` included. Errors are the API's one envelope (`grader.web.errors`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from grader.catalog.schema import Artifact, LinkSpec, PortfolioAssessment, Statement
-from grader.errors import Conflict, GraderError, InvalidInput
+from grader.errors import Conflict, GraderError, InvalidInput, PayloadTooLarge
+from grader.intake.artifacts import human_size
 from grader.kinds.base import SubmissionRequest
 from grader.models import User
 from grader.services import portfolios, queries, submissions
@@ -31,6 +35,7 @@ from grader.storage import file_store
 from grader.web import portfolio as pages
 from grader.web.auth import api_user, csrf
 from grader.web.context import db, web
+from grader.web.errors import error_response
 
 bp = Blueprint("api_portfolio", __name__, url_prefix="/api/v1")
 # Token-authenticated: no ambient cookie authority, so cross-site request forgery does not apply.
@@ -63,7 +68,40 @@ def _text_field(data: dict[str, Any], name: str) -> str:
     return value
 
 
-def _slot_json(slot: Any) -> dict[str, Any]:
+@bp.url_value_preprocessor
+def _room_for_the_upload(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    # Before the view reads the body: the file route may carry the portfolio's largest file.
+    if endpoint != "api_portfolio.add_file":
+        return
+    try:
+        user = api_user()
+    except GraderError:
+        return  # the view refuses the request in its own words, under the default limit
+    pages.widen_request_limit(user, str((values or {}).get("slug", "")))
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(exc: RequestEntityTooLarge) -> Response:
+    """A file upload announced as larger than any slot of the portfolio takes: refused unread, naming the
+    slot that takes the largest files."""
+    limit = request.max_content_length or 0
+    details: dict[str, Any] = {"field": "body", "limit_bytes": limit}
+    message = f"the request is larger than the limit of {human_size(limit)}"
+    try:
+        portfolio = pages.portfolio_for(api_user(), str((request.view_args or {}).get("slug", "")))
+    except GraderError:
+        portfolio = None
+    largest = max(portfolio.artifacts, key=lambda slot: slot.max_bytes, default=None) if portfolio else None
+    if request.endpoint == "api_portfolio.add_file" and portfolio is not None and largest is not None:
+        message += (
+            f": no part of {portfolio.title} takes a file that large; the largest, {largest.title}, "
+            f"takes files of up to {human_size(largest.max_bytes)}"
+        )
+        details["slot"] = largest.id
+    return error_response(PayloadTooLarge(message, details=details))
+
+
+def _slot_json(slot: Any, portfolio: PortfolioAssessment) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": slot.id,
         "kind": pages.slot_kind(slot),
@@ -76,7 +114,7 @@ def _slot_json(slot: Any) -> dict[str, Any]:
         out |= {
             "types": [t.value for t in slot.types],
             "max_bytes": slot.max_bytes,
-            "accepted_bytes": pages.file_limit(slot),
+            "accepted_bytes": pages.file_limit(slot, portfolio),
             "max_files": slot.max_files,
         }
     elif isinstance(slot, LinkSpec):
@@ -94,8 +132,8 @@ def get_portfolio(slug: str) -> Response:
         {
             "assessment": slug,
             "title": portfolio.title,
-            "request_limit_bytes": pages.request_limit(),
-            "slots": [_slot_json(slot) for slot in portfolio.slots],
+            "request_limit_bytes": pages.request_limit(portfolio),
+            "slots": [_slot_json(slot, portfolio) for slot in portfolio.slots],
             "draft": {
                 "id": view.draft_id,
                 "updated_at": view.updated_at.isoformat() if view.updated_at else None,

@@ -45,19 +45,23 @@ def _challenge(response: Response) -> Response:
     return response
 
 
+def error_response(exc: GraderError) -> Response:
+    """The response to one of our errors; for a blueprint's own handler that words an error its way."""
+    response = _challenge(_respond(exc.http_status, exc.code, exc.message, exc.details))
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    elif "retry_after" in exc.details:
+        response.headers["Retry-After"] = str(exc.details["retry_after"])
+    return response
+
+
 def register(app: Flask) -> None:
-    @app.errorhandler(GraderError)
-    def _grader_error(exc: GraderError) -> Response:
-        response = _challenge(_respond(exc.http_status, exc.code, exc.message, exc.details))
-        if isinstance(exc, RateLimited):
-            response.headers["Retry-After"] = str(exc.retry_after)
-        elif "retry_after" in exc.details:
-            response.headers["Retry-After"] = str(exc.details["retry_after"])
-        return response
+    app.register_error_handler(GraderError, error_response)
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge) -> Response:
-        limit = app.config.get("MAX_CONTENT_LENGTH")
+        # The request's own limit: the portfolio upload routes set a larger one than the app's.
+        limit = request.max_content_length
         return _respond(
             413,
             "payload_too_large",

@@ -10,11 +10,15 @@ was typed and answers with its real status (400, 409, 413, 503). Everything work
 `static/portfolio.js` adds drag and drop onto each file slot, a live word count and a size check before
 sending.
 
-Uploads: the request as a whole is capped by the app's `MAX_CONTENT_LENGTH` (`GRADER_MAX_REQUEST_BYTES`):
-a body announced as larger is refused before any of it is read, and Werkzeug spools the file parts of a
-smaller body to temporary files (in memory up to 500 KB a part). Each file is then read through the
-slot's `SizeGuard` (`artifacts.read_upload`), so no more than the slot's limit and one byte of it is ever
-held, hashed or stored. A file can therefore be at most the lower of the two limits; the page says that one.
+Uploads: a request to a portfolio's upload routes (this page's form, the API's `/portfolio/files`) may
+carry the portfolio's largest file and the form around it (`request_limit`), or `GRADER_MAX_REQUEST_BYTES`
+when that is more; every other route keeps `GRADER_MAX_REQUEST_BYTES`. The larger limit is set on the
+request before any byte of its body is read, and only for a user who may hand the portfolio in, so a
+stranger's request is still cut at the default. A body announced as larger than its limit is refused
+before any of it is read, and Werkzeug spools the file parts of a smaller body to temporary files (in
+memory up to 500 KB a part). Each file is then read through the slot's `SizeGuard`
+(`artifacts.read_upload`), so no more than the slot's limit and one byte of it is ever held, hashed or
+stored, and the refusal names the slot.
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ ACCEPT = {
     "zip": (".zip", "application/zip"),
 }
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+# Room beside a portfolio's largest file in one upload request: the multipart framing, the CSRF token, the
+# draft's id, the links and statements (each text field is capped at Flask's MAX_FORM_MEMORY_SIZE anyway).
+FORM_ROOM_BYTES = 1024 * 1024
 SLOT_KINDS = {Artifact: portfolios.FILE, LinkSpec: portfolios.LINK, Statement: portfolios.STATEMENT}
 
 
@@ -93,13 +100,26 @@ def file_slot(portfolio: PortfolioAssessment, slot_id: str) -> Artifact:
     raise NotFound(f"{portfolio.title} has no part called {slot_id!r}", details={"field": "slot"})
 
 
-def request_limit() -> int:
-    return web().settings.max_request_bytes
+def request_limit(portfolio: PortfolioAssessment) -> int:
+    """The most one upload request to `portfolio` may carry: its largest slot's file and the rest of the
+    form, never less than `GRADER_MAX_REQUEST_BYTES` (what every other route carries)."""
+    largest = max((slot.max_bytes for slot in portfolio.artifacts), default=0)
+    return max(web().settings.max_request_bytes, largest + FORM_ROOM_BYTES)
 
 
-def file_limit(slot: Artifact) -> int:
-    """The largest file the slot can receive over HTTP: its own limit, or the request's when lower."""
-    return min(slot.max_bytes, request_limit())
+def widen_request_limit(user: User, slug: str) -> None:
+    """Let this request carry `request_limit` of the portfolio `slug`, if `user` may hand it in. Called
+    before the body is first read; for anyone else the default stays, and the view refuses them."""
+    try:
+        portfolio = portfolio_for(user, slug)
+    except GraderError:
+        return
+    request.max_content_length = request_limit(portfolio)
+
+
+def file_limit(slot: Artifact, portfolio: PortfolioAssessment) -> int:
+    """The largest file the slot can receive over HTTP: its own limit (the request's is set above it)."""
+    return min(slot.max_bytes, request_limit(portfolio))
 
 
 def read_file(upload: FileStorage, slot: Artifact) -> bytes:
@@ -357,7 +377,7 @@ def _panels(
                     problems=mine,
                     accept=accept,
                     types_in_words=types_in_words(types),
-                    limit_bytes=file_limit(slot),
+                    limit_bytes=file_limit(slot, view.portfolio),
                     room=max(0, slot.max_files - len(held)),
                 )
             )
@@ -400,10 +420,18 @@ def _render(
         problems=problems,
         form_problems=[p for p in problems if not p.slot],
         availability=submissions.availability(db(), web().settings, user, slug),
-        request_limit=request_limit(),
+        request_limit=request_limit(view.portfolio),
         nonce=secrets.token_urlsafe(16),
     )
     return page, status, headers
+
+
+@bp.url_value_preprocessor
+def _room_for_the_upload(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    # URL value preprocessors run before every before_request hook, the CSRF check among them, which
+    # is the first to read the form: the request's limit must be in place before that read.
+    if endpoint == "portfolio.hand_in" and request.method == "POST" and current_user.is_authenticated:
+        widen_request_limit(page_user(), str((values or {}).get("slug", "")))
 
 
 @bp.route("/assessments/<slug>/portfolio", methods=["GET", "POST"])
@@ -535,14 +563,14 @@ def _too_large(exc: RequestEntityTooLarge) -> PageResult | BaseResponse:
         return redirect(url_for("auth.login"))
     user = page_user()
     slug = str((request.view_args or {}).get("slug", ""))
-    limit = artifacts.human_size(request_limit())
     try:
-        portfolio_for(user, slug)
+        portfolio = portfolio_for(user, slug)
     except GraderError as refused:
         page = render_template(
             "error.html", status=refused.http_status, code=refused.code, message=refused.message, details={}
         )
         return page, refused.http_status
+    limit = artifacts.human_size(request_limit(portfolio))
     problem = Problem(
         "",
         "",

@@ -257,8 +257,11 @@ def test_an_oversized_file_is_refused_while_it_streams(
 
 def test_a_request_over_the_request_limit_is_refused_before_it_is_read(api: Described, ada: Account) -> None:
     error = send_file(api, ada, "screenshot", b"\0" * (5 * MB), "x.png", expect=413)["error"]
-    assert error["message"] == "the request is larger than the limit of 4 MB"
-    assert error["details"] == {"field": "body", "limit_bytes": 4 * MB}
+    assert error["message"] == (
+        "the request is larger than the limit of 4 MB: no part of Showcase takes a file that large; "
+        "the largest, Screenshot, takes files of up to 1 MB"
+    )
+    assert error["details"] == {"field": "body", "limit_bytes": 4 * MB, "slot": "screenshot"}
 
 
 def test_the_store_down_answers_503_and_records_nothing(
