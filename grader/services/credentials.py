@@ -40,6 +40,7 @@ from grader.credentials import (
     Issuer,
     KeyAlgorithm,
     KeySet,
+    PublicKey,
     Recipient,
     RequirementResult,
     RubricLevel,
@@ -52,7 +53,6 @@ from grader.credentials import (
     did_document,
     did_key,
     did_web,
-    resolve_did_key,
 )
 from grader.credentials.did import verification_method_id
 from grader.credentials.issuing import sign_both
@@ -199,9 +199,15 @@ class IssuerIdentity:
         )
 
     def did_document(self) -> JsonObject:
-        """What resolving the issuer's DID gives: every key, retired ones too, under assertionMethod."""
+        """The issuer's keys as a DID document: every key, retired ones too, under assertionMethod.
+
+        A did:key names one Ed25519 key and resolves to it alone, so the demo's issuer publishes this
+        document beside its credentials: that key, plus its RSA keys for the VC-JWTs.
+        """
         if self.did.startswith("did:key:"):
-            return resolve_did_key(self.did)
+            ed25519 = PublicKey.from_multikey(self.did.removeprefix("did:key:"))
+            rsa_keys = [key for key in self.keys.public_keys() if key.algorithm is KeyAlgorithm.RS256]
+            return did_document(self.did, [ed25519, *rsa_keys])
         return did_document(self.did, self.keys.public_keys())
 
     def web_did_document(self) -> JsonObject:

@@ -277,9 +277,17 @@ def _back_in_review(session: Session, progress: ProgramProgress) -> bool:
 
 
 def _earned_again(session: Session, award: CredentialAward, progress: ProgramProgress) -> bool:
-    """After a revocation, the program is earned again only by a result graded since."""
+    """After a revocation, the program is earned again only by passing work graded since."""
     if award.status != AwardStatus.REVOKED or award.revoked_at is None:
         return False
-    result_ids = [r.result_id for r in progress.requirements if r.result_id is not None]
-    newest = session.scalar(select(func.max(Result.created_at)).where(Result.id.in_(result_ids)))
-    return newest is not None and newest > award.revoked_at
+    assessments = select(Requirement.assessment_id).where(Requirement.program_id == award.program_id)
+    newest_pass = session.scalar(
+        select(func.max(Result.created_at))
+        .join(Submission, Submission.id == Result.submission_id)
+        .where(
+            Submission.user_id == award.user_id,
+            Submission.assessment_id.in_(assessments),
+            Result.passed.is_(True),
+        )
+    )
+    return newest_pass is not None and newest_pass > award.revoked_at

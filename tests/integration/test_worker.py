@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from grader.broker import CeleryTaskQueue
 from grader.config import Settings
-from grader.models import GradingRun, Result
+from grader.models import AuditEvent, CredentialAward, GradingRun, IssuedCredential, Result, utcnow
 from grader.services.grading import reconcile
-from tests.conftest import Account, bearer
+from tests.conftest import Account, bearer, make_account
 from tests.support.catalogs import BASICS_ANSWERS
 from tests.support.databases import sqlite_and_postgres  # noqa: F401 - runs each test on both
 from tests.support.services import RedisServer, WorkerProcess, redis_server
@@ -198,3 +199,82 @@ def test_redis_restart_keeps_queued_work_and_reconciler_recovers_lost_messages(
     wait_for(lambda: bool(results_for(loaded, lost)), 30, "the lost run", tick=reconcile_once)
     with loaded() as session:
         assert session.scalar(select(func.count(Result.id))) == 2
+
+
+def the_credential_of(sessions: sessionmaker[Session], account: Account) -> IssuedCredential | None:
+    with sessions() as session:
+        credential = session.scalars(
+            select(IssuedCredential).join(CredentialAward).where(CredentialAward.user_id == account.id)
+        ).one_or_none()
+        if credential is not None:
+            session.expunge(credential)
+        return credential
+
+
+def test_a_real_worker_signs_the_credential_a_grade_earns_once_even_when_told_twice(
+    client: FlaskClient,
+    loaded: sessionmaker[Session],
+    settings: Settings,
+    queue: CeleryTaskQueue,
+    make_worker: Callable[..., WorkerProcess],
+) -> None:
+    holder = make_account(loaded, "holder@example.org", programs=("other-program",))
+    make_worker().start()
+    submit(client, holder)
+
+    def signed() -> bool:
+        credential = the_credential_of(loaded, holder)
+        return credential is not None and credential.status == "active"
+
+    wait_for(signed, 60, "the worker to sign the credential")
+    credential = the_credential_of(loaded, holder)
+    assert credential is not None and credential.jwt is not None
+    queue.enqueue_issue(credential.id)  # a duplicate delivery
+    queue.enqueue_issue(credential.id)
+    time.sleep(3)
+    again = the_credential_of(loaded, holder)
+    assert again is not None and again.document == credential.document
+    with loaded() as session:
+        issued_events = session.scalar(
+            select(func.count(AuditEvent.id)).where(AuditEvent.action == "credential.issued")
+        )
+    assert issued_events == 1
+    progress = client.get("/api/v1/programs/other-program/progress", headers=bearer(holder)).get_json()
+    assert progress["credential"]["url"].endswith(f"/credentials/{credential.id}")
+
+
+def test_a_worker_killed_while_signing_leaves_the_credential_to_the_next_one(
+    client: FlaskClient,
+    loaded: sessionmaker[Session],
+    settings: Settings,
+    queue: CeleryTaskQueue,
+    make_worker: Callable[..., WorkerProcess],
+) -> None:
+    holder = make_account(loaded, "holder@example.org", programs=("other-program",))
+    doomed = make_worker("tests.support.slow_signing_worker", GRADER_TEST_SIGN_DELAY="60")
+    doomed.start()
+    submit(client, holder)
+    wait_for(lambda: the_credential_of(loaded, holder) is not None, 60, "the award")
+    credential = the_credential_of(loaded, holder)
+    assert credential is not None
+    wait_for((settings.data_dir / f"signing-{credential.id}").exists, 60, "the worker to start signing")
+    doomed.kill()
+    pending = the_credential_of(loaded, holder)
+    assert pending is not None and pending.status == "pending" and pending.document is None
+
+    make_worker().start()
+
+    def reconcile_later() -> None:
+        with loaded() as session:
+            reconcile(
+                session, queue, lease_seconds=LEASE_SECONDS, max_tries=3, now=utcnow() + timedelta(minutes=2)
+            )
+
+    wait_for(
+        lambda: (c := the_credential_of(loaded, holder)) is not None and c.status == "active",
+        60,
+        "the credential to be signed by the second worker",
+        tick=reconcile_later,
+    )
+    with loaded() as session:
+        assert session.scalar(select(func.count(IssuedCredential.id))) == 1
