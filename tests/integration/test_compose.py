@@ -73,3 +73,26 @@ def test_redis_persists_and_only_the_sandbox_worker_reaches_docker(resolved: dic
         mounts = " ".join(str(v) for v in service.get("volumes", []))
         assert ("docker.sock" in mounts) == (name == "worker-sandbox"), name
     assert resolved["services"]["worker-sandbox"]["environment"]["GRADER_SANDBOX_BACKEND"] == "docker"
+
+
+def served_queues(service: dict[str, Any]) -> set[str]:
+    command = list(service.get("command") or [])
+    if "worker" not in command or "-Q" not in command:
+        return set()
+    return set(command[command.index("-Q") + 1].split(","))
+
+
+def test_every_kinds_queue_is_served_and_sandboxed_work_goes_to_the_sandbox_worker(
+    resolved: dict[str, Any],
+) -> None:
+    from grader.kinds import KINDS
+
+    servers: dict[str, list[str]] = {}
+    for name, service in resolved["services"].items():
+        for queue in served_queues(service):
+            servers.setdefault(queue, []).append(name)
+    for kind in KINDS.values():
+        assert len(servers.get(kind.queue, [])) == 1, f"{kind.name}'s queue {kind.queue}: {servers}"
+    # A repository's tests and a portfolio's PDF pages (pdftoppm) run in the box: only the worker that
+    # reaches the Docker engine can do them.
+    assert servers["sandbox"] == servers["checks"] == ["worker-sandbox"]
