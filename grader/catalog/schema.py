@@ -467,10 +467,30 @@ AssessmentDefinition = Annotated[
 # ---------------------------------------------------------------- programs
 
 
+class AlignmentSpec(Strict):
+    """A skill or competency framework entry the credential aligns to (OB 3.0 `Alignment`)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    url: Annotated[str, Field(max_length=2000)]
+    description: Annotated[str, Field(max_length=2000)] | None = None
+    framework: Annotated[str, Field(max_length=200)] | None = None
+    code: Annotated[str, Field(max_length=100)] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, url: str) -> str:
+        if not url.startswith("https://") or any(char.isspace() for char in url) or len(url) < 12:
+            raise ValueError("an alignment's url must be an https:// address of the skill it names")
+        return url
+
+
 class CredentialSpec(Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     description: Annotated[str, Field(min_length=1)]
     criteria: Annotated[str, Field(min_length=1)]  # the narrative printed on the credential
+    alignments: list[AlignmentSpec] = []
+    # The credential's validUntil, counted from its issue; none: valid until revoked.
+    valid_for_days: Annotated[int, Field(gt=0, le=36500)] | None = None
 
 
 class RequirementSpec(Strict):

@@ -68,6 +68,9 @@ def run_demo(settings: Settings, *, smoke: bool, port: int | None, catalog_path:
 
     host = "127.0.0.1"
     port = port if port is not None else (_free_port() if smoke else 5000)
+    if settings.public_url == Settings.public_url:
+        # Credentials name their public pages and status lists by this URL: the one actually served.
+        settings = replace(settings, public_url=f"http://{host}:{port}")
     from grader.web import create_app
 
     app = create_app(settings)
@@ -334,12 +337,60 @@ def _smoke(base: str, settings: Settings, factory: Any, catalog_root: Path) -> i
             print(f"progress in {program.slug}: {body['passed']}/{body['total']} requirements passed")
             if not body["complete"] or body["credential"] is None:
                 raise SmokeFailure(f"every requirement of {program.slug} passed, but no credential: {body}")
-            print(f"credential awarded: {program.slug}")
+            url = body["credential"]["url"]
+            print(f"credential awarded: {program.slug} {url}")
+            _smoke_credential(base, token, program.slug, url, body["credential"]["credential_id"], settings)
     except SmokeFailure as exc:
         print(f"smoke FAILED: {exc}", file=sys.stderr)
         return 1
     print("smoke OK")
     return 0
+
+
+def _fetch(url: str, accept: str, token: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Accept": accept})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _smoke_credential(
+    base: str, token: str, slug: str, url: str, credential_id: str, settings: Settings
+) -> None:
+    """Fetch the signed credential both ways, keep it for anyone to check, and verify it offline."""
+    deadline = time.monotonic() + 60
+    while True:  # the worker signs it a moment after the award
+        status, document = _fetch(url, "application/ld+json")
+        if status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    if status != 200:
+        raise SmokeFailure(f"the credential of {slug} was not signed within a minute ({status})")
+    status, jwt = _fetch(f"{base}/api/v1/credentials/{credential_id}?format=jwt", "application/vc+jwt", token)
+    if status != 200:
+        raise SmokeFailure(f"the VC-JWT of {slug} answered {status}")
+    _, did = _fetch(f"{base}/credentials/issuer.json", "application/did+json")
+    folder = settings.data_dir / "smoke" / "credentials"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{slug}.json").write_bytes(document)
+    (folder / f"{slug}.jwt").write_bytes(jwt)
+    (folder / "issuer-did.json").write_bytes(did)
+    lists = [f"{base}/credentials/status/{purpose}" for purpose in ("revocation", "suspension")]
+    for path in (folder / f"{slug}.json", folder / f"{slug}.jwt"):
+        command = [sys.executable, "-m", "grader.entrypoints.cli", "credential", "verify", str(path)]
+        command += ["--did", str(folder / "issuer-did.json")]
+        for status_list in lists:
+            command += ["--status-list", status_list]
+        checked = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        for line in checked.stdout.splitlines():
+            print(f"  {line}")
+        if checked.returncode != 0:
+            raise SmokeFailure(f"grader credential verify {path.name}: {checked.stderr or checked.stdout}")
+    print(f"  kept in {folder}: {slug}.json, {slug}.jwt, issuer-did.json")
 
 
 def _zip_folder(folder: Path) -> bytes:

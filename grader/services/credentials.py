@@ -418,7 +418,8 @@ def _evidence_facts(result: Result, submission: Submission) -> list[tuple[str, s
     facts: list[tuple[str, str]] = [("receipt SHA-256", submission.receipt_sha256)]
     if submission.commit_sha:
         facts.append(("commit", submission.commit_sha))
-    for artifact in submission.payload.get("files", []):
+    handed_in = submission.payload.get("files") if submission.kind == "portfolio" else None
+    for artifact in handed_in if isinstance(handed_in, list) else []:
         if isinstance(artifact, dict) and artifact.get("sha256"):
             facts.append((f"artifact {artifact.get('slot', '')} SHA-256", str(artifact["sha256"])))
     version = result.run.assessment_version or submission.assessment_version

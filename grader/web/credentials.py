@@ -43,6 +43,12 @@ def did_document() -> Response:
     return _public_json(identity().web_did_document(), "application/did+json")
 
 
+@bp.get("/credentials/issuer.json")
+def issuer_document() -> Response:
+    """The issuer's DID document whatever its method: for the demo's did:key, that key plus its RSA keys."""
+    return _public_json(identity().did_document(), "application/did+json")
+
+
 @bp.get("/credentials/status/<purpose>")
 def status_list(purpose: str) -> Response:
     try:
@@ -134,6 +140,6 @@ def revoke_credential(credential_id: str) -> Response:
     body = request.get_json(silent=True)
     reason = body.get("reason") if isinstance(body, dict) else None
     if not isinstance(reason, str):
-        raise InvalidInput("send the reason as JSON: {\"reason\": \"...\"}", details={"field": "reason"})
+        raise InvalidInput('send the reason as JSON: {"reason": "..."}', details={"field": "reason"})
     revoked = credentials.revoke(db(), credential.id, reason, actor=user_actor(user))
     return Response(json.dumps(_summary(revoked)), mimetype="application/json")

@@ -235,3 +235,26 @@ def test_a_slot_serving_a_criterion_the_rubric_lacks_is_reported(tmp_path: Path)
         p.startswith("c/assessments/showcase.yaml:11: ") and "'evidance' is not a criterion" in p
         for p in problems
     ), problems
+
+
+def test_credential_alignments_need_an_https_address_and_validity_a_positive_length(tmp_path: Path) -> None:
+    aligned = PROGRAM.replace(
+        "  criteria: Pass both quizzes.\n",
+        "  criteria: Pass both quizzes.\n"
+        "  alignments:\n"
+        "    - {name: Testing, url: 'http://skills.example/testing'}\n"
+        "  valid_for_days: 0\n",
+    )
+    problems = problems_of(
+        tmp_path,
+        {
+            "assessments/basics.yaml": BASICS_QUIZ,
+            "assessments/timed.yaml": TIMED_QUIZ,
+            "programs/test-program.yaml": aligned,
+        },
+    )
+    joined = "\n".join(problems)
+    assert len(problems) == 2, joined
+    assert "credential.alignments[0].url: an alignment's url must be an https:// address" in joined
+    assert "credential.valid_for_days: Input should be greater than 0" in joined
+    assert all(p.startswith(str(Path("c/programs/test-program.yaml"))) for p in problems)
