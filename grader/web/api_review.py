@@ -12,7 +12,8 @@ Routes (who: a reviewer of the submission's program, or an admin, unless said ot
     POST /review/tasks/<id>/claim               claim (or renew one's own claim); 409 names the holder
     POST /review/tasks/<id>/release             give one's claim back
     POST /review/tasks/<id>/assign              staff of the program: {"reviewer": email}
-    GET  /review/tasks/<id>                     the holder: bundle, rubric, draft, what the task shows
+    GET  /review/tasks/<id>                     the holder: bundle (a portfolio's slots too), rubric, draft,
+                                                what the task shows
     GET  /review/tasks/<id>/files?path=         the holder: one file's text
     PUT  /review/tasks/<id>/draft               the holder: save a draft (criteria may stay open)
     POST /review/tasks/<id>/review              the holder: submit (every manual criterion scored)
@@ -149,7 +150,60 @@ def _input(given: ReviewInput, bundle: viewer.Bundle) -> dict[str, Any]:
     }
 
 
-def _bundle(bundle: viewer.Bundle) -> dict[str, Any]:
+def _portfolio_file(file: viewer.PortfolioFile, content: viewer.PortfolioContent | None) -> dict[str, Any]:
+    listing = content.listing if content is not None else None
+    return {
+        "key": file.key,
+        "name": file.shown_name,
+        "sha256": file.sha256,
+        "size": file.size,
+        "type": file.type,
+        "width": file.width,
+        "height": file.height,
+        "page_count": file.page_count,
+        "pages_rendered": len(file.pages),
+        "problem": file.problem,
+        "document": dict(file.details),
+        "text": content.text if content is not None else None,
+        "listing": None
+        if listing is None
+        else {
+            "entries": [{"name": m.name, "size": m.size, "folder": m.folder} for m in listing.members],
+            "total": listing.total,
+            "problem": listing.problem,
+        },
+    }
+
+
+def _slots(bundle: viewer.Bundle, contents: dict[str, viewer.PortfolioContent]) -> list[dict[str, Any]]:
+    """A portfolio's slots as the task page shows them, redacted the same way under blind review."""
+    return [
+        {
+            "id": slot.id,
+            "kind": slot.kind,
+            "title": slot.title,
+            "description": slot.description,
+            "prompt": slot.prompt,
+            "required": slot.required,
+            "criteria": list(slot.criteria),
+            "files": [_portfolio_file(f, contents.get(f.key)) for f in slot.files],
+            "links": [
+                {"url": link.url, "host": link.host, "private": link.private, "redacted": link.blind}
+                for link in slot.links
+            ],
+            "statements": [{"text": st.text, "words": st.words} for st in slot.statements],
+            "checks": [
+                {"id": c.get("id"), "passed": bool(c.get("passed")), "explanation": c.get("explanation", "")}
+                for c in slot.checks
+            ],
+        }
+        for slot in bundle.slots
+    ]
+
+
+def _bundle(
+    bundle: viewer.Bundle, contents: dict[str, viewer.PortfolioContent] | None = None
+) -> dict[str, Any]:
     return {
         "submission": bundle.submission_id,
         "kind": bundle.kind,
@@ -188,6 +242,7 @@ def _bundle(bundle: viewer.Bundle) -> dict[str, Any]:
             }
             for a in bundle.history
         ],
+        "slots": _slots(bundle, contents or {}),
     }
 
 
@@ -284,6 +339,8 @@ def task(task_id: int) -> Response:
     held = review_queue.require_holder(db(), user, task_id)
     context = reviews.task_context(db(), user, held)
     bundle = viewer.bundle(db(), user, held.submission_id)
+    store = file_store(web().settings)
+    contents = viewer.portfolio_contents(db(), store, bundle) if bundle.slots else {}
     rubric = reviews.rubric_of(db(), held.result)
     try:
         preview = reviews.preview(db(), held.result, context.prefill).to_dict()
@@ -292,7 +349,7 @@ def task(task_id: int) -> Response:
     return jsonify(
         {
             "task": _task(held),
-            "bundle": _bundle(bundle),
+            "bundle": _bundle(bundle, contents),
             "rubric": _rubric(rubric),
             "draft": _review(context.draft, bundle) if context.draft is not None else None,
             "prefill": _input(context.prefill, bundle),
