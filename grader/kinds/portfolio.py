@@ -150,6 +150,10 @@ class PortfolioGrader:
 # ---------------------------------------------------------------- the kind
 
 
+# What of a portfolio's result feedback a learner is given (`grader.services.reviews` adds the last two).
+LEARNER_FEEDBACK = frozenset({"checks", "rubric", "late", "review", "review_comment"})
+
+
 class PortfolioKind(HandedInWhole):
     name = "portfolio"
     queue = "checks"
@@ -207,9 +211,12 @@ class PortfolioKind(HandedInWhole):
         *,
         staff: bool,
     ) -> ShapedFeedback:
-        if not staff:
-            feedback.pop("staff", None)
-        return ShapedFeedback(feedback)
+        if staff:
+            return ShapedFeedback(feedback)
+        # The learner reads the checks' lines and the rubric (with the reviewers' part once reviewed);
+        # the rest is the service's own record: the evidence as scored, the renditions made for
+        # reviewers, a copy of the manifest the receipt already shows.
+        return ShapedFeedback({key: value for key, value in feedback.items() if key in LEARNER_FEEDBACK})
 
     def withheld(self, session: Session, submission: Submission, result: Result) -> bool:
         return False

@@ -1,7 +1,7 @@
 """A graded portfolio through the API, checked against the OpenAPI description: a reviewer holding the task
 gets each slot as the dashboard shows it (kind, prompt, files by name, SHA-256, size and detected type,
 text and archive entries, links as text with their host, statements, checks), with the learner taken out
-under blind review."""
+under blind review; the learner gets the checks' lines and the rubric, not the service's own records."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ from tests.support.portfolio_review import (
     write_portfolio_catalog,
 )
 from tests.web.test_openapi import DOCUMENT, Described
+
+# What a learner's result may hold for a portfolio: the checks, the rubric, and once reviewed the
+# reviewers' part.
+LEARNER_KEYS = {"checks", "rubric", "late", "review", "review_comment"}
 
 
 @pytest.fixture
@@ -170,3 +174,45 @@ def test_under_blind_review_the_api_takes_the_learner_out_of_every_slot(
             "redacted": True,
         }
     ]
+
+
+def test_the_learner_gets_the_checks_and_the_rubric_not_the_services_own_records(
+    sandbox_ready: None,
+    api: Described,
+    loaded: sessionmaker[Session],
+    settings: Settings,
+    queue: RecordingQueue,
+    ada: Account,
+    rui: Account,
+) -> None:
+    submission_id = graded(loaded, settings, queue, ada, "showcase")
+    result = api.json("GET", f"/api/v1/submissions/{submission_id}", ada, expect=200)["result"]
+    feedback = result["feedback"]
+    assert set(feedback) <= LEARNER_KEYS and {"checks", "rubric"} <= set(feedback)
+    assert {"renditions", "rubric_evidence", "portfolio"}.isdisjoint(feedback)
+    assert all(set(check) == {"id", "slot", "passed", "explanation"} for check in feedback["checks"])
+    assert [c["id"] for c in feedback["rubric"]["criteria"]] == ["complete", "design", "writing"]
+
+    # Once reviewed too: the reviewer's scores and comment join, nothing of the service's own.
+    task_id = task_of(loaded, submission_id)
+    api.call("POST", f"/api/v1/review/tasks/{task_id}/claim", rui, expect=200)
+    api.call(
+        "POST",
+        f"/api/v1/review/tasks/{task_id}/review",
+        rui,
+        expect=201,
+        json={
+            "criteria": [
+                {"criterion": "design", "level": "shown"},
+                {"criterion": "writing", "level": "clear"},
+            ],
+            "comment": "The report shows the design.",
+        },
+    )
+    reviewed = api.json("GET", f"/api/v1/submissions/{submission_id}", ada, expect=200)["result"]
+    assert set(reviewed["feedback"]) <= LEARNER_KEYS
+    assert reviewed["feedback"]["review_comment"] == "The report shows the design."
+
+    # Staff keep everything: the renditions are what their pages show.
+    staff = api.json("GET", f"/api/v1/submissions/{submission_id}", rui, expect=200)["result"]["feedback"]
+    assert {"renditions", "rubric_evidence"} <= set(staff)
