@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, *, queue: TaskQueue | None = No
         templating,
     )
     from grader.web.context import register_context
+    from grader.web.credential_files import bp as credential_files_bp
     from grader.web.openapi import bp as openapi_bp
 
     settings = settings or Settings.from_env()
@@ -69,5 +70,6 @@ def create_app(settings: Settings | None = None, *, queue: TaskQueue | None = No
     app.register_blueprint(credentials.bp)
     app.register_blueprint(credentials.api_bp)
     app.register_blueprint(openapi_bp)
+    app.register_blueprint(credential_files_bp)
     errors.register(app)
     return app
