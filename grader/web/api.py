@@ -152,7 +152,11 @@ def review_submission(submission_id: str) -> Response:
 
 @bp.get("/submissions/<submission_id>")
 def get_submission(submission_id: str) -> Response:
+    """The submission and its result; with `?wait=S`, held open up to S seconds until it is graded."""
     user = api_user()
+    wait = queries.parse_wait(request.args.get("wait"))
+    if wait:
+        queries.await_result(db(), user, submission_id, wait)
     return jsonify(queries.submission_view(db(), user, submission_id))
 
 

@@ -354,6 +354,9 @@ def _submission_page(
 def submission_status(submission_id: str) -> Response | tuple[Response, int]:
     """What the result page polls while grading runs (session login; the API has its own route)."""
     try:
+        wait = queries.parse_wait(request.args.get("wait"))
+        if wait:
+            queries.await_result(db(), page_user(), submission_id, wait)
         view = queries.status_view(db(), page_user(), submission_id)
     except GraderError as exc:
         # The JSON envelope here too: a script reads this, not a person.

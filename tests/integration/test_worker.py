@@ -278,3 +278,21 @@ def test_a_worker_killed_while_signing_leaves_the_credential_to_the_next_one(
     )
     with loaded() as session:
         assert session.scalar(select(func.count(IssuedCredential.id))) == 1
+
+
+def test_a_long_poll_answers_when_the_result_is_written_not_when_it_times_out(
+    client: FlaskClient,
+    learner: Account,
+    loaded: sessionmaker[Session],
+    make_worker: Callable[..., WorkerProcess],
+) -> None:
+    make_worker("tests.support.slow_worker", GRADER_TEST_GRADE_DELAY="2").start()
+    submission_id = submit(client, learner)
+    started = time.monotonic()
+    view = client.get(f"/api/v1/submissions/{submission_id}?wait=30", headers=bearer(learner)).get_json()
+    waited = time.monotonic() - started
+    assert view["status"] == "graded" and view["result"]["passed"] is True
+    assert waited < 25, f"answered after {waited:.1f} s: at the timeout, not at the result"
+    # Once graded, a long poll does not wait at all.
+    again = client.get(f"/api/v1/submissions/{submission_id}?wait=30", headers=bearer(learner))
+    assert again.status_code == 200 and again.get_json()["status"] == "graded"
