@@ -53,6 +53,9 @@ class Settings:
     git_max_repo_bytes: int = 50 * 1024 * 1024
     # Submission pacing per learner and assessment (anti-oracle)
     submissions_per_hour: int = 30
+    # queue: every quiz through the workers (the design's default); inline: a closed-form quiz is graded
+    # inside its intake request and the 201 carries the result
+    quiz_grading: str = "queue"
     quiz_starts_per_hour: int = 20  # drawing attempts shows questions: paced like submissions
     # File store (archives, evidence): a folder under data_dir, or an S3-compatible store shared by hosts
     store: str = "local"  # local | s3
@@ -165,6 +168,10 @@ class Settings:
             raise InvalidInput(
                 "GRADER_SANDBOX_BACKEND must be auto, docker or bwrap",
                 details={"field": "GRADER_SANDBOX_BACKEND"},
+            )
+        if settings.quiz_grading not in {"queue", "inline"}:
+            raise InvalidInput(
+                "GRADER_QUIZ_GRADING must be queue or inline", details={"field": "GRADER_QUIZ_GRADING"}
             )
         if settings.store not in {"local", "s3"}:
             raise InvalidInput("GRADER_STORE must be local or s3", details={"field": "GRADER_STORE"})

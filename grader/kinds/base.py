@@ -186,6 +186,10 @@ class Kind(Protocol):
         """The grader a worker runs for this kind; None when it needs settings it was not given."""
         ...
 
+    def grades_inline(self, definition: AssessmentDefinition) -> bool:
+        """Whether its grading is quick and safe enough to run inside the intake request."""
+        ...
+
     def summary(self, version: AssessmentVersion, definition: AssessmentDefinition) -> dict[str, Any]:
         """What a learner reads before handing in, beyond title, description and attempts."""
         ...
@@ -248,6 +252,9 @@ class HandedInWhole:
 
     def open_attempt(self, session: Session, user_id: int, version_id: int, now: datetime) -> str | None:
         return None
+
+    def grades_inline(self, definition: AssessmentDefinition) -> bool:
+        return False  # a sandbox run or an artifact check: always a worker's job
 
     def check_start(
         self, session: Session, settings: Settings, user: User, assessment_id: int, slug: str, now: datetime

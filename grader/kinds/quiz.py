@@ -11,7 +11,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from grader.catalog.schema import AssessmentDefinition, QuizAssessment, ReviewPolicy
+from grader.catalog.schema import (
+    AssessmentDefinition,
+    MultipleChoice,
+    Numeric,
+    QuizAssessment,
+    ReviewPolicy,
+    ShortText,
+    SingleChoice,
+    TrueFalse,
+)
 from grader.config import Settings
 from grader.errors import Conflict, InvalidInput, NotFound, TimeLimitExceeded
 from grader.kinds.base import (
@@ -40,6 +49,10 @@ from grader.verdict import settle
 
 # A quiz answer sent in the last moment still travels over the network; forgive that much.
 DEADLINE_GRACE = timedelta(seconds=30)
+
+
+# Scored by comparing the answer with the key: what may be graded inside the intake request.
+INLINE_QUESTION_TYPES = (SingleChoice, MultipleChoice, TrueFalse, Numeric, ShortText)
 
 
 def quiz_of(version: AssessmentVersion) -> QuizAssessment:
@@ -265,6 +278,14 @@ class QuizKind:
         ).all()
         limit = settings.quiz_starts_per_hour
         hourly_limit(recent, limit, now, f"at most {limit} attempts an hour may start at {slug!r}")
+
+    def grades_inline(self, definition: AssessmentDefinition) -> bool:
+        # Closed-form questions are scored by comparison in well under a millisecond; any other kind of
+        # question (one that runs code, say) goes to the workers.
+        quiz = definition if isinstance(definition, QuizAssessment) else None
+        return quiz is not None and all(
+            isinstance(question, INLINE_QUESTION_TYPES) for question in quiz.questions_by_id().values()
+        )
 
     def grader(self, settings: Settings | None) -> QuizGrader:
         return QuizGrader()

@@ -394,6 +394,35 @@ def process_run(
     return RunOutcome.GRADED
 
 
+def grade_inline(
+    session: Session, run_id: str, grader: KindGrader, *, lease_seconds: int, max_tries: int
+) -> bool:
+    """Grade a committed run in this process: a closed-form quiz inside its intake request.
+
+    The run is claimed as a worker claims it, so the guarantees stay the workers': if this process dies
+    mid-grade the lease runs out and the reconciler sends the run to them; a fault gives the run back
+    to the queue. True when the result is written.
+    """
+    claim = claim_run(session, run_id, worker="inline", lease_seconds=lease_seconds)
+    if claim is None:
+        return False
+    job = load_job(session, run_id)
+    try:
+        grade = grader.grade(job)
+    except Exception as exc:
+        log.warning("inline grading of run %s failed; it goes to the workers", run_id, exc_info=True)
+        release_run(session, claim, f"internal error grading inline: {exc!r}", max_tries=max_tries)
+        return False
+    return finish_run(
+        session,
+        claim,
+        grade,
+        rubric_id=job.rubric_id,
+        assessment_version_id=job.assessment_version_id,
+        carried_review=job.carried_review,
+    )
+
+
 @dataclass(frozen=True)
 class ReconcileReport:
     requeued: tuple[str, ...]

@@ -49,6 +49,7 @@ from grader.models import (
     utcnow,
 )
 from grader.quiz import validate_answers
+from grader.services import grading
 from grader.services.catalog import current_version, parse_definition
 from grader.services.deadlines import deadline_for, late_penalty
 
@@ -63,6 +64,7 @@ class Accepted:
     receipt_sha256: str
     created: bool  # False when an Idempotency-Key matched an earlier submission
     commit: str | None = None  # the pinned commit of a git submission
+    graded: bool = False  # graded inside the request (GRADER_QUIZ_GRADING=inline): the result exists
 
 
 def start_quiz_attempt(
@@ -166,6 +168,12 @@ def submit(
         if earlier is None:
             raise
         return Accepted(earlier.id, earlier.receipt_sha256, created=False)
+    if settings.quiz_grading == "inline" and kind.grades_inline(definition):
+        grader = kind.grader(settings)
+        if grader is not None and grading.grade_inline(
+            session, run.id, grader, lease_seconds=settings.lease_seconds, max_tries=settings.max_run_tries
+        ):
+            return Accepted(submission.id, receipt, created=True, graded=True)
     send_run(session, queue, run)
     return Accepted(submission.id, receipt, created=True, commit=submission.commit_sha)
 

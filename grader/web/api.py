@@ -82,12 +82,16 @@ def create_submission() -> tuple[Response, int, dict[str, str]]:
     request_ = _archive_request() if multipart else _json_request()
     accepted = submissions.submit(db(), web().queue, web().settings, user, request_)
     status_url = url_for("api.get_submission", submission_id=accepted.submission_id)
-    body = {
+    body: dict[str, Any] = {
         "id": accepted.submission_id,
         "status_url": status_url,
         "receipt": {"sha256": accepted.receipt_sha256, "commit": accepted.commit},
         "replayed": not accepted.created,
     }
+    if accepted.graded:
+        # GRADER_QUIZ_GRADING=inline: graded in this request; the result comes with the answer.
+        body["submission"] = queries.submission_view(db(), user, accepted.submission_id)
+        return jsonify(body), 201, {"Location": status_url}
     return jsonify(body), 202, {"Location": status_url}
 
 

@@ -496,6 +496,19 @@ def test_a_learners_reviewers_and_staffs_day_matches_the_description(
     )
     assert one_go["receipt"]["files"][0]["sha256"] == handed["receipt"]["files"][0]["sha256"]
 
+    # The same service graded inline (GRADER_QUIZ_GRADING=inline): the 201 carries the result, and a
+    # long poll on a graded submission answers at once.
+    from grader.web import create_app
+
+    inline_app = create_app(settings.with_overrides(quiz_grading="inline"), queue=queue)
+    inline = Described(inline_app, inline_app.test_client(), described.openapi, seen=described.seen)
+    again = inline.json("POST", "/api/v1/assessments/basics/attempts", ada, expect=201)
+    hand_in = {"assessment": "basics", "attempt": again["id"], "answers": BASICS_ANSWERS}
+    graded_inline = inline.json("POST", "/api/v1/submissions", ada, expect=201, json=hand_in)
+    assert graded_inline["submission"]["result"]["passed"] is True
+    waited = inline.json("GET", graded_inline["status_url"] + "?wait=5", ada, expect=200)
+    assert waited["status"] == "graded"
+
     # Every operation's every success status was met in this day, and checked against its description.
     prefix = document["servers"][0]["url"]
     promised = {
