@@ -321,7 +321,11 @@ class GradingRun(Base):
     """One attempt to grade a submission: claimed under a lease, finished by the lease holder only."""
 
     __tablename__ = "grading_runs"
-    __table_args__ = (Index("ix_grading_runs_status_queue", "status", "queue"),)
+    __table_args__ = (
+        Index("ix_grading_runs_status_queue", "status", "queue"),
+        # Queue position and admission read a range of this index, in order, never the whole table.
+        Index("ix_grading_runs_waiting", "queue", "status", "requested_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))

@@ -296,18 +296,19 @@ def _check_rate(
 
 
 def _check_admission(session: Session, settings: Settings, queue: str) -> None:
-    waiting = (
-        session.scalar(
-            select(func.count(GradingRun.id)).where(
-                GradingRun.queue == queue, GradingRun.status == RunStatus.QUEUED
-            )
-        )
-        or 0
+    limit = settings.queue_admission_limit
+    # Is there a limit-th waiting run? One step along the queue's index, however long the queue is.
+    full = session.scalar(
+        select(GradingRun.id)
+        .where(GradingRun.queue == queue, GradingRun.status == RunStatus.QUEUED)
+        .order_by(GradingRun.requested_at)
+        .offset(max(limit - 1, 0))
+        .limit(1)
     )
-    if waiting >= settings.queue_admission_limit:
+    if full is not None:
         raise ServiceUnavailable(
             "grading is at capacity right now; please retry in a minute",
-            details={"queue": queue, "waiting": waiting, "retry_after": 60},
+            details={"queue": queue, "waiting": limit, "retry_after": 60},
         )
 
 
