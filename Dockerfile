@@ -1,6 +1,7 @@
 # The grading service (web, workers, reconciler share this image). Build: docker build -t microcred-grader .
 FROM python:3.11-slim-bookworm
-RUN apt-get update && apt-get install -y --no-install-recommends git bubblewrap \
+# fonts-dejavu-core: the credential certificates' font (names in Latin, Greek and Cyrillic scripts).
+RUN apt-get update && apt-get install -y --no-install-recommends git bubblewrap fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 grader
 WORKDIR /app
