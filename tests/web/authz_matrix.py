@@ -600,4 +600,23 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", "/api/v1/staff/catalog", "401 403 403 403 403 200 200"),
     _r("POST", "/api/v1/staff/catalog/load", "401 403 403 403 403 403 200"),
     _r("GET", "/api/v1/staff/agreement", "401 403 403 403 403 200 200"),
+    # ------------------------------------------------------------ credential files and the verify page
+    # Public: the badge image is every credential's achievement image, a credential's id is the capability
+    # its holder shares, and anyone may verify a credential (the form carries the CSRF token of the session).
+    _r("GET", "/programs/<slug>/badge.png", "200 200 200 200 200 200 200", at=REPO_PROGRAM),
+    _r(
+        "GET",
+        "/credentials/<credential_id>/badge.png",
+        "200 200 200 200 200 200 200",
+        at={"credential_id": "{credential}"},
+    ),
+    _r(
+        "GET",
+        "/credentials/<credential_id>/certificate.pdf",
+        "200 200 200 200 200 200 200",
+        at={"credential_id": "{credential}"},
+    ),
+    _r("GET", "/verify", "200 200 200 200 200 200 200"),
+    # The form's values are format strings too: "{{}}" sends "{}", which the page reports as no credential.
+    _r("POST", "/verify", "200 200 200 200 200 200 200", form={"text": "{{}}"}),
 )
