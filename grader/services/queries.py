@@ -40,7 +40,7 @@ from grader.models import (
 from grader.models import Review as ReviewRow
 from grader.services import access, progress, review_queue, reviews, submissions, viewer
 from grader.services.catalog import current_version, parse_definition
-from grader.services.grading import latest_result, queue_position
+from grader.services.grading import latest_result, queue_eta_seconds, queue_position
 from grader.services.progress import ProgramProgress, RequirementStatus
 from grader.services.submissions import Availability
 from grader.storage import FileStore
@@ -77,8 +77,11 @@ def submission_view(session: Session, user: User, submission_id: str) -> dict[st
         "created_at": submission.created_at.isoformat(),
         "receipt": {"sha256": submission.receipt_sha256, "commit": submission.commit_sha},
         "queue_position": queue_position(session, current_run) if current_run else None,
+        "eta_seconds": None,
         "result": None,
     }
+    if current_run is not None and view["queue_position"] is not None:
+        view["eta_seconds"] = queue_eta_seconds(session, current_run, view["queue_position"])
     if result is not None:
         view["result"] = result_view(session, submission, result, staff=user.role != Role.LEARNER)
     return view
@@ -650,6 +653,7 @@ def status_view(session: Session, user: User, submission_id: str) -> dict[str, A
         "status": submission.status,
         "label": shown.label,
         "queue_position": position,
+        "eta_seconds": queue_eta_seconds(session, runs[-1], position) if position else None,
         "has_result": result is not None,
         "done": submission.status not in (SubmissionStatus.QUEUED, SubmissionStatus.GRADING),
     }

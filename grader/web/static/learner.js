@@ -64,7 +64,10 @@
 
     function describe(status) {
       if (status.status === "queued") {
-        return "Waiting to be graded" + (status.queue_position ? ": number " + status.queue_position + " in the queue." : ".");
+        var eta = status.eta_seconds === null || status.eta_seconds === undefined ? ""
+          : ", done in about " + (status.eta_seconds < 90 ? plural(Math.max(1, Math.round(status.eta_seconds)), "second")
+            : plural(Math.round(status.eta_seconds / 60), "minute"));
+        return "Waiting to be graded" + (status.queue_position ? ": number " + status.queue_position + " in the queue" : "") + eta + ".";
       }
       if (status.status === "grading") {
         return "Being graded now.";

@@ -1,0 +1,52 @@
+"""The ETA of a queued submission: its place in the queue times the queue's recent pace, in words."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from grader.models import GradingRun, utcnow
+from tests.conftest import Account, bearer, make_account
+from tests.support.catalogs import BASICS_ANSWERS
+from tests.web.test_pages import log_in
+
+
+def hand_in(client: FlaskClient, account: Account) -> str:
+    body = {"assessment": "basics", "answers": BASICS_ANSWERS}
+    response = client.post("/api/v1/submissions", json=body, headers=bearer(account))
+    assert response.status_code == 202
+    return str(response.get_json()["id"])
+
+
+def test_a_queue_with_no_history_gives_no_eta_and_one_with_history_a_pace_times_the_place(
+    client: FlaskClient, loaded: sessionmaker[Session]
+) -> None:
+    learners = [make_account(loaded, f"l{n}@example.org", programs=("test-program",)) for n in range(6)]
+    first = hand_in(client, learners[0])
+    assert (
+        client.get(f"/api/v1/submissions/{first}", headers=bearer(learners[0])).get_json()["eta_seconds"]
+        is None
+    )
+    # History: three runs of the quiz queue that finished 4 s apart and each took 2 s.
+    done = [hand_in(client, learner) for learner in learners[1:4]]
+    finished = utcnow() - timedelta(minutes=1)
+    with loaded() as session:
+        for n, submission_id in enumerate(done):
+            run = session.scalars(select(GradingRun).where(GradingRun.submission_id == submission_id)).one()
+            run.status = "done"
+            run.finished_at = finished + timedelta(seconds=4 * n)
+            run.started_at = run.finished_at - timedelta(seconds=2)
+        session.commit()
+    waiting = [hand_in(client, learner) for learner in learners[4:]]
+    views = [
+        client.get(f"/api/v1/submissions/{s}", headers=bearer(a)).get_json()
+        for s, a in [(first, learners[0]), (waiting[-1], learners[5])]
+    ]
+    assert [v["queue_position"] for v in views] == [1, 3]
+    assert [v["eta_seconds"] for v in views] == [2.0, 10.0]  # its own 2 s; 2 ahead at 4 s each, then 2 s
+    log_in(client, learners[5])
+    page = client.get(f"/submissions/{waiting[-1]}").get_data(as_text=True)
+    assert "number 3 in the queue, done in about 10 seconds" in " ".join(page.split())
