@@ -63,6 +63,8 @@ def status_list(purpose: str) -> Response:
 
 
 def _wants_json_ld() -> bool:
+    if request.args.get("format") == "json":  # a link's download: a link cannot send an Accept header
+        return True
     best = request.accept_mimetypes.best_match(["text/html", JSON_LD, "application/vc+ld+json"])
     return best in {JSON_LD, "application/vc+ld+json"}
 
@@ -77,7 +79,7 @@ def public_page(credential_id: str) -> Response | str:
     if credential.document is None:
         return render_template("credentials/pending.html", credential=credential)
     view = credentials.public_view(credential, identity())
-    response = Response(render_template("credentials/public.html", view=view))
+    response = Response(render_template("credentials/public.html", view=view, base_url=identity().base_url))
     response.vary.add("Accept")
     return response
 

@@ -22,7 +22,8 @@ criterion has a regrade request, `regrade_task`, which Stella holds), `failed_ru
 third hand-in that ended in error, `quiz` her timed quiz result and `attempt` its attempt, `task` the
 waiting hand-in's review task, `review` Rui's review, `entry` his comment bank entry, `token` Ada's API
 token, `portfolio_item` the file in Ada's draft of the `showcase` portfolio (every required slot filled;
-Bob has no draft). Each cell runs on its own copy of the world; `setup` changes that copy first.
+Bob has no draft), `credential` Ada's signed credential of repo-program. Each cell runs on its own copy of
+the world; `setup` changes that copy first.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ REPO = {"slug": "reviewed-repo"}
 LEARNER = {"user_id": "{learner_id}"}
 ARCHIVE = {"archive": (b"", "app.zip")}  # the test module fills in a real zip
 PORTFOLIO = {"slug": "showcase"}
+CREDENTIAL = {"credential_id": "{credential}"}
 
 #            anonymous learner other outsider reviewer staff admin
 ROUTES: tuple[Route, ...] = (
@@ -619,4 +621,51 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", "/verify", "200 200 200 200 200 200 200"),
     # The form's values are format strings too: "{{}}" sends "{}", which the page reports as no credential.
     _r("POST", "/verify", "200 200 200 200 200 200 200", form={"text": "{{}}"}),
+    # ------------------------------------------------------------ credentials: issuer, public pages, API
+    # What a verifier fetches is public: the issuer's DID documents, the status lists, a credential's page.
+    # `credential` is Ada's signed credential of repo-program, which Stella runs.
+    _r("GET", "/.well-known/did.json", "200 200 200 200 200 200 200"),
+    _r("GET", "/credentials/issuer.json", "200 200 200 200 200 200 200"),
+    _r("GET", "/credentials/status/<purpose>", "200 200 200 200 200 200 200", at={"purpose": "revocation"}),
+    _r("GET", "/credentials/<credential_id>", "200 200 200 200 200 200 200", at=CREDENTIAL),
+    # The learner's own page and downloads: anyone else's credential is not found. The program's staff
+    # (and admins) list and revoke its credentials; reviewers and learners are refused by role (403).
+    _r("GET", "/me/credentials", "login 200 200 200 200 200 200"),
+    _r(
+        "GET",
+        "/me/credentials/<credential_id>/credential.json",
+        "login 200 404 404 404 404 404",
+        at=CREDENTIAL,
+    ),
+    _r(
+        "GET",
+        "/me/credentials/<credential_id>/credential.jwt",
+        "login 200 404 404 404 404 404",
+        at=CREDENTIAL,
+    ),
+    _r(
+        "POST",
+        "/me/credentials/<credential_id>/shown",
+        "login 303 404 404 404 404 404",
+        at=CREDENTIAL,
+        form={"shown": "reviewed-repo"},
+    ),
+    _r("GET", "/staff/programs/<slug>/credentials", "login 403 403 403 403 200 200", at=REPO_PROGRAM),
+    _r(
+        "POST",
+        "/staff/credentials/<credential_id>/revoke",
+        "login 403 403 403 403 303 303",
+        at=CREDENTIAL,
+        form={"reason": "Copied work."},
+    ),
+    # The API: the holder and the program's staff read it; revoking is for staff (the holder: 403).
+    _r("GET", "/api/v1/credentials", "401 200 200 200 200 200 200"),
+    _r("GET", "/api/v1/credentials/<credential_id>", "401 200 404 404 404 200 200", at=CREDENTIAL),
+    _r(
+        "POST",
+        "/api/v1/credentials/<credential_id>/revoke",
+        "401 403 404 404 404 200 200",
+        at=CREDENTIAL,
+        json={"reason": "Copied work."},
+    ),
 )

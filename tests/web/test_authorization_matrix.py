@@ -34,9 +34,9 @@ from grader.config import Settings
 from grader.db import make_engine, make_session_factory, session_scope
 from grader.interfaces import RecordingQueue
 from grader.migrate import upgrade
-from grader.models import ApiToken, ReviewSlot, ReviewTask, User
+from grader.models import ApiToken, CredentialAward, Program, ReviewSlot, ReviewTask, User
 from grader.models import Review as ReviewRow
-from grader.services import portfolios, review_queue, reviews, staff
+from grader.services import credentials, portfolios, review_queue, reviews, staff
 from grader.services.catalog import load_catalog
 from grader.services.grading import claim_run, release_run
 from grader.services.reviews import ReviewInput
@@ -147,6 +147,18 @@ def _task_of(session: Session, submission_id: str, slot: str = ReviewSlot.FIRST)
     return task
 
 
+def _credential_of(session: Session, learner: User, slug: str) -> str:
+    """The credential the learner earned in the program (pending until the caller signs it)."""
+    award = session.scalars(
+        select(CredentialAward)
+        .join(Program)
+        .where(CredentialAward.user_id == learner.id, Program.slug == slug)
+    ).one()
+    credential = credentials.live_credential(award)
+    assert credential is not None
+    return credential.id
+
+
 def _seed(tmp: Path) -> World:
     settings = Settings(
         data_dir=tmp / "var",
@@ -241,6 +253,9 @@ def _seed(tmp: Path) -> World:
         portfolios.set_link(session, learner, "showcase", "repo", "https://github.com/ada/service")
         portfolios.set_statement(session, learner, "showcase", "reflection", REFLECTION)
         portfolio_item = shot.id
+        credential = _credential_of(session, learner, "repo-program")
+    with session_scope(sessions) as session:
+        assert credentials.issue(session, credential, credentials.issuer_identity(settings))
     ids = {
         "attempt": attempt,
         "quiz": quiz,
@@ -253,6 +268,7 @@ def _seed(tmp: Path) -> World:
         "entry": str(entry),
         "token": str(token),
         "portfolio_item": str(portfolio_item),
+        "credential": credential,
         "learner_id": str(ada.id),
         "learner_email": ada.email,
         "reviewer_id": str(rui.id),
