@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from grader.errors import AuthenticationRequired, Conflict, InvalidInput, NotFound, RateLimited
 from grader.models import ApiToken, Enrollment, Program, Role, User, utcnow
@@ -497,7 +497,10 @@ def user_for_token(session: Session, secret: str) -> User:
     """The user behind a Bearer token; `AuthenticationRequired` for unknown or revoked tokens."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         raise AuthenticationRequired("invalid API token")
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(secret)))
+    # The token and its user in one query: every API request starts here.
+    token = session.scalar(
+        select(ApiToken).options(joinedload(ApiToken.user)).where(ApiToken.token_hash == _token_hash(secret))
+    )
     if token is None or token.revoked_at is not None or not token.user.active:
         raise AuthenticationRequired("invalid API token")
     now = utcnow()

@@ -160,7 +160,23 @@ def current_version(session: Session, assessment_slug: str) -> AssessmentVersion
     return version
 
 
+_PARSED_LIMIT = 512
+_parsed: dict[tuple[int, str], AssessmentDefinition] = {}
+
+
 def parse_definition(version: AssessmentVersion) -> AssessmentDefinition:
-    """The typed definition of a stored assessment version (validated when the catalog loaded)."""
-    data = {k: v for k, v in version.definition.items() if k not in STORED_EXTRAS}
-    return _definition_adapter.validate_python(data)
+    """The typed definition of a stored assessment version (validated when the catalog loaded).
+
+    Parsed once per process: a version's content never changes (a change is a new version, with its own
+    id and hash) and the models are frozen, so every request can share one.
+    """
+    key = (version.id, version.content_hash)
+    parsed = _parsed.get(key) if version.id is not None else None
+    if parsed is None:
+        data = {k: v for k, v in version.definition.items() if k not in STORED_EXTRAS}
+        parsed = _definition_adapter.validate_python(data)
+        if version.id is not None:
+            if len(_parsed) >= _PARSED_LIMIT:
+                _parsed.clear()
+            _parsed[key] = parsed
+    return parsed

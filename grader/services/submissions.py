@@ -150,7 +150,10 @@ def submit(
         late_penalty=penalty,
         due_at=deadline.due,
     )
-    run = GradingRun(submission=submission, queue=kind.queue, requested_at=now)
+    # Marked sent in the intake's own commit (no second commit on the hot path); a send that fails
+    # clears it, and a process that dies before sending leaves it to the reconciler, which resends a
+    # run whose queue on the broker is empty.
+    run = GradingRun(submission=submission, queue=kind.queue, requested_at=now, enqueued_at=now)
     if attempt is not None:
         attempt.submitted_at = now
     session.add_all([submission, run])
@@ -174,7 +177,12 @@ def submit(
             session, run.id, grader, lease_seconds=settings.lease_seconds, max_tries=settings.max_run_tries
         ):
             return Accepted(submission.id, receipt, created=True, graded=True)
-    send_run(session, queue, run)
+    try:
+        queue.enqueue_grading(run.id, run.queue)
+    except Exception:  # any broker fault: the committed run row is the durable record
+        log.warning("could not enqueue run %s; the reconciler will retry", run.id, exc_info=True)
+        run.enqueued_at = None
+        session.commit()
     return Accepted(submission.id, receipt, created=True, commit=submission.commit_sha)
 
 
