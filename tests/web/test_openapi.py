@@ -21,7 +21,7 @@ import pytest
 import yaml
 from flask import Flask
 from flask.testing import EnvironBuilder, FlaskClient
-from openapi_core import OpenAPI
+from openapi_core import Config, OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
@@ -36,6 +36,7 @@ from grader.models import GradingRun, ReviewTask, RunStatus, Submission
 from grader.web.openapi import CACHE_CONTROL
 from tests.conftest import Account, make_account
 from tests.support.catalogs import BASICS_ANSWERS, write_catalog
+from tests.support.issued_credentials import issued_credential
 from tests.support.portfolio import PROGRAM_SLUG, REFLECTION, png, write_portfolio_catalog
 from tests.support.reviewed import run_queued, write_repository_catalog
 
@@ -59,9 +60,21 @@ def document() -> dict[str, Any]:
     return loaded
 
 
+def _text(value: bytes, **_parameters: str) -> str:
+    return value.decode("utf-8")
+
+
+# openapi-core reads JSON by the media type's name: a credential's JSON-LD and its VC-JWT are read as what
+# they are (JSON, text), so their bodies are checked against their schemas rather than passed as bytes.
+CREDENTIAL_MEDIA_TYPES = {
+    "application/ld+json": lambda value, **_: json.loads(value),
+    "application/vc+jwt": _text,
+}
+
+
 @pytest.fixture(scope="module")
 def openapi(document: dict[str, Any]) -> OpenAPI:
-    return OpenAPI.from_dict(document)
+    return OpenAPI.from_dict(document, config=Config(extra_media_type_deserializers=CREDENTIAL_MEDIA_TYPES))
 
 
 def flask_template(rule: str) -> str:
@@ -509,6 +522,21 @@ def test_a_learners_reviewers_and_staffs_day_matches_the_description(
     waited = inline.json("GET", graded_inline["status_url"] + "?wait=5", ada, expect=200)
     assert waited["status"] == "graded"
 
+    # A credential: Hana passes other-program's quiz and its credential is signed, as the worker signs it;
+    # she lists it and fetches it in both formats, and an admin revokes it.
+    hana = make_account(loaded, "hana@example.org", programs=("other-program",))
+    credential = issued_credential(loaded, settings, hana)
+    (listed,) = get("GET", "/api/v1/credentials", hana, expect=200)["credentials"]
+    assert (listed["id"], listed["status"], listed["program"]) == (credential, "active", "other-program")
+    signed = call("GET", f"/api/v1/credentials/{credential}", hana, expect=200)
+    assert signed.mimetype == "application/ld+json" and signed.get_json()["id"] == f"urn:uuid:{credential}"
+    jwt = call("GET", f"/api/v1/credentials/{credential}?format=jwt", hana, expect=200)
+    assert jwt.mimetype == "application/vc+jwt" and jwt.get_data(as_text=True).count(".") == 2
+    revoked = get(
+        "POST", f"/api/v1/credentials/{credential}/revoke", root, expect=200, json={"reason": "Copied."}
+    )
+    assert (revoked["status"], revoked["revocation_reason"]) == ("revoked", "Copied.")
+
     # Every operation's every success status was met in this day, and checked against its description.
     prefix = document["servers"][0]["url"]
     promised = {
@@ -588,6 +616,42 @@ def test_refusals_answer_with_the_described_status_envelope_and_headers(
     (settings.catalog_path / "programs" / "broken.yaml").write_text("slug: broken\n")
     problems = refused("POST", "/api/v1/staff/catalog/load", cast.root, 422)
     assert problems["code"] == "catalog_invalid" and problems["details"]["problems"]
+
+
+def test_credential_refusals_answer_as_described(
+    described: Described, cast: Cast, loaded: sessionmaker[Session], settings: Settings
+) -> None:
+    """The holder and the program's staff read a credential; the holder may not revoke it, nobody else
+    learns it exists, a revocation needs a reason and happens once."""
+    call = described.call
+    hana = make_account(loaded, "hana@example.org", programs=("other-program",))
+    otto = make_account(loaded, "otto@example.org", role="reviewer", runs=("other-program",))
+    credential = issued_credential(loaded, settings, hana)
+    path = f"/api/v1/credentials/{credential}"
+
+    call("GET", "/api/v1/credentials", expect=401, well_formed=False)  # no token
+    call("GET", path, expect=401, well_formed=False)
+    wrong = call("GET", f"{path}?format=pdf", hana, expect=400, well_formed=False).get_json()
+    assert wrong["error"]["details"]["field"] == "format"
+    call("GET", path, cast.ada, expect=404)  # another learner
+    call("GET", path, cast.stella, expect=404)  # staff of another program
+    call("GET", "/api/v1/credentials/not-a-credential", hana, expect=404)
+    assert call("GET", path, otto, expect=200).get_json()["id"] == f"urn:uuid:{credential}"
+    assert call("GET", "/api/v1/credentials", cast.ada, expect=200).get_json() == {"credentials": []}
+
+    call("POST", f"{path}/revoke", hana, expect=403, json={"reason": "I changed my mind."})
+    call("POST", f"{path}/revoke", cast.stella, expect=404, json={"reason": "Not mine."})
+    for body in ({}, {"reason": 7}):
+        missing = call("POST", f"{path}/revoke", otto, expect=400, well_formed=False, json=body).get_json()
+        assert missing["error"]["details"]["field"] == "reason"
+    blank = call("POST", f"{path}/revoke", otto, expect=400, json={"reason": "   "}).get_json()
+    assert blank["error"]["details"]["field"] == "reason"
+    assert (
+        call("POST", f"{path}/revoke", otto, expect=200, json={"reason": "Copied."}).get_json()["status"]
+        == "revoked"
+    )
+    call("POST", f"{path}/revoke", otto, expect=409, json={"reason": "Copied."})
+    assert call("GET", path, hana, expect=200).get_json()["id"] == f"urn:uuid:{credential}"  # still readable
 
 
 @pytest.fixture
