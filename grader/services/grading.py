@@ -19,13 +19,14 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from grader.db import session_scope
 from grader.errors import ServiceUnavailable
 from grader.interfaces import TaskQueue
 from grader.kinds.base import CarriedReview, Grade, GradingJob, KindGrader
 from grader.models import (
+    AssessmentVersion,
     GradeOutcome,
     GradingRun,
     Result,
@@ -81,17 +82,21 @@ def claim_run(
             started_at=now,
             worker=worker[:200],
         )
+        # What the claim needs comes back with it: no read after the write.
+        .returning(GradingRun.submission_id, GradingRun.tries)
         .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    ).one_or_none()
+    if claimed is None:
         session.rollback()
         return None
-    run = session.get(GradingRun, run_id)
-    assert run is not None
-    session.refresh(run)
-    run.submission.status = SubmissionStatus.GRADING
+    session.execute(
+        update(Submission)
+        .where(Submission.id == claimed.submission_id)
+        .values(status=SubmissionStatus.GRADING)
+        .execution_options(synchronize_session=False)
+    )
     session.commit()
-    return Claim(run_id=run_id, lease_id=lease_id, tries=run.tries)
+    return Claim(run_id=run_id, lease_id=lease_id, tries=claimed.tries)
 
 
 def renew_lease(session: Session, claim: Claim, lease_seconds: int) -> bool:
@@ -110,8 +115,23 @@ def renew_lease(session: Session, claim: Claim, lease_seconds: int) -> bool:
     return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
 
 
+def _run_with_its_submission(session: Session, run_id: str) -> GradingRun | None:
+    """A run, its submission and the versions and rubrics both point at, in one query."""
+    return session.scalar(
+        select(GradingRun)
+        .where(GradingRun.id == run_id)
+        .options(
+            joinedload(GradingRun.assessment_version).joinedload(AssessmentVersion.rubric),
+            joinedload(GradingRun.submission)
+            .joinedload(Submission.assessment_version)
+            .joinedload(AssessmentVersion.rubric),
+        )
+        .execution_options(populate_existing=True)
+    )
+
+
 def load_job(session: Session, run_id: str) -> GradingJob:
-    run = session.get(GradingRun, run_id)
+    run = _run_with_its_submission(session, run_id)
     assert run is not None
     submission = run.submission
     version = run.assessment_version or submission.assessment_version
@@ -219,7 +239,7 @@ def finish_run(
     if done.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
         return False
-    run = session.get(GradingRun, claim.run_id)
+    run = _run_with_its_submission(session, claim.run_id)
     assert run is not None
     submission = run.submission
     before = latest_result(session, submission)

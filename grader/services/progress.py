@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from grader.errors import NotFound, PermissionDenied
 from grader.models import (
@@ -140,16 +140,21 @@ def program_progress(session: Session, user: User, program_slug: str) -> Program
     )
     if enrolled is None:
         raise PermissionDenied(f"you are not enrolled in {program_slug!r}")
-    return _progress(session, user.id, program)
+    return _progress(session, user.id, program, _award_of(session, user.id, program.id))
 
 
-def _progress(session: Session, user_id: int, program: Program) -> ProgramProgress:
-    statuses = tuple(requirement_status(session, user_id, r) for r in program.requirements)
-    award = session.scalar(
+def _award_of(session: Session, user_id: int, program_id: int) -> CredentialAward | None:
+    return session.scalar(
         select(CredentialAward).where(
-            CredentialAward.user_id == user_id, CredentialAward.program_id == program.id
+            CredentialAward.user_id == user_id, CredentialAward.program_id == program_id
         )
     )
+
+
+def _progress(
+    session: Session, user_id: int, program: Program, award: CredentialAward | None
+) -> ProgramProgress:
+    statuses = tuple(requirement_status(session, user_id, r) for r in program.requirements)
     return ProgramProgress(
         program=program.slug,
         title=program.title,
@@ -170,7 +175,7 @@ def enrolled_programs(session: Session, user: User) -> list[ProgramProgress]:
     programs = session.scalars(
         select(Program).join(Enrollment).where(Enrollment.user_id == user.id).order_by(Program.title)
     ).all()
-    return [_progress(session, user.id, p) for p in programs]
+    return [_progress(session, user.id, p, _award_of(session, user.id, p.id)) for p in programs]
 
 
 def update_awards(session: Session, user_id: int, assessment_id: int, *, actor: str) -> list[CredentialAward]:
@@ -182,20 +187,22 @@ def update_awards(session: Session, user_id: int, assessment_id: int, *, actor: 
     """
     from grader.services import credentials
 
-    programs = session.scalars(
-        select(Program)
-        .join(Requirement, Requirement.program_id == Program.id)
-        .join(Enrollment, Enrollment.program_id == Program.id)
-        .where(Requirement.assessment_id == assessment_id, Enrollment.user_id == user_id)
-    ).all()
+    # The programs, their requirements and assessments in one query: this runs after every grade.
+    needing = select(Requirement.program_id).where(Requirement.assessment_id == assessment_id)
+    programs = (
+        session.scalars(
+            select(Program)
+            .join(Enrollment, Enrollment.program_id == Program.id)
+            .where(Program.id.in_(needing), Enrollment.user_id == user_id)
+            .options(joinedload(Program.requirements).joinedload(Requirement.assessment))
+        )
+        .unique()
+        .all()
+    )
     changed: list[CredentialAward] = []
     for program in programs:
-        progress = _progress(session, user_id, program)
-        award = session.scalar(
-            select(CredentialAward).where(
-                CredentialAward.user_id == user_id, CredentialAward.program_id == program.id
-            )
-        )
+        award = _award_of(session, user_id, program.id)
+        progress = _progress(session, user_id, program, award)
         evidence = [
             {"assessment": r.assessment, "submission": r.submission_id, "fraction": r.best_fraction}
             for r in progress.requirements
