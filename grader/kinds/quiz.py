@@ -33,7 +33,7 @@ from grader.kinds.base import (
     WrittenAnswer,
     hourly_limit,
 )
-from grader.models import AssessmentVersion, QuizAttempt, Result, Submission, User, utcnow
+from grader.models import AssessmentVersion, QuizAttempt, Result, Submission, User, new_id, utcnow
 from grader.quiz import (
     answer_in_words,
     correct_answer,
@@ -71,6 +71,7 @@ def draw_attempt(
     """A new attempt: questions drawn from a fresh seed, the deadline set by the time limit."""
     seed = secrets.randbits(31)
     attempt = QuizAttempt(
+        id=new_id(),  # known now, so the hand-in can name it before anything is written
         user_id=user.id,
         assessment_version_id=version.id,
         seed=seed,
@@ -79,7 +80,6 @@ def draw_attempt(
         deadline_at=now + timedelta(minutes=quiz.time_limit_minutes) if quiz.time_limit_minutes else None,
     )
     session.add(attempt)
-    session.flush()
     return attempt
 
 

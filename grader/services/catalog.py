@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from grader.catalog.loader import BUNDLED_FOLDERS_KEY, EXPECTED_TESTS_KEY, Catalog, content_hash
 from grader.catalog.schema import AssessmentDefinition, PortfolioAssessment, RepositoryAssessment
@@ -154,6 +154,7 @@ def current_version(session: Session, assessment_slug: str) -> AssessmentVersion
             Assessment.slug == assessment_slug,
             AssessmentVersion.version == Assessment.current_version,
         )
+        .options(contains_eager(AssessmentVersion.assessment))
     )
     if version is None:
         raise NotFound(f"no assessment {assessment_slug!r}", details={"field": "assessment"})

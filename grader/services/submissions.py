@@ -257,8 +257,10 @@ def _check_attempt_policy(
     now: datetime,
 ) -> None:
     policy = definition.attempts
+    if policy.max is None:
+        return  # unlimited: nothing to count
     count = attempts_used(session, user.id, assessment, definition)
-    if policy.max is not None and count >= policy.max:
+    if count >= policy.max:
         raise AttemptsExhausted(
             f"all {policy.max} attempts at {assessment.slug!r} are used",
             details={"attempts_used": count, "max_attempts": policy.max},
@@ -274,12 +276,16 @@ def _check_rate(
     now: datetime,
 ) -> None:
     """Cooldown and hourly rate: every hand-in counts here, charged or not (they pace the load)."""
-    last = session.scalar(
-        select(func.max(Submission.created_at)).where(
-            Submission.user_id == user.id, Submission.assessment_id == assessment.id
-        )
-    )
     policy = definition.attempts
+    last = (
+        session.scalar(
+            select(func.max(Submission.created_at)).where(
+                Submission.user_id == user.id, Submission.assessment_id == assessment.id
+            )
+        )
+        if policy.cooldown_seconds
+        else None
+    )
     if last is not None and policy.cooldown_seconds:
         ready_at = last + timedelta(seconds=policy.cooldown_seconds)
         if ready_at > now:

@@ -497,6 +497,7 @@ def test_the_status_page_has_no_meta_refresh_and_its_status_json_follows_grading
         "status": "queued",
         "label": "queued",
         "queue_position": 1,
+        "eta_seconds": None,  # nothing graded yet in this queue: no pace to go by
         "has_result": False,
         "done": False,
     }
