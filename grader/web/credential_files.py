@@ -3,13 +3,14 @@
 - `GET /programs/<slug>/badge.png`: the achievement's image (every credential's `achievement.image`);
   public and readable cross-origin, as displayers fetch it.
 - `GET /credentials/<id>/badge.png`: the baked badge, the VC-JWT inside (OB 3.0 "Baked Badge").
-- `GET /credentials/<id>/certificate.pdf`: the certificate with a QR code to the public page.
+- `GET /credentials/<id>/certificate.pdf`: the certificate with a QR code to the public page; it names
+  the holder, so only they and the program's staff may fetch it.
 - `GET|POST /verify`: a credential file uploaded (JSON-LD, VC-JWT or baked PNG) or pasted, and each check
   of `grader.credentials.verify` in words (`grader.services.credential_verification` says which keys and
   status lists are trusted; nothing is fetched).
 
 Files are attachments with the download policy (`sandbox; default-src 'none'`), never rendered on our
-origin. All of it is public: a credential's id is the capability its holder shares.
+origin. All but the certificate is public: a credential's id is the capability its holder shares.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from grader.credentials import Outcome
 from grader.errors import GraderError, InvalidInput, NotFound
 from grader.intake.artifacts import human_size
 from grader.models import CredentialStatus, IssuedCredential
-from grader.services import access, credentials
+from grader.services import access, credential_views, credentials
 from grader.services.credential_files import badge_png, badge_title, baked_png, certificate_pdf
 from grader.services.credential_verification import (
     MAX_UPLOAD_BYTES,
@@ -34,6 +35,7 @@ from grader.services.credential_verification import (
     read_handed_in,
     verify_handed_in,
 )
+from grader.web.auth import login_required_page, page_user
 from grader.web.context import db, web
 
 bp = Blueprint("credential_files", __name__)
@@ -89,7 +91,16 @@ def baked_badge(credential_id: str) -> Response:
 
 
 @bp.get("/credentials/<credential_id>/certificate.pdf")
+@login_required_page
 def certificate(credential_id: str) -> Response:
+    """The holder's certificate. It names them, which the public page and the credential never do (the
+    credential carries a salted hash of the email), so only the holder and the program's staff get it;
+    the holder hands the file on to whom they choose."""
+    user = page_user()
+    try:
+        credential_views.own_credential(db(), user.id, credential_id)
+    except NotFound:
+        credential_views.credential_for_staff(db(), user, credential_id)
     credential = _signed(credential_id)
     view = credentials.public_view(credential, _identity())
     data = certificate_pdf(view, holder=credential.award.user.name)

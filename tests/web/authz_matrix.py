@@ -612,10 +612,11 @@ ROUTES: tuple[Route, ...] = (
         "200 200 200 200 200 200 200",
         at={"credential_id": "{credential}"},
     ),
+    # The certificate names the holder: theirs, and their program's staff's (Stella runs repo-program).
     _r(
         "GET",
         "/credentials/<credential_id>/certificate.pdf",
-        "200 200 200 200 200 200 200",
+        "login 200 403 403 403 200 200",
         at={"credential_id": "{credential}"},
     ),
     _r("GET", "/verify", "200 200 200 200 200 200 200"),
