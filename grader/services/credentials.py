@@ -14,6 +14,7 @@ reason, for good. The lists are regenerated from the rows on request, so a chang
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -90,7 +91,8 @@ class IssuerNotConfigured(ServiceUnavailable):
     """No key set to sign with (production needs `grader keys create`), or it cannot be read."""
 
 
-_key_cache: dict[Path, tuple[float, KeySet]] = {}
+# Keyed by the file and the secret: a key set is only ever handed to a caller who could decrypt it.
+_key_cache: dict[tuple[Path, str], tuple[float, KeySet]] = {}
 _key_lock = Lock()
 
 
@@ -153,6 +155,8 @@ def load_keys(settings: Settings, *, create: bool | None = None) -> KeySet:
     """
     path = settings.resolved_credential_keys_path
     may_create = (not settings.is_production) if create is None else create
+    secret = settings.resolved_credential_key_secret
+    cache_key = (path, hashlib.sha256(secret.encode()).hexdigest())
     with _key_lock:
         try:
             modified = path.stat().st_mtime
@@ -166,14 +170,14 @@ def load_keys(settings: Settings, *, create: bool | None = None) -> KeySet:
             except Conflict:
                 pass  # another process made them a moment ago: read theirs
             else:
-                _key_cache[path] = (path.stat().st_mtime, key_set)
+                _key_cache[cache_key] = (path.stat().st_mtime, key_set)
                 return key_set
             modified = path.stat().st_mtime
-        cached = _key_cache.get(path)
+        cached = _key_cache.get(cache_key)
         if cached is not None and cached[0] == modified:
             return cached[1]
-        key_set = KeySet.from_json(path.read_text(), settings.resolved_credential_key_secret)
-        _key_cache[path] = (modified, key_set)
+        key_set = KeySet.from_json(path.read_text(), secret)
+        _key_cache[cache_key] = (modified, key_set)
         return key_set
 
 
