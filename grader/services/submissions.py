@@ -177,6 +177,10 @@ def submit(
             session, run.id, grader, lease_seconds=settings.lease_seconds, max_tries=settings.max_run_tries
         ):
             return Accepted(submission.id, receipt, created=True, graded=True)
+        # Not graded here (a fault gave the run back to the queue): the workers take it, sent now.
+        session.refresh(run)
+        run.enqueued_at = utcnow()
+        session.commit()
     try:
         queue.enqueue_grading(run.id, run.queue)
     except Exception:  # any broker fault: the committed run row is the durable record

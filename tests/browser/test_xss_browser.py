@@ -256,6 +256,8 @@ def handed_in_twice(
         page.get_by_role("button", name="Hand in for grading").click()
         expect(page.get_by_role("heading", name="Grading")).to_be_visible()
         run_queued(queue, loaded, settings)
+        # The page long-polls its status and reloads once graded: let it, before navigating away.
+        expect(page.get_by_role("heading", name="Waiting for a reviewer")).to_be_visible(timeout=15_000)
 
 
 def test_a_reviewer_reads_hostile_files_and_writes_hostile_comments_as_text(
