@@ -76,6 +76,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     ERROR = "error"
+    SUPERSEDED = "superseded"  # never started: the learner handed in newer work first
 
 
 class SubmissionStatus(StrEnum):
@@ -84,6 +85,8 @@ class SubmissionStatus(StrEnum):
     GRADED = "graded"
     NEEDS_REVIEW = "needs_review"
     ERROR = "error"
+    # Still waiting when the learner handed in newer work: that one is graded instead, this one never is.
+    SUPERSEDED = "superseded"
 
 
 class GradeOutcome(StrEnum):

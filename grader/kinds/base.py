@@ -190,6 +190,10 @@ class Kind(Protocol):
         """Whether its grading is quick and safe enough to run inside the intake request."""
         ...
 
+    def coalesces(self) -> bool:
+        """Whether a newer hand-in replaces the learner's hand-in still waiting in the queue."""
+        ...
+
     def summary(self, version: AssessmentVersion, definition: AssessmentDefinition) -> dict[str, Any]:
         """What a learner reads before handing in, beyond title, description and attempts."""
         ...
@@ -255,6 +259,11 @@ class HandedInWhole:
 
     def grades_inline(self, definition: AssessmentDefinition) -> bool:
         return False  # a sandbox run or an artifact check: always a worker's job
+
+    def coalesces(self) -> bool:
+        # The whole work again: the newer hand-in says all the older one did, so grading the older one
+        # (minutes of a sandbox slot at a deadline) would be wasted.
+        return True
 
     def check_start(
         self, session: Session, settings: Settings, user: User, assessment_id: int, slug: str, now: datetime

@@ -279,6 +279,9 @@ class QuizKind:
         limit = settings.quiz_starts_per_hour
         hourly_limit(recent, limit, now, f"at most {limit} attempts an hour may start at {slug!r}")
 
+    def coalesces(self) -> bool:
+        return False  # each attempt answers its own drawn questions: every one is graded
+
     def grades_inline(self, definition: AssessmentDefinition) -> bool:
         # Closed-form questions are scored by comparison in well under a millisecond; any other kind of
         # question (one that runs code, say) goes to the workers.

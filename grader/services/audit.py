@@ -42,6 +42,7 @@ class Actions:
     CREDENTIAL_REVOKED = "credential.revoked"
     EXTENSION_GRANTED = "extension.granted"
     RESULTS_PUBLISHED = "results.published"
+    SUBMISSION_SUPERSEDED = "submission.superseded"
 
 
 def user_actor(user: User) -> str:

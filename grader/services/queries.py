@@ -221,6 +221,8 @@ def badge(status: str, result: Result | None, *, withheld: bool = False) -> Badg
     if result is None:
         if status == SubmissionStatus.ERROR:
             return Badge("not graded", "error")
+        if status == SubmissionStatus.SUPERSEDED:
+            return Badge("replaced by a newer hand-in", "neutral")
         return Badge("grading" if status == SubmissionStatus.GRADING else "queued", "neutral")
     if result.outcome == GradeOutcome.GRADER_ERROR:
         return Badge("not graded", "error")

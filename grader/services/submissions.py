@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,11 +45,12 @@ from grader.models import (
     Role,
     RunStatus,
     Submission,
+    SubmissionStatus,
     User,
     utcnow,
 )
 from grader.quiz import validate_answers
-from grader.services import grading
+from grader.services import audit, grading
 from grader.services.catalog import current_version, parse_definition
 from grader.services.deadlines import deadline_for, late_penalty
 
@@ -161,6 +162,8 @@ def submit(
         if intake.on_recorded is not None:
             session.flush()  # the submission's row first: what the kind writes may point at it
             intake.on_recorded(submission)
+        if kind.coalesces():
+            _supersede_waiting(session, submission, now)
         session.commit()
     except IntegrityError:
         # Two retries raced with the same Idempotency-Key: the other one won; answer with it.
@@ -188,6 +191,60 @@ def submit(
         run.enqueued_at = None
         session.commit()
     return Accepted(submission.id, receipt, created=True, commit=submission.commit_sha)
+
+
+def _supersede_waiting(session: Session, newer: Submission, now: datetime) -> None:
+    """The learner's earlier hand-ins of this assessment still waiting unstarted are replaced by `newer`.
+
+    Conditional on the run still being queued, so a run a worker has just claimed is graded as usual;
+    a replaced hand-in charges no attempt and is never graded.
+    """
+    session.flush()
+    replaced = (
+        session.execute(
+            update(GradingRun)
+            .where(
+                GradingRun.status == RunStatus.QUEUED,
+                GradingRun.reason == "submitted",
+                GradingRun.submission_id.in_(
+                    select(Submission.id).where(
+                        Submission.user_id == newer.user_id,
+                        Submission.assessment_id == newer.assessment_id,
+                        Submission.id != newer.id,
+                    )
+                ),
+            )
+            .values(
+                status=RunStatus.SUPERSEDED,
+                finished_at=now,
+                last_error=f"superseded by submission {newer.id}",
+            )
+            .returning(GradingRun.submission_id)
+            .execution_options(synchronize_session=False)
+        )
+        .scalars()
+        .all()
+    )
+    if not replaced:
+        return
+    session.execute(
+        update(Submission)
+        .where(Submission.id.in_(replaced))
+        .values(status=SubmissionStatus.SUPERSEDED, charged=False)
+        .execution_options(synchronize_session=False)
+    )
+    for submission_id in replaced:
+        audit.record(
+            session,
+            audit.Actions.SUBMISSION_SUPERSEDED,
+            actor=f"user:{newer.user_id}",
+            subject=f"submission {submission_id}",
+            after={"status": SubmissionStatus.SUPERSEDED, "by": newer.id},
+            reason="a newer hand-in arrived while this one was still waiting to be graded",
+            learner_id=newer.user_id,
+            assessment_id=newer.assessment_id,
+            submission_id=submission_id,
+        )
 
 
 def send_run(session: Session, queue: TaskQueue, run: GradingRun) -> bool:

@@ -229,6 +229,7 @@ def test_every_reviewer_page_and_the_result_the_learner_then_reads(
     settings: Settings,
 ) -> None:
     hand_in(client, learner, {"app.py": EARLIER_APP, "README.md": "# App\n"})
+    run_queued(queue, loaded, settings)  # graded first: a hand-in still waiting would be replaced
     hand_in(client, learner, {"app.py": APP, "README.md": "# App\n", "notes.txt": "Read me first.\n"})
     run_queued(queue, loaded, settings)
     page = open_page(reviewer)

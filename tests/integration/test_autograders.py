@@ -399,6 +399,7 @@ def test_not_gradable_charges_no_attempt_and_shows_the_format_errors(
     assert set(result["feedback"]) == {"messages"}  # no attempt charged, so no other feedback either
     for _ in range(2):  # both attempts are still there
         hand_in(client, adder_learner, "adder-prairielearn", {"solution.py": HONEST})
+        grade_queued(queue, loaded, settings)  # graded before the next: a waiting one would be replaced
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as bundle:
         bundle.writestr("solution.py", HONEST)

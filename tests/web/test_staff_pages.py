@@ -626,7 +626,9 @@ def test_queue_health_shows_waiting_runs_errors_and_reviews_and_retries_a_run(
     graded = hand_in(client, ada)
     run_queued(queue, loaded)  # waits for a review now
     waiting = hand_in(client, ada)  # stays queued
-    failed = hand_in(client, ada)
+    # Another learner's: a newer hand-in of Ada's would replace her waiting one.
+    bob = make_account(loaded, "bob@example.org", programs=("repo-program",))
+    failed = hand_in(client, bob)
     queue.sent.clear()
     run_id = _fail_last_run(loaded, failed, "sandbox unavailable: <docker> is not running")
     log_in(client, runner)
@@ -635,7 +637,7 @@ def test_queue_health_shows_waiting_runs_errors_and_reviews_and_retries_a_run(
     assert re.search(r"sandbox 1 0 \d{4}-\d\d-\d\d", words)  # one waiting, none running
     assert "The oldest run waiting has waited less than a minute in the sandbox queue" in words
     assert "sandbox unavailable: &lt;docker&gt; is not running" in html  # escaped
-    assert "ada@example.org" in words and "after 3 tries" in words
+    assert "bob@example.org" in words and "after 3 tries" in words
     assert re.search(r"Reviewed repository 1 0 less than a minute", words)
     api = client.get("/api/v1/staff/queues", headers=bearer(runner)).get_json()
     assert [e["run"] for e in api["errors"]] == [run_id]
