@@ -74,6 +74,7 @@ class Settings:
     issuer_name: str = "Micro-credentials demo issuer"
     issuer_url: str = ""  # the issuer's home page; empty: public_url
     issuer_email: str = ""
+    issuer_image_url: str = ""  # the issuer's logo (https), shown by badge displayers; empty: none
     issuer_did: str = "key"  # key: did:key of the signing key (demo) | web: did:web of public_url
     credential_keys_path: Path = Path("")  # empty: keys/issuer-keys.json inside data_dir
     credential_key_secret: str = ""  # encrypts the private keys at rest; required in production

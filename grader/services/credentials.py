@@ -200,6 +200,9 @@ class IssuerIdentity:
             name=self.settings.issuer_name,
             url=self.settings.issuer_url or self.base_url,
             email=self.settings.issuer_email or None,
+            image=Image(url=self.settings.issuer_image_url, caption=self.settings.issuer_name)
+            if self.settings.issuer_image_url
+            else None,
         )
 
     def did_document(self) -> JsonObject:

@@ -254,3 +254,31 @@ def test_an_independent_verifier_accepts_what_the_service_issues_and_reads_its_s
         session.commit()
     revoked = verify_independently(issued.jwt, did_document, status_lists(loaded, settings))
     assert not revoked.verified and revoked.revoked is True
+
+
+def test_the_issuer_profile_comes_from_the_settings(
+    loaded: sessionmaker[Session], settings: Settings, holder: Account
+) -> None:
+    branded = settings.with_overrides(
+        issuer_name="Example University",
+        issuer_email="credentials@example.edu",
+        issuer_image_url="https://example.edu/logo.png",
+        public_url="https://credentials.example.edu",
+        issuer_did="web",
+    )
+    credential_id = pass_the_program(loaded, branded, holder)
+    sign(loaded, branded, credential_id)
+    document = the_credential(loaded, credential_id).document
+    assert document is not None
+    issuer = document["issuer"]
+    assert issuer["id"] == "did:web:credentials.example.edu"
+    assert (issuer["name"], issuer["email"], issuer["image"]["id"]) == (
+        "Example University",
+        "credentials@example.edu",
+        "https://example.edu/logo.png",
+    )
+    assert document["credentialStatus"][0]["statusListCredential"].startswith(
+        "https://credentials.example.edu/credentials/status/"
+    )
+    report = verify(document, credentials.issuer_identity(branded).did_document())
+    assert report.check("proof").outcome == "passed"
