@@ -78,6 +78,12 @@ class Settings:
     issuer_did: str = "key"  # key: did:key of the signing key (demo) | web: did:web of public_url
     credential_keys_path: Path = Path("")  # empty: keys/issuer-keys.json inside data_dir
     credential_key_secret: str = ""  # encrypts the private keys at rest; required in production
+    # Operations (docs/operations.md): log lines as text (the demo's) or one JSON object per line
+    log_format: str = "text"  # text | json
+    # A worker (and the reconciler) serves Prometheus metrics here; 0: not served
+    worker_metrics_port: int = 0
+    worker_metrics_host: str = "127.0.0.1"  # 0.0.0.0 when Prometheus scrapes from another host
+    metrics_token: str = ""  # when set, the web app's /metrics needs `Authorization: Bearer <it>`
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -169,6 +175,15 @@ class Settings:
             raise InvalidInput(
                 "GRADER_SANDBOX_BACKEND must be auto, docker or bwrap",
                 details={"field": "GRADER_SANDBOX_BACKEND"},
+            )
+        if settings.log_format not in {"text", "json"}:
+            raise InvalidInput(
+                "GRADER_LOG_FORMAT must be text or json", details={"field": "GRADER_LOG_FORMAT"}
+            )
+        if not 0 <= settings.worker_metrics_port <= 65535:
+            raise InvalidInput(
+                "GRADER_WORKER_METRICS_PORT must be a port number (0 turns the metrics off)",
+                details={"field": "GRADER_WORKER_METRICS_PORT"},
             )
         if settings.quiz_grading not in {"queue", "inline"}:
             raise InvalidInput(

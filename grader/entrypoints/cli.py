@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -27,9 +28,11 @@ from grader.errors import CatalogError
 @click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
 def main(verbose: bool) -> None:
     """Assessment and code-review grading for micro-credentials."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    from grader import logs
+
+    # Read alone: a bad value of any other setting is the subcommand's to report, in its words.
+    logs.configure(
+        os.environ.get("GRADER_LOG_FORMAT", "text"), level=logging.DEBUG if verbose else logging.INFO
     )
 
 
@@ -296,6 +299,10 @@ def reconcile_command(every: float | None) -> None:
     settings = _settings()
     factory = _session_factory(settings)
     queue = CeleryTaskQueue(settings)
+    if every is not None and settings.worker_metrics_port:
+        from grader import metrics
+
+        metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
     while True:
         with session_scope(factory) as session:
             report = reconcile(
@@ -309,6 +316,46 @@ def reconcile_command(every: float | None) -> None:
         if every is None:
             return
         time.sleep(every)
+
+
+@main.command("worker-ready")
+@click.option("--node", default=None, help="The worker's node name (default: any worker on this host).")
+@click.option("--timeout", type=float, default=2.0, show_default=True, help="Seconds to wait for its answer.")
+@friendly_errors
+def worker_ready(node: str | None, timeout: float) -> None:
+    """Exit 0 when a worker on this host answers a ping through the broker and the database, broker and
+    file store are reachable; otherwise say which is not, and exit 1 (a container's healthcheck)."""
+    import socket
+
+    from grader.broker import make_client
+    from grader.db import make_engine, make_session_factory
+    from grader.services import health
+
+    settings = _settings()
+    engine = make_engine(settings)
+    try:
+        readiness = health.readiness(settings, make_session_factory(engine))
+    finally:
+        engine.dispose()
+    if not readiness.ok:
+        click.echo(readiness.summary(), err=True)
+        sys.exit(1)
+    host = socket.gethostname()
+    try:
+        replies = make_client(settings).control.ping(destination=[node] if node else None, timeout=timeout)
+    except Exception as exc:  # the broker went away between the check and the ping
+        click.echo(
+            f"not ready: the ping could not be sent through the broker ({type(exc).__name__})", err=True
+        )
+        sys.exit(1)
+    answered = sorted(name for reply in replies or [] for name in reply)
+    mine = [name for name in answered if name == node or (node is None and name.endswith(f"@{host}"))]
+    if not mine:
+        others = f" (answered: {', '.join(answered)})" if answered else ""
+        wanted = node or f"a worker on {host}"
+        click.echo(f"not ready: {wanted} did not answer a ping within {timeout:g} s{others}", err=True)
+        sys.exit(1)
+    click.echo(f"ready: {', '.join(mine)} answered; {readiness.summary().removeprefix('ready: ')}")
 
 
 @main.command("regrade")

@@ -31,6 +31,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from grader import metrics
 from grader.config import Settings
 from grader.credentials import (
     Achievement,
@@ -351,6 +352,7 @@ def issue(
         learner_id=award.user_id,
     )
     session.commit()
+    metrics.credential_issued()
     return True
 
 
@@ -574,6 +576,7 @@ def revoke(session: Session, credential_id: str, reason: str, *, actor: str) -> 
         learner_id=award.user_id,
     )
     session.flush()
+    metrics.credential_revoked()
     return credential
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
+from grader import logs, metrics
 from grader.db import session_scope
 from grader.errors import ServiceUnavailable
 from grader.interfaces import TaskQueue
@@ -300,6 +301,13 @@ def finish_run(
     session.flush()
     progress.update_awards(session, submission.user_id, submission.assessment_id, actor="system")
     session.commit()
+    metrics.run_finished(
+        kind=submission.kind,
+        queue=run.queue,
+        grade=grade,
+        requested_at=run.requested_at,
+        started_at=run.started_at,
+    )
     return True
 
 
@@ -383,6 +391,8 @@ def process_run(
         if claim is None:
             return RunOutcome.SKIPPED
         job = load_job(session, run_id)
+    # Every line logged while grading names both (a worker clears them when its task ends).
+    logs.bind(submission_id=job.submission_id, run_id=run_id)
     # The session is closed while grading: a sandbox run must not hold a database connection.
     grader = graders.get(job.kind)
     try:
@@ -507,6 +517,7 @@ def reconcile(
     for run_id in failed:
         log.error("grading run %s marked error after %d tries", run_id, max_tries)
     resent = credentials.resend_pending(session, queue, now)
+    metrics.reconciled(resent=len(requeued), gave_up=len(failed), credentials_resent=len(resent))
     return ReconcileReport(requeued=tuple(requeued), failed=tuple(failed), credentials_resent=tuple(resent))
 
 

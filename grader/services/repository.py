@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from grader import metrics
 from grader.catalog.bundle import Bundle, ExpectedTests
 from grader.catalog.schema import CommandSuite, IoCase, PytestSuite, RepositoryAssessment, Visibility
 from grader.harness.image import IMAGE_PACKAGES
@@ -133,7 +134,7 @@ class RepositoryGrading:
     """Runs an assessment's suites against one learner work tree."""
 
     def __init__(self, runner: Runner, *, image: str | None = None) -> None:
-        self.runner = runner
+        self.runner = metrics.metered(runner)  # each job's outcome counted, whoever chose the backend
         self.image = image
 
     def run(

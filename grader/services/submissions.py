@@ -20,6 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from grader import metrics
 from grader.catalog.schema import AssessmentDefinition
 from grader.config import Settings
 from grader.errors import (
@@ -91,6 +92,7 @@ def start_quiz_attempt(
     return quizzes.attempt_view(attempt, quiz)
 
 
+@metrics.counts_refusals
 def submit(
     session: Session,
     queue: TaskQueue,
@@ -174,6 +176,7 @@ def submit(
         if earlier is None:
             raise
         return Accepted(earlier.id, earlier.receipt_sha256, created=False)
+    metrics.submission_received(assessment.kind)
     if settings.quiz_grading == "inline" and kind.grades_inline(definition):
         grader = kind.grader(settings)
         if grader is not None and grading.grade_inline(

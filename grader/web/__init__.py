@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, *, queue: TaskQueue | None = No
     from grader.web.context import register_context
     from grader.web.credential_files import bp as credential_files_bp
     from grader.web.credential_pages import bp as credential_pages_bp
+    from grader.web.health import bp as health_bp
     from grader.web.openapi import bp as openapi_bp
 
     settings = settings or Settings.from_env()
@@ -73,5 +74,6 @@ def create_app(settings: Settings | None = None, *, queue: TaskQueue | None = No
     app.register_blueprint(openapi_bp)
     app.register_blueprint(credential_files_bp)
     app.register_blueprint(credential_pages_bp)
+    app.register_blueprint(health_bp)
     errors.register(app)
     return app

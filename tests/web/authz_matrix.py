@@ -369,6 +369,11 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", "/staff/agreement", "login 403 403 403 403 200 200"),
     # ------------------------------------------------------------ the learners' API
     _r("GET", "/api/v1/openapi.json", "200 200 200 200 200 200 200"),  # the same public document for all
+    # Operations (docs/operations.md): for orchestrators and Prometheus, no login; /metrics asks for a
+    # token only when GRADER_METRICS_TOKEN is set (not in this world).
+    _r("GET", "/healthz", "200 200 200 200 200 200 200"),
+    _r("GET", "/readyz", "200 200 200 200 200 200 200"),
+    _r("GET", "/metrics", "200 200 200 200 200 200 200"),
     _r("GET", "/api/v1/me", "401 200 200 200 200 200 200"),
     _r("GET", "/api/v1/assessments/<slug>", "401 200 200 200 200 200 200", at=REPO),
     _r(
