@@ -15,4 +15,4 @@ RUN pip install --no-cache-dir .
 USER grader
 ENV GRADER_DATA_DIR=/var/lib/grader
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-", "grader.entrypoints.wsgi:app"]
+CMD ["gunicorn", "-c", "python:grader.entrypoints.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-", "grader.entrypoints.wsgi:app"]

@@ -32,20 +32,15 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # An API token as grader.services.accounts makes them: the prefix, then 43 URL-safe characters.
 # Sixteen or more: the ten-character prefix shown on the account page stays readable.
 API_TOKEN = re.compile(r"\bgr_[A-Za-z0-9_-]{16,}")
-_SECRET_WORD = r"[\w.-]*(?:password|passwd|passphrase|secret|token|api[_-]?key|authorization|cookie)[\w.-]*"
-_REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?i)\b(bearer|basic)\s+(?!\[redacted\])[A-Za-z0-9._~+/=-]{6,}"), r"\1 [redacted]"),
-    # key=value, key: value, "key": "value" (JSON), with the key naming a secret; a quoted value whole
-    (
-        re.compile(
-            rf"(?i)(\b{_SECRET_WORD}[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|(?!\[redacted\])[^\s\"',;&)\]}}]+)"
-        ),
-        r"\1[redacted]",
-    ),
-    # scheme://user:password@host (the user may be empty: redis://:password@host)
-    (re.compile(r"(://[^/\s:@]*:)[^@/\s]+@"), r"\1[redacted]@"),
-    (API_TOKEN, "gr_[redacted]"),
-)
+# A key naming a secret, anywhere in it: password, db_password, csrf_token, Set-Cookie, X-Api-Key, …
+_SECRET_NAME = re.compile(r"(?i)password|passwd|passphrase|secret|token|api[_-]?key|authorization|cookie")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+(?!\[redacted\])[A-Za-z0-9._~+/=-]{6,}")
+# key=value, key: value, "key": "value" (JSON); a quoted value whole
+_PAIR = re.compile(r"""([\w.-]+)(["']?\s*[:=]\s*)("[^"]*"|'[^']*'|(?!\[redacted\])[^\s"',;&)\]}]+)""")
+# scheme://user:password@host (the user may be empty: redis://:password@host)
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]*:)[^@/\s]+@")
+# Most lines hold none of these: they are written as they are, without running the patterns.
+_HINTS = ("bearer", "basic", "gr_", "://", "pass", "secret", "token", "key", "auth", "cookie")
 # What every LogRecord has; anything else on a record came as `extra=` and goes into the JSON object.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 _OURS = "_grader_handler"
@@ -80,9 +75,21 @@ def current_ids() -> dict[str, str]:
 
 
 def redact(text: str) -> str:
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
-    return text
+    lowered = text.lower()
+    if not any(hint in lowered for hint in _HINTS):
+        return text
+    text = _BEARER.sub(r"\1 [redacted]", text)
+    text = _PAIR.sub(_pair, text)
+    text = _URL_PASSWORD.sub(r"\1[redacted]@", text)
+    return API_TOKEN.sub("gr_[redacted]", text)
+
+
+def _pair(match: re.Match[str]) -> str:
+    key, separator, value = match.groups()
+    if _SECRET_NAME.search(key):
+        return f"{key}{separator}[redacted]"
+    # The value may hold a pair of its own (`a:password=…`): it is read again.
+    return f"{key}{separator}{_PAIR.sub(_pair, value)}"
 
 
 class TextFormatter(logging.Formatter):
@@ -115,7 +122,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(current_ids())
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_") and key not in entry:
-                entry[key] = _scrubbed(value)
+                entry[key] = "[redacted]" if _SECRET_NAME.search(key) else _scrubbed(value)
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         elif record.exc_text:
@@ -125,12 +132,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def _scrubbed(value: Any) -> Any:
+def _scrubbed(value: Any, depth: int = 0) -> Any:
+    """An extra as JSON: nested mappings and lists kept as such, every string scrubbed."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, int | float | bool) or value is None:
         return value
-    return redact(json.dumps(value, ensure_ascii=False, default=str))
+    if depth < 4 and isinstance(value, Mapping):
+        return {
+            str(key): "[redacted]" if _SECRET_NAME.search(str(key)) else _scrubbed(item, depth + 1)
+            for key, item in value.items()
+        }
+    if depth < 4 and isinstance(value, list | tuple):
+        return [_scrubbed(item, depth + 1) for item in value]
+    return redact(str(value))
 
 
 def formatter(log_format: str) -> logging.Formatter:

@@ -117,7 +117,8 @@ def check_all(probes: Mapping[str, Callable[[], str]], timeout: float = CHECK_TI
         except TimedOut:
             checks.append(Check(name, False, f"did not answer within {timeout:g} s", timeout))
         except Exception as exc:
-            log.warning("readiness: %s is not reachable", name, exc_info=True)
+            # The whole story, address included, for the operator's log; one line, no traceback.
+            log.warning("readiness: %s is not reachable: %s: %s", name, type(exc).__name__, exc)
             checks.append(Check(name, False, _in_words(name, exc), time.monotonic() - started))
     # A probe still waiting on a dead host must not hold the request: its thread finishes on its own.
     pool.shutdown(wait=False, cancel_futures=True)

@@ -22,6 +22,7 @@ ENV = {
     "GRADER_PUBLIC_URL": "https://credentials.example.edu",
     "GRADER_ISSUER_NAME": "Example University",
     "GRADER_CREDENTIAL_KEY_SECRET": "a-long-enough-key-secret",
+    "GRADER_METRICS_TOKEN": "a-scrape-token",
 }
 
 
@@ -96,3 +97,24 @@ def test_every_kinds_queue_is_served_and_sandboxed_work_goes_to_the_sandbox_work
     # A repository's tests and a portfolio's PDF pages (pdftoppm) run in the box: only the worker that
     # reaches the Docker engine can do them.
     assert servers["sandbox"] == servers["checks"] == ["worker-sandbox"]
+
+
+def test_each_long_running_service_has_a_healthcheck_on_its_own_readiness_and_serves_metrics(
+    resolved: dict[str, Any],
+) -> None:
+    services = resolved["services"]
+    web = services["web"]
+    assert "python:grader.entrypoints.gunicorn_conf" in web["command"]  # one /metrics over its workers
+    assert "/readyz" in " ".join(web["healthcheck"]["test"])
+    for name in ("worker-quiz", "worker-sandbox"):
+        assert services[name]["healthcheck"]["test"] == ["CMD", "grader", "worker-ready"], name
+    assert "9100/metrics" in " ".join(services["reconciler"]["healthcheck"]["test"])
+    for name in ("worker-quiz", "worker-sandbox", "reconciler"):
+        environment = services[name]["environment"]
+        assert environment["GRADER_WORKER_METRICS_PORT"] == "9100", name
+        assert "ports" not in services[name], f"{name}'s metrics are for the compose network only"
+    for name in ("web", "worker-quiz", "worker-sandbox", "reconciler", "migrate"):
+        assert services[name]["environment"]["GRADER_LOG_FORMAT"] == "json", name
+    # The web port is published: its /metrics asks for a token, which has no default.
+    missing = compose("config", "-q", env={k: v for k, v in ENV.items() if k != "GRADER_METRICS_TOKEN"})
+    assert missing.returncode != 0 and "GRADER_METRICS_TOKEN" in missing.stderr
