@@ -283,3 +283,50 @@ def test_gunicorn_workers_add_up_in_one_scrape_and_their_json_lines_hold_no_secr
     assert any("GET /api/v1/me?access_token=[redacted]" in line for line in access)
     assert any("GET /login?password=[redacted]" in line for line in access)
     assert not folder.exists(), "gunicorn left its metrics folder behind"
+
+
+def test_the_reconcilers_loop_serves_what_it_resent(
+    client: FlaskClient, learner: Account, loaded: sessionmaker[Session], settings: Settings, tmp_path: Path
+) -> None:
+    response = client.post(
+        "/api/v1/submissions",
+        json={"assessment": "basics", "answers": BASICS_ANSWERS},
+        headers=bearer(learner),
+    )
+    assert response.status_code == 202
+    with loaded() as session:
+        run = session.scalars(
+            select(GradingRun).where(GradingRun.submission_id == response.get_json()["id"])
+        ).one()
+        run.enqueued_at = None  # as if the broker had lost it
+        session.commit()
+    port = free_port()
+    env = {
+        **os.environ,
+        **settings.to_env(),
+        "GRADER_WORKER_METRICS_PORT": str(port),
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with open(tmp_path / "reconciler.log", "ab") as log:
+        reconciler = subprocess.Popen(
+            [sys.executable, "-m", "grader.entrypoints.cli", "reconcile", "--every", "0.5"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for_port(port, timeout=30)
+
+        def resent() -> bool:
+            text = scrape(f"http://127.0.0.1:{port}/metrics")
+            return count(text, "grader_reconciler_actions_total", action="resent") >= 1
+
+        wait_for(resent, 30, "the reconciler to resend the lost run")
+    finally:
+        os.killpg(reconciler.pid, signal.SIGTERM)
+        reconciler.wait(timeout=30)
+    with loaded() as session:
+        assert session.get(GradingRun, run.id).enqueued_at is not None  # type: ignore[union-attr]
