@@ -75,7 +75,8 @@ def _process_env(env: Mapping[str, str]) -> dict[str, str]:
 
 @dataclass
 class Gunicorn:
-    """gunicorn as compose.yaml runs it (gthread workers and threads), serving the bench's WSGI root."""
+    """gunicorn as compose.yaml runs it (its config module, gthread workers and threads), serving the
+    bench's WSGI root."""
 
     env: Mapping[str, str]
     log_dir: Path
@@ -91,7 +92,8 @@ class Gunicorn:
 
     def start(self, timeout: float = 60.0) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}"]
+        command = [sys.executable, "-m", "gunicorn", "-c", "python:grader.entrypoints.gunicorn_conf"]
+        command += ["--bind", f"127.0.0.1:{self.port}"]
         command += [
             "--workers",
             str(self.workers),

@@ -68,7 +68,7 @@ from grader.db import make_engine, make_session_factory, session_scope  # noqa: 
 from grader.migrate import upgrade  # noqa: E402
 from grader.services.catalog import load_catalog  # noqa: E402
 from tests.support.catalogs import BASICS_ANSWERS, BASICS_QUIZ, PROGRAM, TIMED_QUIZ, write_catalog  # noqa: E402
-from tests.support.services import postgres_database  # noqa: E402
+from tests.support.services import free_port, postgres_database  # noqa: E402
 
 UNLIMITED = BASICS_QUIZ.replace(
     "attempts: {max: 3, cooldown_seconds: 0}", "attempts: {max: null, cooldown_seconds: 0}"
@@ -167,6 +167,10 @@ class Stack:
             submissions_per_hour=10**9,
             queue_admission_limit=10**9,
             quiz_grading=args.mode,
+            # As compose.yaml runs it: JSON log lines, /metrics behind a token, workers serving theirs.
+            log_format="json",
+            metrics_token="bench-metrics-token",
+            worker_metrics_port=free_port(),
         )
         self.engine = make_engine(self.settings)
         self.redis = Redis.from_url(redis.url)
@@ -196,13 +200,8 @@ class Stack:
 
     @contextmanager
     def running(self, *, profile: bool = False) -> Iterator[None]:
-        env = {
-            **self.settings.to_env(),
-            COUNT_DIR_ENV: str(self.count_dir),
-            # For metrics in multiprocess mode, should the app use them: one folder per run.
-            "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "prometheus"),
-        }
-        (self.tmp / "prometheus").mkdir(exist_ok=True)
+        # No PROMETHEUS_MULTIPROC_DIR: gunicorn_conf and workers.main each make their tree's own.
+        env = {**self.settings.to_env(), COUNT_DIR_ENV: str(self.count_dir)}
         if profile:
             env[PROFILE_ENV] = "1"
         self.gunicorn = Gunicorn(
@@ -306,6 +305,11 @@ class Stack:
         self.wait_for_empty_queue()
         elapsed = time.perf_counter() - started
         sender.close()
+        # The queue's emptiness is the clock; the worker's own log says whether every task really ran.
+        time.sleep(0.5)
+        succeeded = self.worker.log_path.read_text(errors="replace").count(f"Task {NOOP_TASK}[")
+        if succeeded < 2 * (tasks + 1):  # one "received" and one "succeeded" line each
+            print(f"warning: the worker logged {succeeded // 2} of {tasks + 1} no-op tasks", file=sys.stderr)
         return {"tasks": tasks, "seconds": elapsed, "send_seconds": sent, "rate": tasks / elapsed}
 
 
@@ -370,7 +374,13 @@ def verdict(ok: bool) -> str:
 
 
 def print_targets(
-    mode: str, fixed: Step, best: Step | None, anchor: dict[str, Any], noop: dict[str, float]
+    mode: str,
+    fixed: Step,
+    best: Step | None,
+    anchor: dict[str, Any],
+    noop: dict[str, float],
+    *,
+    searched: bool,
 ) -> None:
     target = TARGETS[mode]
     print(f"targets ({mode} mode, issue 12):")
@@ -384,7 +394,8 @@ def print_targets(
             met = verdict(share >= target.noop_share)
             print(f"  saturation ≥ {target.noop_share}x Celery no-op: {share:.2f}x: {met}")
     else:
-        print(f"  saturation ≥ {target.saturation:g} graded/s: not measured (add --find-max)")
+        why = f"no rate was sustained: {verdict(False)}" if searched else "not measured (add --find-max)"
+        print(f"  saturation ≥ {target.saturation:g} graded/s: {why}")
     at = f"at {fixed.rate:g}/s offered" + (
         "" if fixed.rate == target.rate else f" (the target is at {target.rate:g}/s)"
     )
@@ -461,17 +472,18 @@ def measure(stack: Stack, args: argparse.Namespace) -> None:
     describe_step(fixed, title="step")
     best: Step | None = None
     if args.find_max:
-        offered = args.find_max_from or target.saturation / 4
+        first = args.find_max_from or target.saturation / 10
+        offered = first
         for _ in range(args.max_steps):
             step = stack.quiz_step(offered, args.seconds)
             describe_step(step, title="find-max step")
-            print(f"  → {'sustained' if step.sustained else 'NOT sustained'}")
+            print(f"  -> {'sustained' if step.sustained else 'NOT sustained'}")
             if not step.sustained:
                 break
             best = step
             offered = round(offered * args.step, 1)
         if best is None:
-            print(f"find-max: not even {args.find_max_from or target.saturation / 4:g}/s was sustained")
+            print(f"find-max: not even {first:g}/s was sustained (start lower with --find-max-from)")
         else:
             print(
                 f"find-max: highest sustained rate {best.rate:g}/s offered, {best.achieved:.1f} graded/s "
@@ -491,7 +503,7 @@ def measure(stack: Stack, args: argparse.Namespace) -> None:
         f"anchor: Celery no-op, {noop['tasks']} tasks on queue {QUIZ_QUEUE!r}: {noop['rate']:.0f} tasks/s "
         f"from first send to last ack ({noop['send_seconds']:.2f} s to send them)"
     )
-    print_targets(args.mode, fixed, best, anchor, noop)
+    print_targets(args.mode, fixed, best, anchor, noop, searched=args.find_max)
 
 
 def profile(stack: Stack, args: argparse.Namespace) -> None:
@@ -516,7 +528,7 @@ def parse_args() -> argparse.Namespace:
         "--find-max", action="store_true", help="raise the rate until it is no longer sustained"
     )
     parser.add_argument(
-        "--find-max-from", type=float, default=0.0, help="first find-max rate (default target/4)"
+        "--find-max-from", type=float, default=0.0, help="first find-max rate (default target/10)"
     )
     parser.add_argument("--step", type=float, default=1.25, help="find-max: factor between rates")
     parser.add_argument("--max-steps", type=int, default=20)
@@ -531,9 +543,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--anchor-seconds", type=float, default=5.0)
     parser.add_argument("--noop-tasks", type=int, default=2000)
     parser.add_argument("--profile", action="store_true", help="a profiling run instead (cProfile)")
-    parser.add_argument("--profile-rate", type=float, default=10.0)
+    parser.add_argument("--profile-rate", type=float, default=3.0, help="low: cProfile slows every call")
     parser.add_argument("--top", type=int, default=15, help="functions shown per profile")
     return parser.parse_args()
+
+
+def tree_state() -> str:
+    """The commit measured, and whether the working tree (shared with others) differs from it."""
+    done = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() or "unknown"
 
 
 def main() -> None:
@@ -551,7 +571,7 @@ def main() -> None:
             f"quiz throughput, {args.mode} mode: gunicorn {args.web_workers} gthread workers x "
             f"{args.web_threads} threads, celery prefork x {args.worker_concurrency}, PostgreSQL, "
             f"redis-server (AOF everysec); {args.learners} learners with tokens made in {prepared:.1f} s; "
-            f"client: one process, {args.client_threads} threads"
+            f"client: one process, {args.client_threads} threads; tree {tree_state()}"
         )
         with stack.running(profile=args.profile):
             if args.profile:
