@@ -294,7 +294,7 @@ def reconcile_command(every: float | None) -> None:
     """Re-enqueue runs whose message or worker was lost; mark runs that keep failing as error."""
     from grader.broker import CeleryTaskQueue
     from grader.db import session_scope
-    from grader.services.grading import reconcile
+    from grader.services.reconciler import reconcile
 
     settings = _settings()
     factory = _session_factory(settings)

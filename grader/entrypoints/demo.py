@@ -231,7 +231,7 @@ def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
 
 def _reconcile_loop(settings: Settings, factory: Any, stop: threading.Event) -> None:
     from grader.broker import CeleryTaskQueue
-    from grader.services.grading import reconcile
+    from grader.services.reconciler import reconcile
 
     queue = CeleryTaskQueue(settings)
     while not stop.wait(settings.reconcile_every_seconds):

@@ -18,13 +18,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from grader import logs, metrics
 from grader.db import session_scope
 from grader.errors import ServiceUnavailable
-from grader.interfaces import TaskQueue
 from grader.kinds.base import CarriedReview, Grade, GradingJob, KindGrader
 from grader.models import (
     AssessmentVersion,
@@ -39,7 +38,7 @@ from grader.models import (
     utcnow,
 )
 from grader.models import Review as ReviewRow
-from grader.services import audit, credentials, progress, review_queue
+from grader.services import audit, progress, review_queue
 from grader.services.catalog import parse_definition
 from rubrics import Review, rubric_from_dict
 
@@ -332,7 +331,7 @@ def release_run(session: Session, claim: Claim, error: str, *, max_tries: int) -
         session.rollback()
         return
     if claim.tries >= max_tries:
-        _give_up(run, f"gave up after {claim.tries} tries: {error}"[:4000])
+        give_up(run, f"gave up after {claim.tries} tries: {error}"[:4000])
         log.error("grading run %s marked error: %s", run.id, error)
     else:
         run.status = RunStatus.QUEUED
@@ -453,131 +452,13 @@ def grade_inline(
     )
 
 
-@dataclass(frozen=True)
-class ReconcileReport:
-    requeued: tuple[str, ...]
-    failed: tuple[str, ...]
-    credentials_resent: tuple[str, ...] = ()
-
-
-def reconcile(
-    session: Session,
-    queue: TaskQueue,
-    *,
-    lease_seconds: int,
-    max_tries: int,
-    now: datetime | None = None,
-) -> ReconcileReport:
-    """Find runs whose message or worker was lost and send them again; give up after `max_tries`.
-
-    A run counts as lost when it is `running` past its lease (its worker died), or `queued` but never
-    handed to the broker, or `queued` for longer than a lease while its queue on the broker is empty.
-    """
-    now = now or utcnow()
-    requeued: list[str] = []
-    failed: list[str] = []
-    stale_running = session.scalars(
-        select(GradingRun).where(GradingRun.status == RunStatus.RUNNING, GradingRun.lease_expires_at < now)
-    ).all()
-    for run in stale_running:
-        if run.tries >= max_tries:
-            _give_up(run, f"gave up after {run.tries} tries: the worker stopped answering each time")
-            failed.append(run.id)
-        else:
-            run.status = RunStatus.QUEUED
-            run.lease_id = None
-            run.lease_expires_at = None
-            run.last_error = "worker lease expired"
-            run.enqueued_at = None
-    session.commit()
-
-    empty_queues: dict[str, bool] = {}
-
-    def broker_lost_it(run: GradingRun) -> bool:
-        if run.enqueued_at is None:
-            return True
-        if run.enqueued_at > now - timedelta(seconds=lease_seconds):
-            return False
-        if run.queue not in empty_queues:
-            pending = queue.pending_count(run.queue)
-            empty_queues[run.queue] = pending is None or pending == 0
-        return empty_queues[run.queue]
-
-    for run in session.scalars(select(GradingRun).where(GradingRun.status == RunStatus.QUEUED)).all():
-        if not broker_lost_it(run):
-            continue
-        try:
-            queue.enqueue_grading(run.id, run.queue)
-        except Exception:
-            log.warning("reconciler could not enqueue run %s", run.id, exc_info=True)
-            continue
-        run.enqueued_at = utcnow()
-        requeued.append(run.id)
-        session.commit()
-    for run_id in failed:
-        log.error("grading run %s marked error after %d tries", run_id, max_tries)
-    resent = credentials.resend_pending(session, queue, now)
-    metrics.reconciled(resent=len(requeued), gave_up=len(failed), credentials_resent=len(resent))
-    return ReconcileReport(requeued=tuple(requeued), failed=tuple(failed), credentials_resent=tuple(resent))
-
-
-def _give_up(run: GradingRun, reason: str) -> None:
+def give_up(run: GradingRun, reason: str) -> None:
     run.status = RunStatus.ERROR
     run.lease_id = None
     run.lease_expires_at = None
     run.finished_at = utcnow()
     run.last_error = reason
     run.submission.status = SubmissionStatus.ERROR
-
-
-def queue_position(session: Session, run: GradingRun) -> int | None:
-    """1-based position of a queued run among the runs waiting in its queue."""
-    if run.status != RunStatus.QUEUED:
-        return None
-    ahead = (
-        session.scalar(
-            select(func.count(GradingRun.id)).where(
-                GradingRun.queue == run.queue,
-                GradingRun.status == RunStatus.QUEUED,
-                GradingRun.requested_at < run.requested_at,
-            )
-        )
-        or 0
-    )
-    return ahead + 1
-
-
-# How much recent history the ETA reads: enough to smooth one slow run, recent enough to follow a spike.
-ETA_HISTORY_RUNS = 50
-
-
-def queue_eta_seconds(session: Session, run: GradingRun, position: int | None = None) -> float | None:
-    """Seconds until a queued run is done: its place in the queue times the queue's recent pace.
-
-    The pace is how fast the queue's last runs finished one after another (which counts every worker
-    slot serving it); with a single finished run, its own duration. None without history.
-    """
-    position = queue_position(session, run) if position is None else position
-    if position is None:
-        return None
-    recent = session.execute(
-        select(GradingRun.started_at, GradingRun.finished_at)
-        .where(
-            GradingRun.queue == run.queue,
-            GradingRun.status == RunStatus.DONE,
-            GradingRun.finished_at.is_not(None),
-        )
-        .order_by(GradingRun.finished_at.desc())
-        .limit(ETA_HISTORY_RUNS)
-    ).all()
-    if not recent:
-        return None
-    durations = [(f - s).total_seconds() for s, f in recent if s is not None and f is not None]
-    mean_run = sum(durations) / len(durations) if durations else 0.0
-    span = (recent[0].finished_at - recent[-1].finished_at).total_seconds()
-    per_run = span / (len(recent) - 1) if len(recent) > 1 and span > 0 else mean_run
-    # A run queued behind others waits for them, then takes its own run time.
-    return round((position - 1) * per_run + mean_run, 1)
 
 
 def latest_result(session: Session, submission: Submission) -> Result | None:

@@ -40,8 +40,9 @@ from grader.models import (
 from grader.models import Review as ReviewRow
 from grader.services import access, progress, review_queue, reviews, submissions, viewer
 from grader.services.catalog import current_version, parse_definition
-from grader.services.grading import latest_result, queue_eta_seconds, queue_position
+from grader.services.grading import latest_result
 from grader.services.progress import ProgramProgress, RequirementStatus
+from grader.services.scheduling import queue_eta_seconds, queue_position
 from grader.services.submissions import Availability
 from grader.storage import FileStore
 

@@ -19,8 +19,8 @@ from grader.services.grading import (
     claim_run,
     finish_run,
     process_run,
-    reconcile,
 )
+from grader.services.reconciler import reconcile
 from tests.conftest import Account
 from tests.support.catalogs import BASICS_ANSWERS
 from tests.support.databases import sqlite_and_postgres  # noqa: F401 - runs each test on both

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from grader.broker import CeleryTaskQueue
 from grader.config import Settings
 from grader.models import AuditEvent, CredentialAward, GradingRun, IssuedCredential, Result, utcnow
-from grader.services.grading import reconcile
+from grader.services.reconciler import reconcile
 from tests.conftest import Account, bearer, make_account
 from tests.support.catalogs import BASICS_ANSWERS
 from tests.support.databases import sqlite_and_postgres  # noqa: F401 - runs each test on both

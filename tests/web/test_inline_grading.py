@@ -17,7 +17,7 @@ from grader.interfaces import RecordingQueue
 from grader.kinds import KINDS
 from grader.kinds.quiz import QuizGrader
 from grader.models import GradingRun
-from grader.services.grading import reconcile
+from grader.services.reconciler import reconcile
 from tests.conftest import Account, bearer
 from tests.support.catalogs import BASICS_ANSWERS
 
