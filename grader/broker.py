@@ -7,6 +7,12 @@ never change a grade: the database decides.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Celery
@@ -22,6 +28,9 @@ QUEUES = tuple(dict.fromkeys(kind.queue for kind in KINDS.values()))
 WORKER_QUEUES = (*QUEUES, ISSUE_QUEUE)
 # Longer than any grading task may run, so Redis never re-delivers a task that is still running.
 VISIBILITY_TIMEOUT_SECONDS = 3600
+# How long the reconciler waits for workers to say which messages they hold, or that they live: a
+# worker that answers slower counts as gone (its runs are sent again; the database grades them once).
+WORKER_REPLY_SECONDS = 1.0
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -97,15 +106,153 @@ class CeleryTaskQueue:
             retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
         )
 
+    def _on_redis(self) -> bool:
+        return self._settings.broker_url.startswith(("redis://", "rediss://"))
+
     def pending_count(self, queue: str) -> int | None:
-        if not self._settings.broker_url.startswith(("redis://", "rediss://")):
+        if not self._on_redis():
             return None
         import redis
 
+        layout = RedisLayout.of(self._app.conf.broker_transport_options or {})
         client = redis.Redis.from_url(self._settings.broker_url, socket_timeout=2)
         try:
-            return int(client.llen(queue))
+            with client.pipeline(transaction=False) as pipe:
+                for key in layout.queue_keys(queue):
+                    pipe.llen(key)
+                return sum(int(size) for size in pipe.execute())
         except redis.RedisError:
             return None
         finally:
             client.close()
+
+    def messages_for(self, queue: str, run_ids: Collection[str]) -> set[str] | None:
+        """Of `run_ids`, the runs the broker still holds a grading message for: waiting in `queue`
+        (any of its priority lists), or delivered to a worker that answers and has not acked it.
+
+        A message in kombu's `unacked` hash whose worker does not answer was held by a worker that
+        died: Redis gives it back only after the visibility timeout (an hour), so it counts as lost.
+        """
+        wanted = set(run_ids)
+        if not wanted:
+            return set()
+        if not self._on_redis():
+            return None
+        import redis
+
+        layout = RedisLayout.of(self._app.conf.broker_transport_options or {})
+        client = redis.Redis.from_url(self._settings.broker_url, socket_timeout=10)
+        try:
+            # One MULTI: a message moving from a list to `unacked` is seen in one or the other.
+            with client.pipeline(transaction=True) as pipe:
+                for key in layout.queue_keys(queue):
+                    pipe.lrange(key, 0, -1)
+                pipe.hvals(layout.unacked_key)
+                *waiting_lists, unacked = pipe.execute()
+        except redis.RedisError:
+            return None
+        finally:
+            client.close()
+        held = {run for raw in _chain(waiting_lists) if (run := _run_of(raw)) in wanted}
+        delivered: dict[str, str] = {}  # task id -> run id, of messages a worker took and did not ack
+        for raw in unacked:
+            try:
+                payload, _exchange, _routing_key = json.loads(raw)
+            except (ValueError, TypeError):
+                continue
+            run = _run_of_payload(payload)
+            if run in wanted and run not in held:
+                task_id = (payload.get("headers") or {}).get("id")
+                if isinstance(task_id, str):
+                    delivered[task_id] = run
+        if delivered:
+            try:
+                replies = self._app.control.inspect(timeout=WORKER_REPLY_SECONDS).query_task(*delivered) or {}
+            except Exception:  # the control channel is the broker too: no answer, no verdict
+                return None
+            for tasks in replies.values():
+                held.update(delivered[task_id] for task_id in tasks or {} if task_id in delivered)
+        return held
+
+    def live_workers(self, names: Collection[str]) -> dict[str, datetime] | None:
+        """When each of the named workers that answers was started; one that does not is left out."""
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+        try:
+            replies = (
+                self._app.control.inspect(
+                    destination=wanted, timeout=WORKER_REPLY_SECONDS, limit=len(wanted)
+                ).stats()
+                or {}
+            )
+        except Exception:  # the broker is down: nobody can tell whether the workers live
+            return None
+        now = datetime.now(UTC)
+        started: dict[str, datetime] = {}
+        for name, stats in replies.items():
+            uptime = stats.get("uptime") if isinstance(stats, dict) else None
+            if isinstance(uptime, int | float):
+                started[name] = now - timedelta(seconds=uptime)
+        return started
+
+
+@dataclass(frozen=True)
+class RedisLayout:
+    """Where kombu's Redis transport keeps a queue's messages and the delivered, unacked ones.
+
+    A queue is one list per priority step (`quiz`, `quiz\x06\x163`, ...: kombu's `_q_for_pri`),
+    messages taken by a worker sit in the `unacked` hash until acked; all keys carry the global
+    prefix. The defaults are kombu's own, so a transport option that changes one is followed.
+    """
+
+    separator: str
+    priority_steps: tuple[int, ...]
+    unacked_key: str
+    prefix: str
+
+    @classmethod
+    def of(cls, transport_options: dict[str, Any]) -> RedisLayout:
+        from kombu.transport.redis import Channel
+
+        return cls(
+            separator=transport_options.get("sep", Channel.sep),
+            priority_steps=tuple(transport_options.get("priority_steps", Channel.priority_steps)),
+            unacked_key=transport_options.get("global_keyprefix", "")
+            + transport_options.get("unacked_key", Channel.unacked_key),
+            prefix=transport_options.get("global_keyprefix", ""),
+        )
+
+    def queue_keys(self, queue: str) -> list[str]:
+        return [
+            self.prefix + (f"{queue}{self.separator}{step}" if step else queue)
+            for step in self.priority_steps
+        ]
+
+
+def _chain(lists: Iterable[list[bytes]]) -> Iterable[bytes]:
+    for items in lists:
+        yield from items
+
+
+def _run_of(raw: bytes | str) -> str | None:
+    try:
+        return _run_of_payload(json.loads(raw))
+    except (ValueError, TypeError):
+        return None
+
+
+def _run_of_payload(payload: Any) -> str | None:
+    """The run id a grading message carries (Celery's protocol 2: the body is `[args, kwargs, embed]`)."""
+    if not isinstance(payload, dict) or (payload.get("headers") or {}).get("task") != GRADE_TASK:
+        return None
+    body = payload.get("body")
+    if not isinstance(body, str | bytes):
+        return None
+    try:
+        if (payload.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+    except (ValueError, TypeError, IndexError, KeyError, binascii.Error):
+        return None
+    return args[0] if isinstance(args, list) and args and isinstance(args[0], str) else None

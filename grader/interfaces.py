@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
 from typing import Protocol
 
 
@@ -20,6 +22,16 @@ class TaskQueue(Protocol):
         """Messages waiting in a queue, or None when the broker cannot tell cheaply."""
         ...
 
+    def messages_for(self, queue: str, run_ids: Collection[str]) -> set[str] | None:
+        """Of `run_ids`, those whose message the broker still holds (waiting in `queue`, or taken by
+        a worker that lives and has not acknowledged it); None when the broker cannot tell."""
+        ...
+
+    def live_workers(self, names: Collection[str]) -> dict[str, datetime] | None:
+        """When each of the named workers that answers now was started (one that does not answer is
+        left out); None when nobody can ask them."""
+        ...
+
 
 class RecordingQueue:
     """A TaskQueue that only remembers what was sent: for unit tests and dry runs."""
@@ -36,3 +48,9 @@ class RecordingQueue:
 
     def pending_count(self, queue: str) -> int | None:
         return sum(1 for _, q in self.sent if q == queue)
+
+    def messages_for(self, queue: str, run_ids: Collection[str]) -> set[str] | None:
+        return None  # a recording is not a broker: the reconciler falls back to its older rule
+
+    def live_workers(self, names: Collection[str]) -> dict[str, datetime] | None:
+        return None

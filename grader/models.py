@@ -341,6 +341,9 @@ class GradingRun(Base):
     status: Mapped[str] = mapped_column(String(20), default=RunStatus.QUEUED)
     reason: Mapped[str] = mapped_column(String(20), default="submitted")
     tries: Mapped[int] = mapped_column(Integer, default=0)
+    # The tries the submission itself may have caused (its grading process died while its worker
+    # lived, or grading it raised an internal error): these, not `tries`, count toward the error limit.
+    strikes: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     lease_id: Mapped[str | None] = mapped_column(String(32), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     worker: Mapped[str | None] = mapped_column(String(200), default=None)

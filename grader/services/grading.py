@@ -324,20 +324,45 @@ def review_rows(reviews: tuple[Review, ...]) -> list[dict[str, Any]]:
     ]
 
 
-def release_run(session: Session, claim: Claim, error: str, *, max_tries: int) -> None:
-    """Give a run back to the queue after a fault on our side, or mark it error after `max_tries`."""
+# However a run's tries are counted, it is delivered at most this many times `max_tries`: none loops.
+DELIVERY_LIMIT_FACTOR = 3
+
+
+def delivery_limit(max_tries: int) -> int:
+    return DELIVERY_LIMIT_FACTOR * max_tries
+
+
+def release_run(
+    session: Session, claim: Claim, error: str, *, max_tries: int, submission_may_cause: bool = True
+) -> None:
+    """Give a run back to the queue after a fault on our side, or mark it error.
+
+    A fault the submission may have caused (grading it raised) is a strike, and `max_tries` strikes
+    end in error; one it cannot cause (a service that is down) only counts as a delivery, up to the
+    delivery limit.
+    """
     run = session.get(GradingRun, claim.run_id)
     if run is None or run.lease_id != claim.lease_id:
         session.rollback()
         return
-    if claim.tries >= max_tries:
-        give_up(run, f"gave up after {claim.tries} tries: {error}"[:4000])
+    if submission_may_cause:
+        run.strikes += 1
+    if run.strikes >= max_tries:
+        give_up(run, f"gave up after {run.strikes} tries that the submission may have caused: {error}"[:4000])
         log.error("grading run %s marked error: %s", run.id, error)
+    elif claim.tries >= delivery_limit(max_tries):
+        give_up(run, f"gave up after {claim.tries} deliveries, the most a run gets: {error}"[:4000])
+        log.error("grading run %s marked error after %d deliveries: %s", run.id, claim.tries, error)
     else:
         run.status = RunStatus.QUEUED
         run.lease_id = None
         run.lease_expires_at = None
-        run.last_error = error[:4000]
+        counted = (
+            f"counted against the submission: {run.strikes} of {max_tries}"
+            if submission_may_cause
+            else "not counted against the submission"
+        )
+        run.last_error = f"{error} ({counted})"[:4000]
         run.enqueued_at = None  # the reconciler sends it again
     session.commit()
 
@@ -401,7 +426,9 @@ def process_run(
             grade = grader.grade(job)
     except ServiceUnavailable as exc:
         with session_scope(factory) as session:
-            release_run(session, claim, f"{exc.code}: {exc.message}", max_tries=max_tries)
+            release_run(
+                session, claim, f"{exc.code}: {exc.message}", max_tries=max_tries, submission_may_cause=False
+            )
         raise
     except Exception as exc:
         # A bug on our side, not the learner's fault: keep the run recoverable and say why.
