@@ -286,7 +286,12 @@ def test_gunicorn_workers_add_up_in_one_scrape_and_their_json_lines_hold_no_secr
 
 
 def test_the_reconcilers_loop_serves_what_it_resent(
-    client: FlaskClient, learner: Account, loaded: sessionmaker[Session], settings: Settings, tmp_path: Path
+    client: FlaskClient,
+    learner: Account,
+    loaded: sessionmaker[Session],
+    settings: Settings,
+    redis: RedisServer,
+    tmp_path: Path,
 ) -> None:
     response = client.post(
         "/api/v1/submissions",
@@ -298,8 +303,12 @@ def test_the_reconcilers_loop_serves_what_it_resent(
         run = session.scalars(
             select(GradingRun).where(GradingRun.submission_id == response.get_json()["id"])
         ).one()
-        run.enqueued_at = None  # as if the broker had lost it
+        run.enqueued_at = None
         session.commit()
+    # The broker loses it (the reconciler sends again only what the broker no longer holds).
+    import redis as redis_client
+
+    assert redis_client.Redis.from_url(redis.url).delete("quiz") == 1
     port = free_port()
     env = {
         **os.environ,
