@@ -28,6 +28,7 @@ from grader.services.reconciler import RESTART_MARGIN, ReconcileReport, reconcil
 from tests.conftest import Account, bearer, make_account
 from tests.support.catalogs import BASICS_ANSWERS
 from tests.support.databases import sqlite_and_postgres  # noqa: F401 - runs each test on both
+from tests.support.metrics import value
 from tests.support.services import RedisServer, WorkerProcess, redis_server
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -292,3 +293,26 @@ def test_a_submission_that_crashes_its_grading_process_each_time_ends_in_error_s
     wait_for(lambda: all_graded_once(loaded, [sound]), 30, "a sound submission to be graded", tick=tick)
     with loaded() as session:
         assert session.get(Submission, crashing).status == "error"  # type: ignore[union-attr]
+
+    # Staff see it in the queue health with the reason and can retry it; the metric counts it.
+    staff = make_account(loaded, "staff@example.org", role="reviewer", runs=("test-program",))
+    health = learners.client.get("/api/v1/staff/queues", headers=bearer(staff)).get_json()
+    shown = [e for e in health["errors"] if e["run"] == run.id]
+    assert len(shown) == 1 and "died while that worker kept running" in shown[0]["last_error"]
+    scraped = learners.client.get("/metrics").get_data(as_text=True)
+    assert value(scraped, "grader_runs_in_error", queue="quiz") == 1
+    retried = learners.client.post(f"/api/v1/staff/runs/{run.id}/retry", json={}, headers=bearer(staff))
+    assert retried.status_code == 202, retried.get_json()
+    # Once whatever crashed it is fixed, the retry (a new run, with no strikes) grades it.
+    (settings.data_dir / f"crash-learner-{crasher.id}").unlink()
+    wait_for(
+        lambda: (
+            learners.client.get(f"/api/v1/submissions/{crashing}", headers=bearer(crasher)).get_json()[
+                "status"
+            ]
+            == "graded"
+        ),
+        60,
+        "the retried run to be graded",
+        tick=tick,
+    )
