@@ -40,6 +40,8 @@ class Settings:
     sandbox_backend: str = "auto"  # auto | docker | bwrap
     sandbox_image: str = "microcred-python:bookworm"
     sandbox_rootfs: Path = Path("/var/lib/microcred/rootfs/python-bookworm")
+    # Docker: started, never-used containers kept ready per image and set of limits (0: none)
+    docker_warm_pool: int = 2
     setup_timeout_seconds: float = 900.0  # a course team's setup step, when its image is built
     # Git intake
     git_allowed_hosts: tuple[str, ...] = (
@@ -175,6 +177,11 @@ class Settings:
             raise InvalidInput(
                 "GRADER_SANDBOX_BACKEND must be auto, docker or bwrap",
                 details={"field": "GRADER_SANDBOX_BACKEND"},
+            )
+        if not 0 <= settings.docker_warm_pool <= 16:
+            raise InvalidInput(
+                "GRADER_DOCKER_WARM_POOL must be between 0 (no warm containers) and 16",
+                details={"field": "GRADER_DOCKER_WARM_POOL"},
             )
         if settings.log_format not in {"text", "json"}:
             raise InvalidInput(

@@ -6,12 +6,13 @@ job) that the backends start in place of the job, with a clean environment:
 1. It makes itself non-dumpable (prctl PR_SET_DUMPABLE 0). The job runs as the same user, yet can
    then neither ptrace it nor open its /proc files (mem, fd, environ): nothing the job can reach
    matters to the verdict. On bubblewrap it is the box's pid 1 (`--as-pid-1`, so bwrap's own init,
-   which runs outside the seccomp filter, is not there), which the job cannot signal either; on
-   Docker the container's pid 1 is a keeper running as another user. On bubblewrap it then sets
+   which runs outside the seccomp filter, is not there), which the job cannot signal either; so it
+   is on Docker, where it is the container's own first process. On bubblewrap it then sets
    the job's rlimits on itself (lowering one's own needs no capability; the job inherits them).
 2. On Docker only: it becomes the reaper of the job's orphans, reads the files mark (a secret, on
-   the first line of stdin) and the files' tar (from stdin, exactly as many bytes as announced),
-   and loads `seccomp.arch_guard` (runc kills only the calling thread on a foreign ABI).
+   the first line of stdin), then the job itself (`job_message`: a warm box's init is started
+   before its job exists) and the files' tar (exactly as many bytes as announced), and loads
+   `seccomp.arch_guard` (runc kills only the calling thread on a foreign ABI).
 3. It links what a setup step built into the image's /opt/microcred/autograder-source into
    /box/autograder/source, and makes the results folders of the Gradescope and PrairieLearn
    layouts when the job's files use them.
@@ -20,7 +21,8 @@ job) that the backends start in place of the job, with a clean environment:
 5. It runs the job as its child with the job's environment, waits for it, reaping any orphan on
    the way, and reports the job's real wait status and the CPU time of what it reaped. On Docker it
    first kills every process of the box user that is left, then writes the report after the files
-   mark on stderr, then the tar of the files to collect; on bubblewrap it writes the report on the
+   mark on stderr, then the tar of the files to collect and the files mark again, and waits to be
+   removed (the worker reads the box's cgroup meanwhile); on bubblewrap it writes the report on the
    status pipe and exits (exit_group directly: perl's own exit costs a few hundred microseconds
    more), and the kernel kills whatever is left in the box's pid namespace.
 """
@@ -55,10 +57,7 @@ sub others_left {
     }
     0
 }
-my ($prctl, $prlimit, $exit_group, $limits, $status_fd, $start, $tar_size, $guard, $ncollect, $nenv) =
-    splice @ARGV, 0, 10;
-my @collect = splice @ARGV, 0, $ncollect;
-my %env = map { split /=/, $_, 2 } splice @ARGV, 0, $nenv;
+my ($prctl, $prlimit, $exit_group, $limits, $status_fd) = splice @ARGV, 0, 5;
 syscall($prctl, 4, 0) == 0 && syscall($prctl, 3, 0) == 0 or fail("PR_SET_DUMPABLE");
 for (split /,/, $limits) {
     my ($resource, $soft, $hard) = split /:/;
@@ -71,7 +70,12 @@ if ($status_fd >= 0) {
     syscall($prctl, 36, 1) == 0 or fail("PR_SET_CHILD_SUBREAPER");
     $files_mark = readn(33);
     chop $files_mark;
+    # On Docker the init starts before its job exists (a warm box): the rest of its argv comes here.
+    @ARGV = split /\0/, readn(readn(10) + 0), -1;
 }
+my ($start, $tar_size, $guard, $ncollect, $nenv) = splice @ARGV, 0, 5;
+my @collect = splice @ARGV, 0, $ncollect;
+my %env = map { split /=/, $_, 2 } splice @ARGV, 0, $nenv;
 if (length $guard) {
     my $program = pack("H*", $guard);
     syscall($prctl, 22, 2, pack("S x6 p", length($program) / 8, $program)) == 0 or fail("seccomp");
@@ -120,11 +124,21 @@ for (1 .. 500) {
 }
 my (undef, undef, $cu, $cs) = times;
 syswrite(STDERR, "$files_mark$wait_status $cu $cs\n");
-syscall($exit_group, 0) unless @collect;
-open(STDOUT, ">&", \*STDERR) or exit 0;
-open(STDERR, ">", "/dev/null");
-exec "tar", "-c", "-f", "-", "-C", "/box", "--ignore-failed-read", "--", @collect;
-exit 0;
+if (@collect) {
+    my $tar = fork;
+    if (defined $tar && !$tar) {
+        open(STDOUT, ">&", \*STDERR) or exit 0;
+        open(STDERR, ">", "/dev/null");
+        exec "tar", "-c", "-f", "-", "-C", "/box", "--ignore-failed-read", "--", @collect;
+        exit 0;
+    }
+    waitpid($tar, 0) if $tar;
+}
+# The mark again ends the tar, and ends stdout (Docker copies the two streams apart, in no order);
+# the box stays up so the worker can read its cgroup, then removes it.
+syswrite(STDOUT, $files_mark);
+syswrite(STDERR, $files_mark);
+sleep while 1;
 """.replace("@SETUP_SOURCE@", SETUP_SOURCE)
 
 
@@ -142,26 +156,53 @@ def init_argv(
     env: Mapping[str, str],
     *,
     rlimits: Sequence[tuple[int, int, int]] = (),
-    status_fd: int = -1,
-    start_mark: str = "",
-    tar_size: int = 0,
-    guard: bytes = b"",
-    collect: Sequence[str] = (),
+    status_fd: int,
 ) -> list[str]:
-    """The argv that starts the init, which then runs `command` with exactly `env`.
+    """The argv that starts bubblewrap's init, which then runs `command` with exactly `env`, sets
+    the `rlimits` (resource, soft, hard) on itself and reports on `status_fd` (a pipe)."""
+    return [*_init_head(rlimits, status_fd), *_job_fields(command, env, "", 0, b"", ())]
 
-    bubblewrap passes `status_fd` (a pipe the init reports on) and the `rlimits` (resource, soft,
-    hard) the init sets on itself; Docker passes -1 and reads the report from stderr after the files
-    mark, with `start_mark` (the nonce), `tar_size` and `guard`."""
+
+def waiting_init_argv() -> list[str]:
+    """The argv of Docker's init, started before its job is known (a warm box): it waits for the
+    files mark and then `job_message` on stdin, and stays up after the job until it is removed."""
+    return _init_head((), -1)
+
+
+def job_message(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    start_mark: str,
+    tar_size: int,
+    guard: bytes,
+    collect: Sequence[str],
+) -> bytes:
+    """What Docker's waiting init reads after the files mark: the job's part of its argv, NUL
+    separated (no argument, variable or path may hold a NUL), after its length in 10 digits."""
+    fields = "\0".join(_job_fields(command, env, start_mark, tar_size, guard, collect)).encode()
+    return b"%010d" % len(fields) + fields
+
+
+def _init_head(rlimits: Sequence[tuple[int, int, int]], status_fd: int) -> list[str]:
     numbers = [native_syscall(name) for name in ("prctl", "prlimit64", "exit_group")]
     if None in numbers:
         raise RuntimeError("this architecture lacks prctl, prlimit64 or exit_group")
-    pairs = [f"{key}={value}" for key, value in env.items()]
     limits = ",".join(f"{resource}:{soft}:{hard}" for resource, soft, hard in rlimits)
-    header = [*(str(number) for number in numbers), limits, str(status_fd), start_mark, str(tar_size)]
-    header.append(guard.hex())
-    header.append(str(len(collect)))
-    return [PERL, "-e", INIT_SOURCE, "--", *header, str(len(pairs)), *collect, *pairs, *command]
+    return [PERL, "-e", INIT_SOURCE, "--", *(str(number) for number in numbers), limits, str(status_fd)]
+
+
+def _job_fields(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    start_mark: str,
+    tar_size: int,
+    guard: bytes,
+    collect: Sequence[str],
+) -> list[str]:
+    pairs = [f"{key}={value}" for key, value in env.items()]
+    header = [start_mark, str(tar_size), guard.hex(), str(len(collect)), str(len(pairs))]
+    return [*header, *collect, *pairs, *command]
 
 
 def parse_report_line(line: bytes) -> Report:

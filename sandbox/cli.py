@@ -102,14 +102,11 @@ def run(
     except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from None
     try:
-        runner = select_runner(backend, image=image, rootfs=rootfs)
+        # One job: a warm container would only be made to be thrown away.
+        runner = select_runner(backend, image=image, rootfs=rootfs, docker_warm_pool=0)
     except SandboxUnavailable as exc:
         click.echo(f"error: {exc}\nfix: {exc.fix}", err=True)
         sys.exit(1)
-    from sandbox.docker_backend import DockerRunner
-
-    if isinstance(runner, DockerRunner):
-        runner.warm = 0  # one job: a warm spare would only be made to be thrown away
     result = runner.run(job)
     click.echo(json.dumps(result.to_json_dict(), indent=2))
     if result.outcome is Outcome.SANDBOX_ERROR:

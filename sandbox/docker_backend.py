@@ -1,33 +1,36 @@
-"""The Docker backend: one locked-down container per job, driven only through the Docker API.
+"""The Docker backend: one locked-down container per job, used once, driven only through the Docker API.
 
-The container's first process is an idle keeper, running as a user of its own (65533) so that the
-job (65534) can neither signal nor trace it; the job runs through one `exec` of the box's init
-(sandbox.boxinit), whose stream carries everything: the files go in as a tar ahead of the job's
-stdin, and come out as a tar on stderr after every process of the job is dead, while the work dir
-stays a size-capped tmpfs (a tmpfs would vanish if the container stopped; Docker refuses
-`put_archive` on a read-only root, and `get_archive` cannot see into a tmpfs). No network,
-read-only root, tmpfs work dir, /tmp and /dev/shm, user nobody, every capability dropped,
-no-new-privileges, the project's own seccomp profile (sandbox.seccomp, the same rules as the
-bubblewrap filter), pids limit, memory equal to memory+swap, one CPU, rlimits for open files, file
-size, CPU time and core dumps; the wall clock is enforced here and the container is always
-removed. Setup images (sandbox.images) are built here too. This is the only module that imports
-`docker`.
+The container's first process is the box's init (sandbox.boxinit), running as the job's user
+(65534) but non-dumpable and the container's pid 1, so the job can neither trace nor signal it. It
+starts before its job is known, attached to our stream: the warm pool (sandbox.warm_pool) keeps a
+few such containers made and started per image and set of limits (`BoxShape`), and a job is handed
+over that one stream: the files mark, the job's argv and environment, the files as a tar, then the
+job's stdin. The files come back as a tar on stderr after every process of the job is dead, between
+the files mark and the mark again, while the work dir stays a size-capped tmpfs (Docker refuses
+`put_archive` on a read-only root, and `get_archive` cannot see into a tmpfs); the init then waits
+while the worker reads the container's cgroup, and the container is removed off the job's path. A
+job whose shape has no ready container gets one made on its path (cold). No network, read-only
+root, tmpfs work dir, /tmp and /dev/shm, user nobody, every capability dropped, no-new-privileges,
+the project's own seccomp profile (sandbox.seccomp, the same rules as the bubblewrap filter), pids
+limit, memory equal to memory+swap, one CPU, rlimits for open files, file size, CPU time and core
+dumps; the wall clock is enforced here and the container is always removed. Setup images
+(sandbox.images) are built here too. This is the only module that imports `docker`.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import io
 import os
+import select
 import selectors
 import socket
 import struct
 import tarfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,14 @@ import docker
 from docker.errors import DockerException, ImageNotFound
 from docker.types import LogConfig, Ulimit
 
-from sandbox.boxinit import FILES_MARK_LENGTH, SETUP_SOURCE, Report, init_argv, parse_report_line
+from sandbox.boxinit import (
+    FILES_MARK_LENGTH,
+    SETUP_SOURCE,
+    Report,
+    job_message,
+    parse_report_line,
+    waiting_init_argv,
+)
 from sandbox.channel import LineChannel, ServeFailed
 from sandbox.contract import (
     WORKDIR,
@@ -49,12 +59,13 @@ from sandbox.contract import (
 )
 from sandbox.seccomp import arch_guard, docker_profile
 from sandbox.select import BUILD_HINT
+from sandbox.warm_pool import WarmPool
 
 BOX_USER = "65534:65534"
-KEEPER_USER = "65533:65533"  # not the job's user: the job can neither signal nor ptrace the keeper
-KEEPER = ("sleep", "infinity")
-# The exec's stderr after the job: the files mark (a second secret, handed to the init on the first
-# line of stdin, so in no argv or environment the job can read), the init's report, the tar.
+# The box's stderr after the job: the files mark (a second secret, handed to the init on the first
+# line of stdin, so in no argv or environment the job can read), the init's report, the tar, the
+# mark again.
+EXIT_WAIT_SECONDS = 10.0
 COLLECT_SECONDS = 60.0  # returning the files is ours: it does not count against the job's wall clock
 CHUNK = 64 * 1024
 MAX_WARM_KEYS = 4  # images and sets of limits that keep a warm container
@@ -96,13 +107,14 @@ class _StderrAndFiles:
         self.mark = mark
         self.files: _Buffer | None = None
         self.files_started: float | None = None  # when the mark came: the job was over by then
+        self.ended = False  # the mark came again after the tar: the init has said everything
         self._files_limit = files_limit
         self._held = b""
 
     def add(self, chunk: bytes) -> bool:
         """Keep what fits; True when the job's own stderr went past its limit."""
         if self.files is not None:
-            self.files.add(chunk)
+            self._add_files(chunk)
             return False
         data = self._held + chunk
         at = data.find(self.mark)
@@ -110,15 +122,33 @@ class _StderrAndFiles:
             self._held = b""
             self.files = _Buffer(self._files_limit)
             self.files_started = time.monotonic()
-            self.files.add(data[at + len(self.mark) :])
+            self._add_files(data[at + len(self.mark) :])
             return self.job.add(data[:at])
         keep = min(len(data), len(self.mark) - 1)
         self._held = data[len(data) - keep :]
         return self.job.add(data[: len(data) - keep])
 
+    def _add_files(self, chunk: bytes) -> None:
+        """The report and the tar, up to the mark that ends them (the job cannot know the mark, so
+        no collected file can hold it). Past its cap the tar is dropped but still scanned."""
+        if self.ended or self.files is None:
+            return
+        data = self._held + chunk
+        at = data.find(self.mark)
+        if at >= 0:
+            self._held = b""
+            self.ended = True
+            self.files.add(data[:at])
+            return
+        keep = min(len(data), len(self.mark) - 1)
+        self._held = data[len(data) - keep :]
+        self.files.add(data[: len(data) - keep])
+
     def finish(self) -> bool:
         """The stream ended: what was held back is the job's. True when the job's part is past its limit."""
         held, self._held = self._held, b""
+        if self.files is not None:
+            return False  # held back from a tar cut short: not the job's output
         return self.job.add(held) if held else False
 
     def report_and_tar(self) -> tuple[Report | None, bytes]:
@@ -129,70 +159,107 @@ class _StderrAndFiles:
         return (parse_report_line(line), tar) if newline else (None, b"")
 
 
+@dataclass(frozen=True)
+class BoxShape:
+    """What a container fixes when it is made: its image and the limits of its cgroup, tmpfs and
+    ulimits. The warm pool is keyed by it; the wall clock and the output and file caps are the
+    worker's, so jobs that differ only in those share warm boxes."""
+
+    image: str
+    memory_mb: int
+    pids: int
+    disk_mb: int
+    nofile: int
+    file_size_mb: int
+    cpu_seconds: int
+
+    @classmethod
+    def of(cls, spec: JobSpec, default_image: str) -> BoxShape:
+        limits = spec.limits
+        return cls(
+            image=spec.image or default_image,
+            memory_mb=limits.memory_mb,
+            pids=limits.pids,
+            disk_mb=limits.disk_mb,
+            nofile=limits.nofile,
+            file_size_mb=limits.file_size_mb,
+            cpu_seconds=limits.cpu_seconds,
+        )
+
+
+@dataclass
+class _Box:
+    """A started container whose init waits for its job on the attached stream."""
+
+    container: Any
+    stream: Any  # docker's socket wrapper: held so the connection lives as long as the box
+    raw: socket.socket
+
+    @property
+    def id(self) -> str:
+        return str(self.container.id)
+
+    def idle(self) -> bool:
+        """Still waiting, untouched: the stream is open and nothing came on it (a box whose init
+        failed, or whose container the daemon lost, has written or closed its stream)."""
+        if self.raw.fileno() < 0:
+            return False
+        with contextlib.suppress(OSError, ValueError):
+            readable, _, _ = select.select([self.raw], [], [], 0)
+            return not readable
+        return False
+
+
 class DockerRunner:
     name = "docker"
 
-    def __init__(self, image: str, *, client: Any = None, cpus: float = 1.0, warm: int = 1) -> None:
+    def __init__(self, image: str, *, client: Any = None, cpus: float = 1.0, warm: int = 2) -> None:
         self.image = image
         self.cpus = cpus
         self._client = client
-        # Starting a container costs ~0.3 s; keeping `warm` fresh, never-used containers started
-        # per set of limits takes that off each job's critical path. Each job still gets its own.
+        # Making a box costs ~0.3 s of the daemon and removing one ~0.1 s; the pool keeps `warm`
+        # started, never-used boxes per shape (image and limits) and removes used ones, off the
+        # job's path. Each job still gets a box of its own, used once.
         self.warm = warm
-        self._pool: dict[tuple[Any, ...], list[Any]] = {}
-        self._pool_lock = threading.Lock()
-        self._closed = False
+        self.pool: WarmPool[BoxShape, _Box] = WarmPool(
+            self._make_box, _discard_box, size=warm, max_keys=MAX_WARM_KEYS, name="docker-warm-pool"
+        )
         # Every container we make carries our owner tag, so a worker that died without cleaning up
         # (SIGKILL, OOM) has its boxes removed by the next runner on the same host.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        atexit.register(self.close)
 
     def close(self) -> None:
-        """Remove the warm containers; later refills remove what they make. Also run at exit."""
-        with self._pool_lock:
-            self._closed = True
-            waiting = [c for containers in self._pool.values() for c in containers]
-            self._pool.clear()
-        for container in waiting:
-            _remove(container)
+        """Remove the warm and the used boxes; a box being made is waited for. Also run at exit."""
+        self.pool.close()
 
-    def _acquire(self, spec: JobSpec) -> Any:
-        key = self._pool_key(spec)
-        with self._pool_lock:
-            ready = self._pool.pop(key, [])
-            container = ready.pop() if ready else None
-            self._pool[key] = ready  # the most recently used set of limits and image goes last
-        if container is None:
-            container = self._create(spec)
+    def warm_up(self, spec: JobSpec, timeout: float = 60.0) -> bool:
+        """Have the pool keep boxes of `spec`'s shape and wait until they are ready (False on
+        timeout): for a worker that knows its jobs before the first one, and for benches."""
+        shape = BoxShape.of(spec, self.image)
+        self.pool.want(shape)
+        return self.pool.wait_ready(shape, timeout=timeout)
+
+    def _acquire(self, spec: JobSpec) -> _Box:
+        shape = BoxShape.of(spec, self.image)
+        while (box := self.pool.take(shape)) is not None:
+            if box.idle():
+                return box
+            self.pool.discard(box)
+        return self._make_box(shape)  # cold: no ready box of this shape (the pool now makes them)
+
+    def _make_box(self, shape: BoxShape) -> _Box:
+        container = self._create(shape)
+        try:
+            # Attached before it starts, so not a byte of the box's output is missed.
+            stream = self.client.api.attach_socket(
+                container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            )
+            box = _Box(container, stream, _raw_socket(stream))
             container.start()
-        if self.warm and not self._closed:
-            # Not a daemon thread: the interpreter waits for it at exit, and `close` (atexit, which
-            # runs after that wait) then removes what it made, so no box outlives the process.
-            threading.Thread(target=self._refill, args=(key, spec)).start()
-        return container
-
-    def _refill(self, key: tuple[Any, ...], spec: JobSpec) -> None:
-        with self._pool_lock:
-            missing = self.warm - len(self._pool.get(key, []))
-        for _ in range(max(0, missing)):
-            try:
-                container = self._create(spec)
-                container.start()
-            except DockerException:
-                return
-            with self._pool_lock:
-                if not self._closed:
-                    self._pool.setdefault(key, []).append(container)
-                    # Each image and set of limits keeps its own spares: only the latest few do.
-                    evicted = []
-                    while len(self._pool) > MAX_WARM_KEYS:
-                        evicted += self._pool.pop(next(iter(self._pool)))
-                else:
-                    evicted = [container]
-            for spare in evicted:
-                _remove(spare)
-            if container in evicted:
-                return
+        except BaseException:
+            _remove(container)
+            raise
+        return box
 
     def sweep_orphans(self) -> int:
         """Remove boxes whose owning process on this host is gone; returns how many."""
@@ -221,10 +288,10 @@ class DockerRunner:
 
     def run(self, spec: JobSpec, *, serve: Serve | None = None) -> RunResult:
         started = time.monotonic()
-        container = None
+        box = None
         try:
-            container = self._acquire(spec)
-            return self._execute(container, spec, started, serve)
+            box = self._acquire(spec)
+            return self._execute(box, spec, started, serve)
         except ImageNotFound:
             image = spec.image or self.image
             message = f"image {image} is missing: {BUILD_HINT}, or sandbox.images.build_setup_image"
@@ -232,68 +299,57 @@ class DockerRunner:
         except (DockerException, OSError) as exc:
             return sandbox_error(self.name, f"{type(exc).__name__}: {exc}", time.monotonic() - started)
         finally:
-            if container is not None:
-                # Every process of the job is already dead or dies with the container; removing it
-                # off the critical path saves a daemon round trip per job. Not a daemon thread, so
-                # the interpreter waits for the removal at exit.
-                threading.Thread(target=_remove, args=(container,)).start()
+            if box is not None:
+                # Every process of the job is dead or dies with the box; removing it off the
+                # critical path saves a daemon round trip per job.
+                self.pool.discard(box)
 
-    def _create(self, spec: JobSpec) -> Any:
-        limits = spec.limits
+    def _create(self, shape: BoxShape) -> Any:
         # exec: like the bubblewrap box, where a job may run a script it was given or built
-        scratch = f"rw,exec,nosuid,nodev,size={limits.disk_mb}m"
-        memory = f"{limits.memory_mb}m"
+        scratch = f"rw,exec,nosuid,nodev,size={shape.disk_mb}m"
+        memory = f"{shape.memory_mb}m"
         return self.client.containers.create(
-            spec.image or self.image,
-            command=list(KEEPER),
-            user=KEEPER_USER,
+            shape.image,
+            command=waiting_init_argv(),
+            user=BOX_USER,
             working_dir=WORKDIR,
-            environment={},  # the job's environment is given to its exec, not the keeper
+            environment={},  # the job's environment is handed to the init with the job
+            stdin_open=True,  # and, not detached, stdin_once: the job reads EOF when we close it
             network_mode="none",
             read_only=True,
             tmpfs={WORKDIR: f"{scratch},mode=0700,uid=65534,gid=65534", "/tmp": f"{scratch},mode=1777"},
-            shm_size=limits.disk_mb * 1024 * 1024,
+            shm_size=shape.disk_mb * 1024 * 1024,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges", f"seccomp={docker_profile()}"],
-            pids_limit=limits.pids,
+            pids_limit=shape.pids,
             mem_limit=memory,
             memswap_limit=memory,
             nano_cpus=int(self.cpus * 1e9),
             ipc_mode="private",
             ulimits=[
-                Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
+                Ulimit(name="nofile", soft=shape.nofile, hard=shape.nofile),
                 Ulimit(
                     name="fsize",
-                    soft=limits.file_size_mb * 1024 * 1024,
-                    hard=limits.file_size_mb * 1024 * 1024,
+                    soft=shape.file_size_mb * 1024 * 1024,
+                    hard=shape.file_size_mb * 1024 * 1024,
                 ),
                 Ulimit(name="core", soft=0, hard=0),
-                Ulimit(name="cpu", soft=limits.cpu_seconds, hard=limits.cpu_seconds + 1),
+                Ulimit(name="cpu", soft=shape.cpu_seconds, hard=shape.cpu_seconds + 1),
             ],
             log_config=LogConfig(type="json-file", config={"max-size": "64k"}),
             labels={LABEL: "job", OWNER_LABEL: self.owner},
         )
 
-    def _pool_key(self, spec: JobSpec) -> tuple[Any, ...]:
+    def _execute(self, box: _Box, spec: JobSpec, started: float, serve: Serve | None) -> RunResult:
         limits = spec.limits
-        return (
-            spec.image or self.image,
-            limits.memory_mb,
-            limits.pids,
-            limits.disk_mb,
-            limits.nofile,
-            limits.file_size_mb,
-            limits.cpu_seconds,
-        )
-
-    def _execute(self, container: Any, spec: JobSpec, started: float, serve: Serve | None) -> RunResult:
-        limits = spec.limits
-        api = self.client.api
+        container = box.container
+        # A warm box's init has used a little CPU before its job: only the job's counts.
+        cpu_before = _cgroup_cpu(box.id)
         archive = _tar(spec) if spec.files else b""
         nonce = uuid.uuid4().hex
         files_mark = uuid.uuid4().hex.encode()
         assert len(files_mark) == FILES_MARK_LENGTH
-        command = init_argv(
+        message = job_message(
             spec.command,
             spec.box_env(),
             start_mark=nonce,
@@ -301,10 +357,7 @@ class DockerRunner:
             guard=arch_guard(),
             collect=spec.collect,
         )
-        exec_id = api.exec_create(
-            container.id, command, stdin=True, stdout=True, stderr=True, user=BOX_USER, workdir=WORKDIR
-        )["Id"]
-        raw = _raw_socket(api.exec_start(exec_id, socket=True))
+        raw = box.raw
         out = _Buffer(limits.output_bytes)
         files_cap = len(spec.collect) * (limits.collect_bytes + 1024) + 10240
         err = _StderrAndFiles(limits.output_bytes + len(nonce), files_mark, files_cap)
@@ -315,32 +368,38 @@ class DockerRunner:
             if not reason:
                 reason.append(why)
                 # The box's cgroup goes with the container: read what it counted first.
-                at_kill.append((_cgroup_cpu(container.id), _cgroup_memory(container.id)))
+                at_kill.append((_cgroup_cpu(box.id), _cgroup_memory(box.id)))
             with contextlib.suppress(OSError):
                 raw.shutdown(socket.SHUT_RDWR)  # a job blocked writing to a full socket answers kill slowly
             with contextlib.suppress(DockerException):
                 container.kill()
 
-        # The files arrive as a tar on the same stdin, ahead of the job's own input: the init reads
-        # exactly the archive, so one exec both places the files and runs the job.
+        # The job and its files arrive on the init's stdin, ahead of the job's own input: the init
+        # reads exactly the mark, the message and the archive, and the job the rest.
         stream = _ExecStream(raw, out, err, LineChannel(serve, limits.output_bytes) if serve else None)
         try:
-            stream.pump(files_mark + b"\n" + archive + spec.stdin, started + limits.wall_seconds, kill)
+            stream.pump(
+                files_mark + b"\n" + message + archive + spec.stdin, started + limits.wall_seconds, kill
+            )
         finally:
             with contextlib.suppress(OSError):
                 raw.close()
-        if err.finish():
+        if stream.finish() | err.finish():
             kill(Outcome.OUTPUT_LIMIT)  # the job's last bytes, held back in case they began the mark
         wall = time.monotonic() - started
         if stream.serve_error is not None:
             return sandbox_error(self.name, str(stream.serve_error), wall)
-        exit_code = api.exec_inspect(exec_id).get("ExitCode")
-        cpu, (peak, oom) = (
-            at_kill[0] if at_kill else (_cgroup_cpu(container.id), _cgroup_memory(container.id))
-        )
-        if exit_code == 137 and not reason and not oom:
-            oom = _oom_killed_state(container)  # the cgroup was not visible from here (remote daemon)
         report, tar = err.report_and_tar()
+        cpu, (peak, oom) = at_kill[0] if at_kill else (_cgroup_cpu(box.id), _cgroup_memory(box.id))
+        if cpu is not None and cpu_before is not None:
+            cpu = max(0.0, cpu - cpu_before)
+        exit_code = None
+        if report is None:
+            # No report: the init itself was killed (by us or the OOM killer); the box's exit
+            # code is all there is.
+            exit_code = _exit_code(container)
+            if exit_code == 137 and not reason and not oom:
+                oom = _oom_killed_state(container)  # the cgroup was not visible from here (remote daemon)
         if cpu is None and report is not None:
             cpu = report.cpu_seconds
         stderr = err.job.value()
@@ -351,7 +410,7 @@ class DockerRunner:
                 killed_for=reason[0] if reason else None,
                 oom_killed=oom,
                 wait_status=report.wait_status if report is not None else None,
-                exit_code=exit_code if isinstance(exit_code, int) else None,
+                exit_code=exit_code,
                 cpu_seconds=cpu,
                 cpu_limit=limits.cpu_seconds,
                 setup_detail=stderr.decode(errors="replace"),
@@ -485,24 +544,69 @@ def _setup_tar(files: Mapping[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-class _ExecStream:
-    """The exec's one socket, both ways, from one poll loop: stdin (and serve's answers) out, Docker's
-    multiplexed stdout and stderr (8-byte frame headers) in, until the exec ends or the deadline
-    (the wall clock; returning the files has its own budget once their mark has come) passes."""
+class _EndMark:
+    """Finds the mark that ends a stream, holding back a tail that could be its beginning."""
 
-    def __init__(self, raw: socket.socket, out: _Buffer, err: _StderrAndFiles, channel: LineChannel | None):
+    def __init__(self, mark: bytes) -> None:
+        self.mark = mark
+        self.ended = False
+        self._held = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """What of `chunk` (and of what was held back) is the stream's own."""
+        if self.ended:
+            return b""
+        data = self._held + chunk
+        at = data.find(self.mark)
+        if at >= 0:
+            self._held, self.ended = b"", True
+            return data[:at]
+        # Only a tail that begins the mark: a serve line's newline is never held back (the job
+        # waits for its answer), since the mark is hex.
+        keep = next(
+            (k for k in range(min(len(data), len(self.mark) - 1), 0, -1) if data.endswith(self.mark[:k])), 0
+        )
+        self._held = data[len(data) - keep :]
+        return data[: len(data) - keep]
+
+    def flush(self) -> bytes:
+        held, self._held = self._held, b""
+        return held
+
+
+class _ExecStream:
+    """The box's one attached socket, both ways, from one poll loop: stdin (and serve's answers) out,
+    Docker's multiplexed stdout and stderr (8-byte frame headers) in, until the init has ended both
+    with the files mark, the stream closes (the box was killed) or the deadline (the wall clock;
+    returning the files has its own budget once their mark has come) passes."""
+
+    def __init__(
+        self, raw: socket.socket, out: _Buffer, err: _StderrAndFiles, channel: LineChannel | None
+    ) -> None:
         self.raw = raw
         self.out = out
         self.err = err
         self.channel = channel
         self.serve_error: ServeFailed | None = None
         self.line_overflowed = False
+        self.stdout_end = _EndMark(err.mark)
         self._inbound = bytearray()
         self._stream = 0
         self._left = 0  # bytes of the current frame still to come
 
     def stdout(self) -> bytes:
         return self.channel.rest[: self.out.limit] if self.channel is not None else self.out.value()
+
+    def finish(self) -> bool:
+        """The stream ended without its mark: what was held back is the job's. True past the cap."""
+        held = self.stdout_end.flush()
+        if not held:
+            return False
+        if self.channel is None:
+            return self.out.add(held)
+        overflowed = self.channel.add(held)
+        self.line_overflowed = self.line_overflowed or overflowed
+        return overflowed
 
     def pump(self, data: bytes, deadline: float, kill: Callable[[Outcome], None]) -> None:
         pending = bytearray(data)
@@ -540,6 +644,8 @@ class _ExecStream:
                         if why is not None:
                             kill(why)
                             return
+                        if self.err.ended and self.stdout_end.ended:
+                            return  # the init's last word: the job's output and its files are in
                         pending += answers
                 if not pending and writing:
                     if self.channel is None:
@@ -570,7 +676,11 @@ class _ExecStream:
             if self._stream == 2:
                 if self.err.add(piece):
                     return bytes(answers), Outcome.OUTPUT_LIMIT
-            elif self.channel is None:
+                continue
+            piece = self.stdout_end.feed(piece)
+            if not piece:
+                continue
+            if self.channel is None:
                 if self.out.add(piece):
                     return bytes(answers), Outcome.OUTPUT_LIMIT
             else:
@@ -620,6 +730,21 @@ def probe(image: str) -> tuple[str, str] | None:
     except DockerException as exc:
         return f"cannot inspect image {image}: {exc}", "check the Docker daemon"
     return None
+
+
+def _discard_box(box: _Box) -> None:
+    with contextlib.suppress(OSError):
+        box.raw.close()
+    _remove(box.container)
+
+
+def _exit_code(container: Any) -> int | None:
+    """The box's exit code once it has stopped (its init is gone, so it stops at once)."""
+    try:
+        code = container.wait(timeout=EXIT_WAIT_SECONDS).get("StatusCode")
+    except Exception:  # the daemon's wait timed out (requests raises its own types)
+        return None
+    return code if isinstance(code, int) else None
 
 
 def _remove(container: Any) -> None:

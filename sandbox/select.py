@@ -73,9 +73,14 @@ def check_docker(image: str = DEFAULT_IMAGE) -> Check:
 
 
 def select_runner(
-    backend: str = "auto", *, image: str = DEFAULT_IMAGE, rootfs: Path = DEFAULT_ROOTFS
+    backend: str = "auto",
+    *,
+    image: str = DEFAULT_IMAGE,
+    rootfs: Path = DEFAULT_ROOTFS,
+    docker_warm_pool: int = 2,
 ) -> Runner:
-    """A working runner for `backend`; `SandboxUnavailable` (with the fix) when there is none."""
+    """A working runner for `backend`; `SandboxUnavailable` (with the fix) when there is none.
+    Docker keeps `docker_warm_pool` started containers ready per image and set of limits."""
     if backend not in {"auto", "docker", "bwrap"}:
         raise SandboxUnavailable(f"unknown sandbox backend {backend!r}", "use auto, docker or bwrap")
     checks: list[Check] = []
@@ -91,7 +96,7 @@ def select_runner(
         if check.ok:
             from sandbox.docker_backend import DockerRunner
 
-            return DockerRunner(image)
+            return DockerRunner(image, warm=docker_warm_pool)
         checks.append(check)
     reasons = "; ".join(f"{c.backend}: {c.detail}" for c in checks)
     fixes = "; ".join(f"{c.backend}: {c.fix}" for c in checks if c.fix)

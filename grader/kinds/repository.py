@@ -111,6 +111,7 @@ class RepositoryGrader:
                     self.settings.sandbox_backend,
                     image=self.settings.sandbox_image,
                     rootfs=self.settings.sandbox_rootfs,
+                    docker_warm_pool=self.settings.docker_warm_pool,
                 )
             except SandboxBackendMissing as exc:
                 raise SandboxUnavailable(

@@ -268,6 +268,7 @@ class Renderer:
                 self.settings.sandbox_backend,
                 image=self.settings.sandbox_image,
                 rootfs=self.settings.sandbox_rootfs,
+                docker_warm_pool=self.settings.docker_warm_pool,
             )
         return self._runner
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import docker
 import pytest
-from docker.errors import ImageNotFound, NotFound
+from docker.errors import APIError, ImageNotFound
 
 from sandbox.contract import BoxFile, JobSpec, Outcome, Runner, rootfs_dirname
 from sandbox.images import build_setup_image
@@ -29,10 +29,11 @@ SECOND = "/etc/microcred-second"
 def remove_image(backend: str, reference: str) -> None:
     if backend == "docker":
         client = docker.from_env()
-        # The session's runner keeps a warm container of an image it ran: it would keep the image
+        # The session's runner keeps warm containers of an image it ran: they would keep the image
         # alive, untagged, after the tag is removed.
         for container in client.api.containers(all=True, filters={"ancestor": reference}):
-            with contextlib.suppress(NotFound):  # the runner removes its job containers meanwhile
+            # The runner removes its job containers meanwhile (gone, or "removal in progress").
+            with contextlib.suppress(APIError):
                 client.api.remove_container(container["Id"], force=True)
         with contextlib.suppress(ImageNotFound):
             client.images.remove(reference, force=True)
