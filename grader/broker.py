@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,10 @@ from typing import Any
 from celery import Celery
 
 from grader.config import Settings
+from grader.interfaces import NoSignal, ResultSignal
 from grader.kinds import KINDS
+
+log = logging.getLogger(__name__)
 
 GRADE_TASK = "grader.grade_run"
 ISSUE_TASK = "grader.issue_credential"
@@ -130,8 +134,9 @@ class CeleryTaskQueue:
         """Of `run_ids`, the runs the broker still holds a grading message for: waiting in `queue`
         (any of its priority lists), or delivered to a worker that answers and has not acked it.
 
-        A message in kombu's `unacked` hash whose worker does not answer was held by a worker that
+        A message in kombu's `unacked` hash that no answering worker holds was held by a worker that
         died: Redis gives it back only after the visibility timeout (an hour), so it counts as lost.
+        While no worker answers at all, nobody can tell, and such messages count as held.
         """
         wanted = set(run_ids)
         if not wanted:
@@ -170,6 +175,10 @@ class CeleryTaskQueue:
                 replies = self._app.control.inspect(timeout=WORKER_REPLY_SECONDS).query_task(*delivered) or {}
             except Exception:  # the control channel is the broker too: no answer, no verdict
                 return None
+            if not replies:
+                # No worker answered at all (they are reconnecting after a broker restart, or
+                # starting): whether they still hold these is unknown, so they are not lost yet.
+                held.update(delivered.values())
             for tasks in replies.values():
                 held.update(delivered[task_id] for task_id in tasks or {} if task_id in delivered)
         return held
@@ -256,3 +265,65 @@ def _run_of_payload(payload: Any) -> str | None:
     except (ValueError, TypeError, IndexError, KeyError, binascii.Error):
         return None
     return args[0] if isinstance(args, list) and args and isinstance(args[0], str) else None
+
+
+# How long an announcement waits for a request that comes late (a client that long-polls after the
+# result was written finds it in the database anyway; this only spares it a look).
+ANNOUNCEMENT_TTL_SECONDS = 60
+
+
+class RedisResultSignal:
+    """Announcements on the broker's Redis: one short list per submission that waiters BLPOP.
+
+    A list, not pub/sub, so that an announcement made just before a request starts waiting is not lost;
+    a waiter puts the announcement back for any other request waiting on the same submission.
+    """
+
+    available = True
+
+    def __init__(self, settings: Settings) -> None:
+        import redis
+
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
+        # One pool per process, shared by its threads; a blocking wait holds one connection.
+        self._client = redis.Redis.from_url(settings.broker_url, socket_timeout=MAX_WAIT_SOCKET_SECONDS)
+
+    @staticmethod
+    def _key(submission_id: str) -> str:
+        return f"grader:result:{submission_id}"
+
+    def announce(self, submission_id: str) -> None:
+        key = self._key(submission_id)
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                pipe.lpush(key, 1)
+                pipe.ltrim(key, 0, 0)
+                pipe.expire(key, ANNOUNCEMENT_TTL_SECONDS)
+                pipe.execute()
+        except self._errors:
+            log.warning("could not announce the result of %s; its waiters will look", submission_id)
+
+    def wait(self, submission_id: str, timeout: float) -> bool:
+        if timeout <= 0:
+            return False
+        key = self._key(submission_id)
+        try:
+            # BLPOP counts whole seconds in old servers; below one second, 0.1 s steps are fine.
+            got = self._client.blpop([key], timeout=max(timeout, 0.01))
+            if got is None:
+                return False
+            self.announce(submission_id)  # for another request waiting on the same submission
+            return True
+        except self._errors:
+            return False
+
+
+# A blocking wait is cut short by the socket after this long; waits are shorter (the long poll's slices).
+MAX_WAIT_SOCKET_SECONDS = 5.0
+
+
+def make_result_signal(settings: Settings) -> ResultSignal:
+    """Announcements on Redis when the broker is Redis; otherwise none (waiters poll the database)."""
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        return RedisResultSignal(settings)
+    return NoSignal()

@@ -54,3 +54,29 @@ class RecordingQueue:
 
     def live_workers(self, names: Collection[str]) -> dict[str, datetime] | None:
         return None
+
+
+class ResultSignal(Protocol):
+    """Tells a waiting request that a submission's result was written: long polls without polling."""
+
+    available: bool  # False: nothing is ever announced, and waiters poll the database instead
+
+    def announce(self, submission_id: str) -> None:
+        """Say that the submission's result is committed; best effort (waiters also look themselves)."""
+        ...
+
+    def wait(self, submission_id: str, timeout: float) -> bool:
+        """Block up to `timeout` seconds for an announcement; False on timeout or when unavailable."""
+        ...
+
+
+class NoSignal:
+    """A ResultSignal for brokers without one (the demo's filesystem transport): waiters poll."""
+
+    available = False
+
+    def announce(self, submission_id: str) -> None:
+        return None
+
+    def wait(self, submission_id: str, timeout: float) -> bool:
+        return False

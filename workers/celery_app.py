@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from grader.broker import celery_config
 from grader.config import Settings
 from grader.db import make_engine, make_session_factory
-from grader.interfaces import TaskQueue
+from grader.interfaces import ResultSignal, TaskQueue
 from grader.kinds.base import KindGrader
 
 
@@ -27,6 +27,7 @@ class WorkerRuntime:
     sessions: sessionmaker[Session]
     graders: Mapping[str, KindGrader]
     queue: TaskQueue
+    signal: ResultSignal
 
 
 def default_graders(settings: Settings) -> Mapping[str, KindGrader]:
@@ -49,7 +50,7 @@ def configure_graders(factory: Callable[[Settings], Mapping[str, KindGrader]]) -
 def runtime() -> WorkerRuntime:
     global _runtime
     if _runtime is None:
-        from grader.broker import CeleryTaskQueue
+        from grader.broker import CeleryTaskQueue, make_result_signal
         from grader.services.credentials import dispatch_on_commit
 
         settings = Settings.from_env()
@@ -62,6 +63,7 @@ def runtime() -> WorkerRuntime:
             sessions=sessions,
             graders=_graders_factory(settings),
             queue=queue,
+            signal=make_result_signal(settings),
         )
     return _runtime
 

@@ -37,6 +37,7 @@ def grade_run(self: object, run_id: str) -> str:
         worker=hostname,
         lease_seconds=rt.settings.lease_seconds,
         max_tries=rt.settings.max_run_tries,
+        announce=rt.signal.announce,
     )
     log.info("run %s: %s", run_id, outcome.value)
     return outcome.value

@@ -7,12 +7,12 @@ test which class a definition is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import BindParameter, Select, func, select
 from sqlalchemy.orm import Session
 
 from grader.catalog.schema import AssessmentDefinition, ReviewPolicy
@@ -20,6 +20,9 @@ from grader.config import Settings
 from grader.errors import RateLimited
 from grader.models import AssessmentVersion, GradeOutcome, QuizAttempt, Result, Submission, User
 from rubrics import Review
+
+# A row id in a query: a value, or a bound parameter of a statement built once and run many times.
+IdParam = int | BindParameter[int]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class GradingJob:
     run_id: str
     submission_id: str
     user_id: int
+    assessment_id: int
     kind: str
     definition: AssessmentDefinition
     raw_definition: Mapping[str, Any]
@@ -51,6 +55,8 @@ class GradingJob:
     late_penalty: float = 0.0
     # Set when this run regrades a reviewed submission whose manual criteria did not change.
     carried_review: CarriedReview | None = None
+    # Why the run exists: "submitted" (the first grading of a hand-in), "regrade", "retry", ...
+    run_reason: str = "submitted"
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,11 @@ class Kind(Protocol):
         """Attempts that count against the assessment's limit."""
         ...
 
+    def attempts_counted(self, user_id: IdParam, assessment_id: IdParam) -> Select[int]:
+        """The count `attempts_used` reads, as a query intake folds into its one read (with bound
+        parameters, so that intake builds it once)."""
+        ...
+
     def open_attempt(self, session: Session, user_id: int, version_id: int, now: datetime) -> str | None:
         """An attempt the learner started and may still hand in (a drawn quiz), else None."""
         ...
@@ -224,23 +235,19 @@ class Kind(Protocol):
         ...
 
 
-def hourly_limit(recent: Sequence[datetime], limit: int, now: datetime, message: str) -> None:
-    """`RateLimited`, with the wait until the oldest of `recent` leaves the hour, once `limit` is met."""
-    if len(recent) >= limit:
-        wait = max(1, int((recent[0] + timedelta(hours=1) - now).total_seconds() + 0.999))
+def hourly_limit(count: int, oldest: datetime | None, limit: int, now: datetime, message: str) -> None:
+    """`RateLimited` once `count` events of the last hour meet `limit`, with the wait until the
+    `oldest` of them leaves the hour."""
+    if count >= limit and oldest is not None:
+        wait = max(1, int((oldest + timedelta(hours=1) - now).total_seconds() + 0.999))
         raise RateLimited(message, retry_after=wait)
 
 
-def charged_attempts(session: Session, user_id: int, assessment_id: int) -> int:
+def charged_attempts(user_id: IdParam, assessment_id: IdParam) -> Select[int]:
     """Hand-ins that count against the limit: all but those whose grading was not charged (the
     autograder failed on our side, or found the work ungradable)."""
-    return (
-        session.scalar(
-            select(func.count(Submission.id)).where(
-                Submission.user_id == user_id, Submission.assessment_id == assessment_id, Submission.charged
-            )
-        )
-        or 0
+    return select(func.count(Submission.id)).where(
+        Submission.user_id == user_id, Submission.assessment_id == assessment_id, Submission.charged
     )
 
 
@@ -252,7 +259,10 @@ class HandedInWhole:
         return False
 
     def attempts_used(self, session: Session, user_id: int, assessment_id: int) -> int:
-        return charged_attempts(session, user_id, assessment_id)
+        return session.scalar(self.attempts_counted(user_id, assessment_id)) or 0
+
+    def attempts_counted(self, user_id: IdParam, assessment_id: IdParam) -> Select[int]:
+        return charged_attempts(user_id, assessment_id)
 
     def open_attempt(self, session: Session, user_id: int, version_id: int, now: datetime) -> str | None:
         return None

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from grader.catalog.schema import (
@@ -26,6 +26,7 @@ from grader.errors import Conflict, InvalidInput, NotFound, TimeLimitExceeded
 from grader.kinds.base import (
     Grade,
     GradingJob,
+    IdParam,
     Intake,
     ReviewMaterial,
     ShapedFeedback,
@@ -248,15 +249,15 @@ class QuizKind:
         return request.attempt_id is not None
 
     def attempts_used(self, session: Session, user_id: int, assessment_id: int) -> int:
+        return session.scalar(self.attempts_counted(user_id, assessment_id)) or 0
+
+    def attempts_counted(self, user_id: IdParam, assessment_id: IdParam) -> Select[int]:
         # Every drawn attempt counts, submitted or not: letting attempts expire must not be a free look
         # at the question pool.
         return (
-            session.scalar(
-                select(func.count(QuizAttempt.id))
-                .join(AssessmentVersion, AssessmentVersion.id == QuizAttempt.assessment_version_id)
-                .where(QuizAttempt.user_id == user_id, AssessmentVersion.assessment_id == assessment_id)
-            )
-            or 0
+            select(func.count(QuizAttempt.id))
+            .join(AssessmentVersion, AssessmentVersion.id == QuizAttempt.assessment_version_id)
+            .where(QuizAttempt.user_id == user_id, AssessmentVersion.assessment_id == assessment_id)
         )
 
     def open_attempt(self, session: Session, user_id: int, version_id: int, now: datetime) -> str | None:
@@ -266,18 +267,17 @@ class QuizKind:
     def check_start(
         self, session: Session, settings: Settings, user: User, assessment_id: int, slug: str, now: datetime
     ) -> None:
-        recent = session.scalars(
-            select(QuizAttempt.started_at)
+        count, oldest = session.execute(
+            select(func.count(QuizAttempt.id), func.min(QuizAttempt.started_at))
             .join(AssessmentVersion, AssessmentVersion.id == QuizAttempt.assessment_version_id)
             .where(
                 QuizAttempt.user_id == user.id,
                 AssessmentVersion.assessment_id == assessment_id,
                 QuizAttempt.started_at > now - timedelta(hours=1),
             )
-            .order_by(QuizAttempt.started_at)
-        ).all()
+        ).one()
         limit = settings.quiz_starts_per_hour
-        hourly_limit(recent, limit, now, f"at most {limit} attempts an hour may start at {slug!r}")
+        hourly_limit(count, oldest, limit, now, f"at most {limit} attempts an hour may start at {slug!r}")
 
     def coalesces(self) -> bool:
         return False  # each attempt answers its own drawn questions: every one is graded

@@ -142,7 +142,38 @@ def load_catalog(session: Session, catalog: Catalog) -> LoadReport:
                 )
             )
     session.flush()
+    forget_assessment_refs()
     return report
+
+
+@dataclass(frozen=True)
+class AssessmentRef:
+    """What never changes about an assessment once loaded: its row id and its kind."""
+
+    id: int
+    kind: str
+
+
+# Per process, filled as slugs are asked for: intake builds its one read from the id and the kind.
+_refs: dict[str, AssessmentRef] = {}
+
+
+def assessment_ref(session: Session, assessment_slug: str) -> AssessmentRef:
+    """The id and kind of an assessment by slug (cached per process); `NotFound` for an unknown slug."""
+    ref = _refs.get(assessment_slug)
+    if ref is None:
+        row = session.execute(
+            select(Assessment.id, Assessment.kind).where(Assessment.slug == assessment_slug)
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no assessment {assessment_slug!r}", details={"field": "assessment"})
+        ref = _refs[assessment_slug] = AssessmentRef(id=row.id, kind=row.kind)
+    return ref
+
+
+def forget_assessment_refs() -> None:
+    """Drop the cached refs (a catalog load in this process, or a ref that no longer names a row)."""
+    _refs.clear()
 
 
 def current_version(session: Session, assessment_slug: str) -> AssessmentVersion:

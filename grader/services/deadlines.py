@@ -44,6 +44,11 @@ def deadline_for(
     extension = session.scalar(
         select(Extension.due_at).where(Extension.user_id == user_id, Extension.assessment_id == assessment_id)
     )
+    return deadline_from(extension, definition)
+
+
+def deadline_from(extension: datetime | None, definition: AssessmentDefinition) -> Deadline:
+    """The learner's deadline from their extension's due date, if they have one, and the definition."""
     due = extension or definition.due
     late_until = due + timedelta(days=definition.late.days) if due and definition.late else None
     return Deadline(due=due, late_until=late_until, extended=extension is not None)

@@ -10,20 +10,23 @@ Learner faults (wrong answers, failing tests, timeouts) are results; only infras
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import DateTime, String, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from grader import logs, metrics
+from grader.catalog.schema import AssessmentDefinition
 from grader.db import session_scope
 from grader.errors import ServiceUnavailable
+from grader.kinds import kind_named
 from grader.kinds.base import CarriedReview, Grade, GradingJob, KindGrader
 from grader.models import (
     AssessmentVersion,
@@ -57,18 +60,70 @@ class Claim:
     run_id: str
     lease_id: str
     tries: int
+    # What the result's write and its metrics need, returned by the claim itself.
+    submission_id: str = ""
+    queue: str = ""
+    reason: str = ""
+    worker: str = ""
+    requested_at: datetime | None = None
+    started_at: datetime | None = None
+    assessment_version_id: int | None = None  # the version a regrade pins; else the submission's
 
 
 def claim_run(
-    session: Session, run_id: str, *, worker: str, lease_seconds: int, now: datetime | None = None
+    session: Session,
+    run_id: str,
+    *,
+    worker: str,
+    lease_seconds: int,
+    now: datetime | None = None,
+    commit: bool = True,
 ) -> Claim | None:
-    """Take a run that is queued (or running under an expired lease); None when someone else has it."""
+    """Take a run that is queued (or running under an expired lease); None when someone else has it.
+
+    With `commit=False` the caller commits, after reading the job in the same transaction.
+    """
     now = now or utcnow()
     lease_id = new_id()
+    worker = worker[:200]
     claimed = session.execute(
+        _claim_statement(),
+        {
+            "run_id": run_id,
+            "now": now,
+            "lease_id": lease_id,
+            "lease_until": now + timedelta(seconds=lease_seconds),
+            "worker": worker,
+        },
+    ).one_or_none()
+    if claimed is None:
+        session.rollback()
+        return None
+    if commit:
+        session.commit()
+    return Claim(
+        run_id=run_id,
+        lease_id=lease_id,
+        tries=claimed.tries,
+        submission_id=claimed.submission_id,
+        queue=claimed.queue,
+        reason=claimed.reason,
+        worker=worker,
+        requested_at=claimed.requested_at,
+        started_at=now,
+        assessment_version_id=claimed.assessment_version_id,
+    )
+
+
+@functools.cache
+def _claim_statement() -> Any:
+    """The claim, built once per process (building it costs more than running it). Parameters: run_id,
+    now, lease_id, lease_until, worker."""
+    now = bindparam("now", type_=DateTime)
+    return (
         update(GradingRun)
         .where(
-            GradingRun.id == run_id,
+            GradingRun.id == bindparam("run_id", type_=String),
             or_(
                 GradingRun.status == RunStatus.QUEUED,
                 and_(GradingRun.status == RunStatus.RUNNING, GradingRun.lease_expires_at < now),
@@ -76,27 +131,33 @@ def claim_run(
         )
         .values(
             status=RunStatus.RUNNING,
-            lease_id=lease_id,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            lease_id=bindparam("lease_id", type_=String),
+            lease_expires_at=bindparam("lease_until", type_=DateTime),
             tries=GradingRun.tries + 1,
             started_at=now,
-            worker=worker[:200],
+            worker=bindparam("worker", type_=String),
         )
         # What the claim needs comes back with it: no read after the write.
-        .returning(GradingRun.submission_id, GradingRun.tries)
+        .returning(
+            GradingRun.submission_id,
+            GradingRun.tries,
+            GradingRun.queue,
+            GradingRun.reason,
+            GradingRun.requested_at,
+            GradingRun.assessment_version_id,
+        )
         .execution_options(synchronize_session=False)
-    ).one_or_none()
-    if claimed is None:
-        session.rollback()
-        return None
+    )
+
+
+def mark_grading(session: Session, submission_id: str) -> None:
+    """Show the learner that their submission is being graded (a run of some length has started)."""
     session.execute(
         update(Submission)
-        .where(Submission.id == claimed.submission_id)
+        .where(Submission.id == submission_id)
         .values(status=SubmissionStatus.GRADING)
         .execution_options(synchronize_session=False)
     )
-    session.commit()
-    return Claim(run_id=run_id, lease_id=lease_id, tries=claimed.tries)
 
 
 def renew_lease(session: Session, claim: Claim, lease_seconds: int) -> bool:
@@ -135,14 +196,108 @@ def load_job(session: Session, run_id: str) -> GradingJob:
     assert run is not None
     submission = run.submission
     version = run.assessment_version or submission.assessment_version
-    rubric = version.rubric
     carried = None
-    if rubric is not None and run.reason == "regrade":
-        carried = _review_to_carry(session, submission, rubric.definition)
+    if version.rubric is not None and run.reason == "regrade":
+        carried = _review_to_carry(session, submission, version.rubric.definition)
+    return job_for(run.id, run.reason, submission, version, carried)
+
+
+def job_after_claim(session: Session, claim: Claim) -> GradingJob:
+    """The job of a run just claimed: one lean read of its submission; the version's parts (immutable)
+    come from a per-process cache."""
+    row = session.execute(_job_statement(), {"submission_id": claim.submission_id}).one()
+    parts = version_parts(session, claim.assessment_version_id or row.assessment_version_id)
+    carried = None
+    if parts.rubric_definition is not None and claim.reason == "regrade":
+        submission = session.get(Submission, claim.submission_id)
+        assert submission is not None
+        carried = _review_to_carry(session, submission, parts.rubric_definition)
     return GradingJob(
-        run_id=run.id,
+        run_id=claim.run_id,
+        submission_id=claim.submission_id,
+        user_id=row.user_id,
+        assessment_id=row.assessment_id,
+        kind=row.kind,
+        definition=parts.definition,
+        raw_definition=parts.raw_definition,
+        payload=row.payload,
+        rubric_definition=parts.rubric_definition,
+        rubric_id=parts.rubric_id,
+        assessment_version_id=parts.version_id,
+        attempt_number=row.attempt_number,
+        commit_sha=row.commit_sha,
+        late_penalty=row.late_penalty,
+        carried_review=carried,
+        run_reason=claim.reason,
+    )
+
+
+@functools.cache
+def _job_statement() -> Any:
+    return select(
+        Submission.user_id,
+        Submission.assessment_id,
+        Submission.assessment_version_id,
+        Submission.kind,
+        Submission.payload,
+        Submission.attempt_number,
+        Submission.commit_sha,
+        Submission.late_penalty,
+    ).where(Submission.id == bindparam("submission_id", type_=String))
+
+
+@dataclass(frozen=True)
+class VersionParts:
+    """What grading needs of an assessment version; a version never changes, so a process keeps it."""
+
+    version_id: int
+    definition: AssessmentDefinition
+    raw_definition: Mapping[str, Any]
+    rubric_definition: Mapping[str, Any] | None
+    rubric_id: int | None
+
+
+_VERSION_PARTS_LIMIT = 512
+_version_parts: dict[int, VersionParts] = {}
+
+
+def version_parts(session: Session, version_id: int) -> VersionParts:
+    parts = _version_parts.get(version_id)
+    if parts is None:
+        version = session.scalar(
+            select(AssessmentVersion)
+            .where(AssessmentVersion.id == version_id)
+            .options(joinedload(AssessmentVersion.rubric))
+        )
+        assert version is not None, f"no assessment version {version_id}"
+        rubric = version.rubric
+        parts = VersionParts(
+            version_id=version.id,
+            definition=parse_definition(version),
+            raw_definition=version.definition,
+            rubric_definition=rubric.definition if rubric else None,
+            rubric_id=rubric.id if rubric else None,
+        )
+        if len(_version_parts) >= _VERSION_PARTS_LIMIT:
+            _version_parts.clear()
+        _version_parts[version_id] = parts
+    return parts
+
+
+def job_for(
+    run_id: str,
+    reason: str,
+    submission: Submission,
+    version: AssessmentVersion,
+    carried: CarriedReview | None = None,
+) -> GradingJob:
+    """The grading job of a run of `submission` against `version`."""
+    rubric = version.rubric
+    return GradingJob(
+        run_id=run_id,
         submission_id=submission.id,
         user_id=submission.user_id,
+        assessment_id=submission.assessment_id,
         kind=submission.kind,
         definition=parse_definition(version),
         raw_definition=version.definition,
@@ -154,6 +309,7 @@ def load_job(session: Session, run_id: str) -> GradingJob:
         commit_sha=submission.commit_sha,
         late_penalty=submission.late_penalty,
         carried_review=carried,
+        run_reason=reason,
     )
 
 
@@ -215,15 +371,7 @@ def manual_part(rubric_definition: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def finish_run(
-    session: Session,
-    claim: Claim,
-    grade: Grade,
-    *,
-    rubric_id: int | None,
-    assessment_version_id: int | None = None,
-    carried_review: CarriedReview | None = None,
-) -> bool:
+def finish_run(session: Session, claim: Claim, job: GradingJob, grade: Grade) -> bool:
     """Record the result if `claim` still holds the lease; progress, awards and the audit log follow
     in the same commit."""
     done = session.execute(
@@ -239,26 +387,70 @@ def finish_run(
     if done.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
         return False
-    run = _run_with_its_submission(session, claim.run_id)
-    assert run is not None
-    submission = run.submission
-    before = latest_result(session, submission)
-    result = Result(
-        run_id=run.id,
-        submission_id=run.submission_id,
+    # A hand-in's first run has no result before it; only regrades and retries replace one.
+    before = None if job.run_reason == "submitted" else latest_result_of(session, job.submission_id)
+    result = result_row(job, grade)
+    session.add(result)
+    session.flush()
+    status = status_after(grade)
+    if grade.needs_review:
+        submission = session.get(Submission, job.submission_id)
+        assert submission is not None
+        review_queue.open_tasks(session, result, submission)
+    session.execute(
+        update(Submission)
+        .where(Submission.id == job.submission_id)
+        .values(status=status, charged=grade.outcome.charges_attempt)
+        .execution_options(synchronize_session=False)
+    )
+    record_result(session, job, grade, result, before=before, worker=claim.worker)
+    session.commit()
+    metrics.run_finished(
+        kind=job.kind,
+        queue=claim.queue,
+        grade=grade,
+        requested_at=claim.requested_at,
+        started_at=claim.started_at,
+    )
+    return True
+
+
+def result_row(job: GradingJob, grade: Grade) -> Result:
+    return Result(
+        run_id=job.run_id,
+        submission_id=job.submission_id,
         score=grade.score,
         max_score=grade.max_score,
         passed=grade.passed,
         needs_review=grade.needs_review,
         outcome=grade.outcome,
         feedback=dict(grade.feedback),
-        rubric_id=rubric_id,
-        assessment_version_id=assessment_version_id,
+        rubric_id=job.rubric_id,
+        assessment_version_id=job.assessment_version_id,
     )
-    session.add(result)
-    session.flush()
-    subject = audit.submission_subject(submission)
-    worker = f"worker:{run.worker or 'unknown'}"
+
+
+def status_after(grade: Grade) -> SubmissionStatus:
+    """The submission's status once `grade` is its latest result."""
+    if grade.needs_review:
+        return SubmissionStatus.NEEDS_REVIEW
+    if grade.outcome is GradeOutcome.GRADER_ERROR:
+        return SubmissionStatus.ERROR
+    return SubmissionStatus.GRADED
+
+
+def record_result(
+    session: Session, job: GradingJob, grade: Grade, result: Result, *, before: Result | None, worker: str
+) -> None:
+    """What follows a result that was just written (flushed): a carried-over review, the audit
+    log, and the learner's awards."""
+    subject: dict[str, Any] = {
+        "learner_id": job.user_id,
+        "assessment_id": job.assessment_id,
+        "submission_id": job.submission_id,
+    }
+    actor = f"worker:{worker or 'unknown'}"
+    carried_review = job.carried_review
     if carried_review is not None and not grade.needs_review and grade.outcome is GradeOutcome.GRADED:
         session.add(
             ReviewRow(
@@ -272,42 +464,25 @@ def finish_run(
         audit.record(
             session,
             audit.Actions.REVIEW_CARRIED_OVER,
-            actor=worker,
+            actor=actor,
             subject=f"review {carried_review.review_id}",
             reason="regrade: the manual criteria of the rubric did not change",
             **subject,
         )
-    if grade.needs_review:
-        submission.status = SubmissionStatus.NEEDS_REVIEW
-        review_queue.open_tasks(session, result, submission)
-    elif grade.outcome in (GradeOutcome.GRADER_ERROR,):
-        submission.status = SubmissionStatus.ERROR
-    else:
-        submission.status = SubmissionStatus.GRADED
-    submission.charged = grade.outcome.charges_attempt
     audit.record(
         session,
         audit.Actions.RESULT_RECORDED,
-        actor=worker,
+        actor=actor,
         subject=f"result {result.id}",
         before=None
         if before is None
         else audit.result_state(before.score, before.max_score, before.passed, before.outcome),
         after=audit.result_state(grade.score, grade.max_score, grade.passed, grade.outcome),
-        reason=run.reason,
+        reason=job.run_reason,
         **subject,
     )
     session.flush()
-    progress.update_awards(session, submission.user_id, submission.assessment_id, actor="system")
-    session.commit()
-    metrics.run_finished(
-        kind=submission.kind,
-        queue=run.queue,
-        grade=grade,
-        requested_at=run.requested_at,
-        started_at=run.started_at,
-    )
-    return True
+    progress.update_awards(session, job.user_id, job.assessment_id, actor="system")
 
 
 def review_rows(reviews: tuple[Review, ...]) -> list[dict[str, Any]]:
@@ -408,13 +583,19 @@ def process_run(
     worker: str,
     lease_seconds: int,
     max_tries: int = 3,
+    announce: Callable[[str], None] | None = None,
 ) -> RunOutcome:
-    """Claim, grade and record one run: the whole job of a worker task."""
+    """Claim, grade and record one run: the whole job of a worker task. `announce` is told the
+    submission id once its result is committed (the long polls waiting on it wake up)."""
     with session_scope(factory) as session:
-        claim = claim_run(session, run_id, worker=worker, lease_seconds=lease_seconds)
+        claim = claim_run(session, run_id, worker=worker, lease_seconds=lease_seconds, commit=False)
         if claim is None:
             return RunOutcome.SKIPPED
-        job = load_job(session, run_id)
+        job = job_after_claim(session, claim)
+        if not kind_named(job.kind).grades_inline(job.definition):
+            # A closed-form quiz is graded within the millisecond: "grading" would be a write no one sees.
+            mark_grading(session, job.submission_id)
+        session.commit()
     # Every line logged while grading names both (a worker clears them when its task ends).
     logs.bind(submission_id=job.submission_id, run_id=run_id)
     # The session is closed while grading: a sandbox run must not hold a database connection.
@@ -436,47 +617,13 @@ def process_run(
             release_run(session, claim, f"internal error: {exc!r}", max_tries=max_tries)
         raise
     with session_scope(factory) as session:
-        recorded = finish_run(
-            session,
-            claim,
-            grade,
-            rubric_id=job.rubric_id,
-            assessment_version_id=job.assessment_version_id,
-            carried_review=job.carried_review,
-        )
+        recorded = finish_run(session, claim, job, grade)
         if not recorded:
             log.warning("run %s lost its lease before its result was written; dropped", run_id)
             return RunOutcome.LOST_LEASE
+    if announce is not None:
+        announce(job.submission_id)
     return RunOutcome.GRADED
-
-
-def grade_inline(
-    session: Session, run_id: str, grader: KindGrader, *, lease_seconds: int, max_tries: int
-) -> bool:
-    """Grade a committed run in this process: a closed-form quiz inside its intake request.
-
-    The run is claimed as a worker claims it, so the guarantees stay the workers': if this process dies
-    mid-grade the lease runs out and the reconciler sends the run to them; a fault gives the run back
-    to the queue. True when the result is written.
-    """
-    claim = claim_run(session, run_id, worker="inline", lease_seconds=lease_seconds)
-    if claim is None:
-        return False
-    job = load_job(session, run_id)
-    try:
-        grade = grader.grade(job)
-    except Exception as exc:
-        log.warning("inline grading of run %s failed; it goes to the workers", run_id, exc_info=True)
-        release_run(session, claim, f"internal error grading inline: {exc!r}", max_tries=max_tries)
-        return False
-    return finish_run(
-        session,
-        claim,
-        grade,
-        rubric_id=job.rubric_id,
-        assessment_version_id=job.assessment_version_id,
-        carried_review=job.carried_review,
-    )
 
 
 def give_up(run: GradingRun, reason: str) -> None:
@@ -489,6 +636,10 @@ def give_up(run: GradingRun, reason: str) -> None:
 
 
 def latest_result(session: Session, submission: Submission) -> Result | None:
+    return latest_result_of(session, submission.id)
+
+
+def latest_result_of(session: Session, submission_id: str) -> Result | None:
     return session.scalar(
-        select(Result).where(Result.submission_id == submission.id).order_by(Result.id.desc()).limit(1)
+        select(Result).where(Result.submission_id == submission_id).order_by(Result.id.desc()).limit(1)
     )

@@ -11,11 +11,12 @@ suspended until it passes again; staff revoke. Every change goes to the audit lo
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, Select, bindparam, case, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from grader.errors import NotFound, PermissionDenied
@@ -33,7 +34,7 @@ from grader.models import (
     utcnow,
 )
 from grader.services import audit
-from grader.verdict import meets
+from grader.verdict import PASS_EPSILON, meets
 
 
 @dataclass(frozen=True)
@@ -184,10 +185,18 @@ def update_awards(session: Session, user_id: int, assessment_id: int, *, actor: 
     An award opens its signed credential (`credentials.open_credential`). A pass that no longer stands, or
     a passing submission back with a reviewer, suspends it; passing again lifts the suspension. After a
     staff revocation only work graded since then earns the program again, as a new credential.
+    This runs after every grade: a set-based check decides first whether anything can change.
     """
+    if not awards_may_change(session, user_id, assessment_id):
+        return []
+    return walk_awards(session, user_id, assessment_id, actor=actor)
+
+
+def walk_awards(session: Session, user_id: int, assessment_id: int, *, actor: str) -> list[CredentialAward]:
+    """`update_awards` the long way: each program's progress requirement by requirement."""
     from grader.services import credentials
 
-    # The programs, their requirements and assessments in one query: this runs after every grade.
+    # The programs, their requirements and assessments in one query.
     needing = select(Requirement.program_id).where(Requirement.assessment_id == assessment_id)
     programs = (
         session.scalars(
@@ -268,6 +277,79 @@ def update_awards(session: Session, user_id: int, assessment_id: int, *, actor: 
             )
     session.flush()
     return changed
+
+
+def awards_may_change(session: Session, user_id: int, assessment_id: int) -> bool:
+    """Could a result of this assessment change an award of the learner? One set-based statement.
+
+    It runs after every grade, and nearly always the answer is no: the program is not complete and has
+    no award standing, or it is complete and its award stands. For each enrolled program needing the
+    assessment it counts the requirements met (by the same rule as `requirement_status`) and reads the
+    award's status; a submission of the program waiting for a reviewer sends the learner to the full
+    walk, which alone knows whether a pass rests on it.
+    """
+    rows = session.execute(_award_check_statement(), {"user_id": user_id, "assessment_id": assessment_id})
+    for required, met_count, reviewing, status in rows:
+        if met_count < required:
+            if status == AwardStatus.AWARDED:
+                return True  # a pass it rests on is gone: suspend
+        elif reviewing or status != AwardStatus.AWARDED:
+            return True  # grant, reinstate, re-earn, or find out whether a pass went back to review
+    return False
+
+
+@functools.cache
+def _award_check_statement() -> Select[Any]:
+    """`awards_may_change`'s statement, built once (its construction costs more than its run).
+    Parameters: user_id, assessment_id."""
+    user_id = bindparam("user_id", type_=Integer)
+    assessment_id = bindparam("assessment_id", type_=Integer)
+    latest_final = (
+        select(func.max(Result.id))
+        .join(Submission, Submission.id == Result.submission_id)
+        .where(Submission.user_id == user_id, Result.passed.is_not(None))
+        .group_by(Result.submission_id)
+    )
+    fraction = case((Result.max_score > 0, Result.score / Result.max_score), else_=0.0)
+    met = (
+        select(Result.id)
+        .join(Submission, Submission.id == Result.submission_id)
+        .where(
+            Result.id.in_(latest_final),
+            Submission.assessment_id == Requirement.assessment_id,
+            case(
+                (Requirement.min_score.is_(None), Result.passed.is_(True)),
+                else_=fraction >= Requirement.min_score - PASS_EPSILON,
+            ),
+        )
+        .exists()
+    )
+    in_review = (
+        select(Submission.id)
+        .where(
+            Submission.user_id == user_id,
+            Submission.assessment_id == Requirement.assessment_id,
+            Submission.status == SubmissionStatus.NEEDS_REVIEW,
+        )
+        .exists()
+    )
+    award_status = (
+        select(CredentialAward.status)
+        .where(CredentialAward.user_id == user_id, CredentialAward.program_id == Requirement.program_id)
+        .scalar_subquery()
+    )
+    needing = select(Requirement.program_id).where(Requirement.assessment_id == assessment_id)
+    return (
+        select(
+            func.count(Requirement.id),
+            func.sum(case((met, 1), else_=0)),
+            func.sum(case((in_review, 1), else_=0)),
+            award_status,
+        )
+        .join(Enrollment, Enrollment.program_id == Requirement.program_id)
+        .where(Enrollment.user_id == user_id, Requirement.program_id.in_(needing))
+        .group_by(Requirement.program_id)
+    )
 
 
 def _back_in_review(session: Session, progress: ProgramProgress) -> bool:

@@ -18,20 +18,23 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, joinedload
 
 from grader.config import Settings
 from grader.errors import GraderError, InvalidInput, NotFound
+from grader.interfaces import ResultSignal
 from grader.kinds import kind_named, kind_of
 from grader.kinds.repository import starter_files
 from grader.models import (
     Assessment,
     GradeOutcome,
+    GradingRun,
     RegradeRequest,
     Result,
     ReviewState,
     Role,
+    RunStatus,
     Submission,
     SubmissionStatus,
     User,
@@ -52,28 +55,35 @@ def get_submission_for(session: Session, user: User, submission_id: str) -> Subm
     submission = session.get(Submission, submission_id) if len(submission_id) <= 64 else None
     if submission is None:
         raise NotFound("no such submission")
+    _check_may_see(session, user, submission)
+    return submission
+
+
+def _check_may_see(session: Session, user: User, submission: Submission) -> None:
     if submission.user_id != user.id and (
         user.role == Role.LEARNER or not access.may_review(session, user, submission)
     ):
         raise NotFound("no such submission")
-    return submission
 
 
-def submission_view(session: Session, user: User, submission_id: str) -> dict[str, Any]:
-    submission = get_submission_for(session, user, submission_id)
-    # The result first, then the status: a worker commits both at once, and reading them the other way
-    # round can show a result beside the status it had before that commit.
-    result = latest_result(session, submission)
-    session.refresh(submission)
-    runs = submission.runs
-    current_run = runs[-1] if runs else None
+def submission_view(
+    session: Session, user: User, submission_id: str, *, just_graded: Result | None = None
+) -> dict[str, Any]:
+    """A submission and its latest result; `just_graded` is a result this request wrote itself (an
+    inline grading), which is the latest by construction and needs no second read."""
+    result: Result | None
+    if just_graded is not None:
+        submission, result = get_submission_for(session, user, submission_id), just_graded
+    else:
+        submission, result = submission_and_result_for(session, user, submission_id)
+    current_run = waiting_run(session, submission)
     view: dict[str, Any] = {
         "id": submission.id,
         "assessment": submission.assessment.slug,
         "assessment_title": submission.assessment.title,
         "assessment_version": submission.assessment_version.version,
         "kind": submission.kind,
-        "status": submission.status,
+        "status": shown_status(submission, current_run),
         "attempt_number": submission.attempt_number,
         "created_at": submission.created_at.isoformat(),
         "receipt": {"sha256": submission.receipt_sha256, "commit": submission.commit_sha},
@@ -86,6 +96,62 @@ def submission_view(session: Session, user: User, submission_id: str) -> dict[st
     if result is not None:
         view["result"] = result_view(session, submission, result, staff=user.role != Role.LEARNER)
     return view
+
+
+def submission_and_result_for(
+    session: Session, user: User, submission_id: str
+) -> tuple[Submission, Result | None]:
+    """A submission its viewer may see (as `get_submission_for`) with its latest result, in one read.
+
+    One statement sees one snapshot: the status and the result a worker commits together are read
+    together, never a new result beside the status it had before.
+    """
+    latest = (
+        select(func.max(Result.id))
+        .where(Result.submission_id == Submission.id)
+        .correlate(Submission)
+        .scalar_subquery()
+    )
+    row = (
+        session.execute(
+            select(Submission, Result)
+            .outerjoin(Result, Result.id == latest)
+            .where(Submission.id == submission_id)
+            .options(joinedload(Submission.assessment), joinedload(Submission.assessment_version))
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        if len(submission_id) <= 64
+        else None
+    )
+    if row is None:
+        raise NotFound("no such submission")
+    submission, result = row
+    _check_may_see(session, user, submission)
+    return submission, result
+
+
+def waiting_run(session: Session, submission: Submission) -> GradingRun | None:
+    """The run a waiting submission (queued, being graded, or queued again for a regrade) waits on."""
+    if submission.status not in _STILL_WAITING:
+        return None
+    return session.scalar(
+        select(GradingRun)
+        .where(GradingRun.submission_id == submission.id)
+        .order_by(GradingRun.requested_at.desc())
+        .limit(1)
+    )
+
+
+def shown_status(submission: Submission, current_run: GradingRun | None) -> str:
+    """The submission's status, "grading" while a worker holds its run (a quick grading does not
+    write that state: it would be overwritten within the millisecond)."""
+    if (
+        submission.status == SubmissionStatus.QUEUED
+        and current_run
+        and current_run.status == RunStatus.RUNNING
+    ):
+        return SubmissionStatus.GRADING
+    return submission.status
 
 
 def result_view(
@@ -597,6 +663,8 @@ def ask_regrade(
 
 
 MAX_WAIT_SECONDS = 30.0
+# A waiter with a signal looks at the database this often all the same (an announcement can be lost).
+SIGNAL_SLICE_SECONDS = 2.0
 _STILL_WAITING = (SubmissionStatus.QUEUED, SubmissionStatus.GRADING)
 
 
@@ -621,14 +689,17 @@ def await_result(
     submission_id: str,
     wait_seconds: float,
     *,
+    signal: ResultSignal | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Hold until the submission is graded (or waits for a reviewer), or `wait_seconds` have passed.
 
-    A long poll instead of a client asking every few seconds: one request per result, answered within
-    a fraction of a second of the result's commit. Each look is its own short transaction, so it sees
-    what the worker committed and holds no lock while it waits.
+    A long poll instead of a client asking every few seconds: one request per result. With a
+    `signal`, the request sleeps until the worker announces the result and looks once more; it looks
+    every `SIGNAL_SLICE_SECONDS` anyway, so a lost announcement costs at most that. Without one it
+    looks at a growing interval. Each look is its own short transaction, so it sees what the worker
+    committed and holds no lock while it waits.
     """
     submission = get_submission_for(session, user, submission_id)
     deadline = clock() + wait_seconds
@@ -636,27 +707,32 @@ def await_result(
     while True:
         status = session.scalar(select(Submission.status).where(Submission.id == submission.id))
         session.commit()
-        if status not in _STILL_WAITING or clock() >= deadline:
+        remaining = deadline - clock()
+        if status not in _STILL_WAITING or remaining <= 0:
             session.expire_all()
             return
-        sleep(min(pause, max(0.0, deadline - clock())))
-        pause = min(pause * 1.5, 0.2)
+        if signal is not None and signal.available:
+            signal.wait(submission.id, min(remaining, SIGNAL_SLICE_SECONDS))
+        else:
+            sleep(min(pause, remaining))
+            pause = min(pause * 1.5, 0.2)
 
 
 def status_view(session: Session, user: User, submission_id: str) -> dict[str, Any]:
     """The few fields a page polls while a submission is graded."""
-    submission = get_submission_for(session, user, submission_id)
-    result = latest_result(session, submission)
-    session.refresh(submission)
-    runs = submission.runs
-    position = queue_position(session, runs[-1]) if runs else None
-    shown = badge(submission.status, result, withheld=result is not None and _withheld(session, result))
+    submission, result = submission_and_result_for(session, user, submission_id)
+    current_run = waiting_run(session, submission)
+    position = queue_position(session, current_run) if current_run else None
+    status = shown_status(submission, current_run)
+    shown = badge(status, result, withheld=result is not None and _withheld(session, result))
     return {
         "id": submission.id,
-        "status": submission.status,
+        "status": status,
         "label": shown.label,
         "queue_position": position,
-        "eta_seconds": queue_eta_seconds(session, runs[-1], position) if position else None,
+        "eta_seconds": queue_eta_seconds(session, current_run, position)
+        if current_run and position
+        else None,
         "has_result": result is not None,
         "done": submission.status not in (SubmissionStatus.QUEUED, SubmissionStatus.GRADING),
     }

@@ -8,17 +8,18 @@ what differs by kind (a quiz's answers, a repository's tree) is validated by its
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
-from sqlalchemy import func, select, update
+from sqlalchemy import DateTime, Integer, Select, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from grader import metrics
 from grader.catalog.schema import AssessmentDefinition
@@ -34,26 +35,35 @@ from grader.errors import (
     ServiceUnavailable,
 )
 from grader.interfaces import TaskQueue
-from grader.kinds import kind_of
+from grader.kinds import kind_named, kind_of
 from grader.kinds import quiz as quizzes
-from grader.kinds.base import SubmissionRequest, hourly_limit
+from grader.kinds.base import IdParam, Kind, SubmissionRequest, hourly_limit
 from grader.models import (
     Assessment,
+    AssessmentVersion,
     Enrollment,
+    Extension,
     GradingRun,
     QuizAttempt,
     Requirement,
+    Result,
     Role,
     RunStatus,
     Submission,
     SubmissionStatus,
     User,
+    new_id,
     utcnow,
 )
 from grader.quiz import validate_answers
-from grader.services import audit, grading
-from grader.services.catalog import current_version, parse_definition
-from grader.services.deadlines import deadline_for, late_penalty
+from grader.services import audit, grading, review_queue
+from grader.services.catalog import (
+    assessment_ref,
+    current_version,
+    forget_assessment_refs,
+    parse_definition,
+)
+from grader.services.deadlines import deadline_from, late_penalty
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +77,85 @@ class Accepted:
     created: bool  # False when an Idempotency-Key matched an earlier submission
     commit: str | None = None  # the pinned commit of a git submission
     graded: bool = False  # graded inside the request (GRADER_QUIZ_GRADING=inline): the result exists
+    result: Result | None = None  # that result
+
+
+@dataclass(frozen=True)
+class _Standing:
+    """What intake's checks read about a learner and an assessment, fetched in one statement."""
+
+    version: AssessmentVersion
+    enrolled: bool
+    extension_due: datetime | None
+    handed_in: int
+    last_handed_in_at: datetime | None
+    in_last_hour: int
+    oldest_in_last_hour: datetime | None
+    attempts_used: int
+    queue_full: bool
+
+
+def _standing(
+    session: Session, settings: Settings, user: User, assessment_slug: str, now: datetime
+) -> _Standing:
+    """The current version and everything the intake checks need, in one read (on the hot path)."""
+    for _ in range(2):  # a cached ref that no longer names the assessment is looked up again, once
+        ref = assessment_ref(session, assessment_slug)
+        params = {"user_id": user.id, "assessment_id": ref.id, "hour_ago": now - timedelta(hours=1)}
+        statement = _standing_statement(ref.kind, settings.queue_admission_limit)
+        row = session.execute(statement, params).one_or_none()
+        if row is not None and row[0].assessment.kind == ref.kind:
+            version, is_enrolled, due, handed_in, last_at, hour_count, hour_oldest, used, waiting = row
+            return _Standing(
+                version=version,
+                enrolled=bool(is_enrolled),
+                extension_due=due,
+                handed_in=handed_in or 0,
+                last_handed_in_at=last_at,
+                in_last_hour=hour_count or 0,
+                oldest_in_last_hour=hour_oldest,
+                attempts_used=used or 0,
+                queue_full=waiting is not None,
+            )
+        forget_assessment_refs()
+    raise NotFound(f"no assessment {assessment_slug!r}", details={"field": "assessment"})
+
+
+@functools.cache
+def _standing_statement(kind_name: str, admission_limit: int) -> Select[Any]:
+    """The intake read for one kind, built once per process: building a statement of nine subqueries
+    costs more CPU than PostgreSQL takes to run it. Parameters: user_id, assessment_id, hour_ago."""
+    kind = kind_named(kind_name)
+    user_id = bindparam("user_id", type_=Integer)
+    assessment_id = bindparam("assessment_id", type_=Integer)
+    of_learner = (Submission.user_id == user_id, Submission.assessment_id == assessment_id)
+    in_last_hour = (*of_learner, Submission.created_at > bindparam("hour_ago", type_=DateTime))
+    # Is there a limit-th waiting run? One step along the queue's index, however long the queue is.
+    limit_th_waiting = (
+        select(GradingRun.id)
+        .where(GradingRun.queue == kind.queue, GradingRun.status == RunStatus.QUEUED)
+        .order_by(GradingRun.requested_at)
+        .offset(max(admission_limit - 1, 0))
+        .limit(1)
+    )
+    return (
+        select(
+            AssessmentVersion,
+            _enrollment(user_id, assessment_id).exists(),
+            select(Extension.due_at)
+            .where(Extension.user_id == user_id, Extension.assessment_id == assessment_id)
+            .scalar_subquery(),
+            select(func.count(Submission.id)).where(*of_learner).scalar_subquery(),
+            select(func.max(Submission.created_at)).where(*of_learner).scalar_subquery(),
+            select(func.count(Submission.id)).where(*in_last_hour).scalar_subquery(),
+            select(func.min(Submission.created_at)).where(*in_last_hour).scalar_subquery(),
+            kind.attempts_counted(user_id, assessment_id).scalar_subquery(),
+            limit_th_waiting.scalar_subquery(),
+        )
+        .join(Assessment, Assessment.id == AssessmentVersion.assessment_id)
+        .where(Assessment.id == assessment_id, AssessmentVersion.version == Assessment.current_version)
+        .options(contains_eager(AssessmentVersion.assessment))
+    )
 
 
 def start_quiz_attempt(
@@ -78,15 +167,16 @@ def start_quiz_attempt(
 ) -> dict[str, Any]:
     """Draw a quiz attempt (or return the learner's open one) with its questions and deadline."""
     now = now or utcnow()
-    version = current_version(session, assessment_slug)
+    standing = _standing(session, settings, user, assessment_slug, now)
+    version = standing.version
     quiz = quizzes.quiz_of(version)
-    _check_enrolled(session, user, version.assessment)
-    late_penalty(quiz, deadline_for(session, user.id, version.assessment_id, quiz), now)
+    _check_enrolled(user, version.assessment, standing)
+    late_penalty(quiz, deadline_from(standing.extension_due, quiz), now)
     # Re-opening returns the same draw: asking again must not let a learner fish for easier questions.
     attempt = quizzes.reopenable_attempt(session, user.id, version.id, now)
     if attempt is None:
-        _check_attempt_policy(session, settings, user, version.assessment, quiz, now)
-        _check_rate(session, settings, user, version.assessment, quiz, now)
+        _check_attempt_policy(version.assessment, quiz, standing)
+        _check_rate(settings, version.assessment, quiz, standing, now)
         quizzes.KIND.check_start(session, settings, user, version.assessment_id, assessment_slug, now)
         attempt = quizzes.draw_attempt(session, user, version, quiz, now)
     return quizzes.attempt_view(attempt, quiz)
@@ -113,34 +203,33 @@ def submit(
         )
         if earlier is not None:
             return Accepted(earlier.id, earlier.receipt_sha256, created=False, commit=earlier.commit_sha)
-    version = current_version(session, request.assessment)
+    standing = _standing(session, settings, user, request.assessment, now)
+    version = standing.version
     assessment = version.assessment
     definition = parse_definition(version)
-    _check_enrolled(session, user, assessment)
-    deadline = deadline_for(session, user.id, assessment.id, definition)
+    _check_enrolled(user, assessment, standing)
+    deadline = deadline_from(standing.extension_due, definition)
     kind = kind_of(definition)
     penalty = late_penalty(definition, deadline, now - kind.deadline_grace)
     if not kind.counted_before_intake(request):
-        _check_attempt_policy(session, settings, user, assessment, definition, now)
-    _check_rate(session, settings, user, assessment, definition, now)
-    _check_admission(session, settings, kind.queue)
+        _check_attempt_policy(assessment, definition, standing)
+    _check_rate(settings, assessment, definition, standing, now)
+    if standing.queue_full:
+        raise ServiceUnavailable(
+            "grading is at capacity right now; please retry in a minute",
+            details={"queue": kind.queue, "waiting": settings.queue_admission_limit, "retry_after": 60},
+        )
 
     intake = kind.accept(session, settings, user, version, definition, request, now)
     payload, version, attempt = intake.payload, intake.version, intake.attempt
 
-    previous = (
-        session.scalar(
-            select(func.count(Submission.id)).where(
-                Submission.user_id == user.id, Submission.assessment_id == assessment.id
-            )
-        )
-        or 0
-    )
+    previous = standing.handed_in
     receipt = receipt_hash(assessment.slug, version.version, payload)
     submission = Submission(
         user_id=user.id,
-        assessment_id=assessment.id,
-        assessment_version_id=version.id,
+        # The objects, not their ids: the view of an inline grading reads them without a query.
+        assessment=assessment,
+        assessment_version=version,
         kind=assessment.kind,
         attempt_number=previous + 1,
         payload=payload,
@@ -160,6 +249,11 @@ def submit(
     if attempt is not None:
         attempt.submitted_at = now
     session.add_all([submission, run])
+    inline_result = (
+        _grade_inline(session, settings, kind, submission, run, version, now)
+        if settings.quiz_grading == "inline" and kind.grades_inline(definition)
+        else None
+    )
     try:
         if intake.on_recorded is not None:
             session.flush()  # the submission's row first: what the kind writes may point at it
@@ -177,16 +271,8 @@ def submit(
             raise
         return Accepted(earlier.id, earlier.receipt_sha256, created=False)
     metrics.submission_received(assessment.kind)
-    if settings.quiz_grading == "inline" and kind.grades_inline(definition):
-        grader = kind.grader(settings)
-        if grader is not None and grading.grade_inline(
-            session, run.id, grader, lease_seconds=settings.lease_seconds, max_tries=settings.max_run_tries
-        ):
-            return Accepted(submission.id, receipt, created=True, graded=True)
-        # Not graded here (a fault gave the run back to the queue): the workers take it, sent now.
-        session.refresh(run)
-        run.enqueued_at = utcnow()
-        session.commit()
+    if inline_result is not None:
+        return Accepted(submission.id, receipt, created=True, graded=True, result=inline_result)
     try:
         queue.enqueue_grading(run.id, run.queue)
     except Exception:  # any broker fault: the committed run row is the durable record
@@ -194,6 +280,48 @@ def submit(
         run.enqueued_at = None
         session.commit()
     return Accepted(submission.id, receipt, created=True, commit=submission.commit_sha)
+
+
+def _grade_inline(
+    session: Session,
+    settings: Settings,
+    kind: Kind,
+    submission: Submission,
+    run: GradingRun,
+    version: AssessmentVersion,
+    now: datetime,
+) -> Result | None:
+    """Grade a closed-form quiz inside its intake transaction: hand-in, run and result commit together.
+
+    Nothing is written before the grade exists, so a process that dies here leaves nothing behind (the
+    learner's request fails and they hand in again). A grader fault is not the learner's: the hand-in
+    is accepted all the same and its run goes to the workers, with the fault on record (None).
+    """
+    grader = kind.grader(settings)
+    if grader is None:
+        return None
+    submission.id = submission.id or new_id()
+    run.id = run.id or new_id()
+    job = grading.job_for(run.id, "submitted", submission, version)
+    try:
+        grade = grader.grade(job)
+    except Exception as exc:
+        log.warning("inline grading of run %s failed; it goes to the workers", run.id, exc_info=True)
+        run.last_error = f"internal error grading inline: {exc!r}"[:4000]
+        return None
+    run.status, run.worker, run.tries = RunStatus.DONE, "inline", 1
+    run.started_at = run.finished_at = now
+    run.enqueued_at = None
+    submission.status = grading.status_after(grade)
+    submission.charged = grade.outcome.charges_attempt
+    result = grading.result_row(job, grade)
+    session.add(result)
+    session.flush()
+    if grade.needs_review:
+        review_queue.open_tasks(session, result, submission)
+    grading.record_result(session, job, grade, result, before=None, worker="inline")
+    metrics.run_finished(kind=job.kind, queue=run.queue, grade=grade, requested_at=now, started_at=now)
+    return result
 
 
 def _supersede_waiting(session: Session, newer: Submission, now: datetime) -> None:
@@ -284,20 +412,17 @@ def _idempotency_key(raw: str | None) -> str | None:
     return key
 
 
-def _check_enrolled(session: Session, user: User, assessment: Assessment) -> None:
-    if user.role == Role.ADMIN:
+def _check_enrolled(user: User, assessment: Assessment, standing: _Standing) -> None:
+    if user.role == Role.ADMIN or standing.enrolled:
         return
-    enrolled = session.scalar(
-        select(Enrollment.id)
-        .join(Requirement, Requirement.program_id == Enrollment.program_id)
-        .where(Enrollment.user_id == user.id, Requirement.assessment_id == assessment.id)
-        .limit(1)
+    _refuse_not_enrolled(assessment)
+
+
+def _refuse_not_enrolled(assessment: Assessment) -> NoReturn:
+    raise PermissionDenied(
+        f"you are not enrolled in a program that includes {assessment.slug!r}",
+        details={"field": "assessment"},
     )
-    if enrolled is None:
-        raise PermissionDenied(
-            f"you are not enrolled in a program that includes {assessment.slug!r}",
-            details={"field": "assessment"},
-        )
 
 
 def has_open_attempt(session: Session, user_id: int, assessment_id: int, now: datetime | None = None) -> bool:
@@ -313,43 +438,26 @@ def attempts_used(
 
 
 def _check_attempt_policy(
-    session: Session,
-    settings: Settings,
-    user: User,
-    assessment: Assessment,
-    definition: AssessmentDefinition,
-    now: datetime,
+    assessment: Assessment, definition: AssessmentDefinition, standing: _Standing
 ) -> None:
     policy = definition.attempts
-    if policy.max is None:
-        return  # unlimited: nothing to count
-    count = attempts_used(session, user.id, assessment, definition)
-    if count >= policy.max:
+    if policy.max is not None and standing.attempts_used >= policy.max:
         raise AttemptsExhausted(
             f"all {policy.max} attempts at {assessment.slug!r} are used",
-            details={"attempts_used": count, "max_attempts": policy.max},
+            details={"attempts_used": standing.attempts_used, "max_attempts": policy.max},
         )
 
 
 def _check_rate(
-    session: Session,
     settings: Settings,
-    user: User,
     assessment: Assessment,
     definition: AssessmentDefinition,
+    standing: _Standing,
     now: datetime,
 ) -> None:
     """Cooldown and hourly rate: every hand-in counts here, charged or not (they pace the load)."""
     policy = definition.attempts
-    last = (
-        session.scalar(
-            select(func.max(Submission.created_at)).where(
-                Submission.user_id == user.id, Submission.assessment_id == assessment.id
-            )
-        )
-        if policy.cooldown_seconds
-        else None
-    )
+    last = standing.last_handed_in_at
     if last is not None and policy.cooldown_seconds:
         ready_at = last + timedelta(seconds=policy.cooldown_seconds)
         if ready_at > now:
@@ -360,34 +468,13 @@ def _check_rate(
                 details={"ready_at": ready_at.isoformat()},
             )
     hourly = getattr(definition, "submissions_per_hour", None) or settings.submissions_per_hour
-    hour_ago = now - timedelta(hours=1)
-    recent = session.scalars(
-        select(Submission.created_at)
-        .where(
-            Submission.user_id == user.id,
-            Submission.assessment_id == assessment.id,
-            Submission.created_at > hour_ago,
-        )
-        .order_by(Submission.created_at)
-    ).all()
-    hourly_limit(recent, hourly, now, f"at most {hourly} submissions an hour for {assessment.slug!r}")
-
-
-def _check_admission(session: Session, settings: Settings, queue: str) -> None:
-    limit = settings.queue_admission_limit
-    # Is there a limit-th waiting run? One step along the queue's index, however long the queue is.
-    full = session.scalar(
-        select(GradingRun.id)
-        .where(GradingRun.queue == queue, GradingRun.status == RunStatus.QUEUED)
-        .order_by(GradingRun.requested_at)
-        .offset(max(limit - 1, 0))
-        .limit(1)
+    hourly_limit(
+        standing.in_last_hour,
+        standing.oldest_in_last_hour,
+        hourly,
+        now,
+        f"at most {hourly} submissions an hour for {assessment.slug!r}",
     )
-    if full is not None:
-        raise ServiceUnavailable(
-            "grading is at capacity right now; please retry in a minute",
-            details={"queue": queue, "waiting": limit, "retry_after": 60},
-        )
 
 
 # ---------------------------------------------------------------- presentation: what the learner's pages show
@@ -446,7 +533,23 @@ def assessment_summary(session: Session, slug: str) -> dict[str, Any]:
 
 def check_enrolled(session: Session, user: User, slug: str) -> None:
     """`PermissionDenied` unless the user may hand in to this assessment (the intake rule)."""
-    _check_enrolled(session, user, current_version(session, slug).assessment)
+    assessment = current_version(session, slug).assessment
+    if user.role == Role.ADMIN or _enrolled(session, user.id, assessment.id):
+        return
+    _refuse_not_enrolled(assessment)
+
+
+def _enrolled(session: Session, user_id: int, assessment_id: int) -> bool:
+    return session.scalar(_enrollment(user_id, assessment_id).exists().select()) or False
+
+
+def _enrollment(user_id: IdParam, assessment_id: IdParam) -> Select[int]:
+    """The learner's enrolments in programs that include the assessment."""
+    return (
+        select(Enrollment.id)
+        .join(Requirement, Requirement.program_id == Enrollment.program_id)
+        .where(Enrollment.user_id == user_id, Requirement.assessment_id == assessment_id)
+    )
 
 
 @dataclass(frozen=True)
@@ -478,21 +581,22 @@ def availability(
     """The checks `start_quiz_attempt` (for a quiz) or `submit` (otherwise) would make now, without
     drawing or storing anything. Queue admission is left out: it changes by the second."""
     now = now or utcnow()
-    version = current_version(session, slug)
+    standing = _standing(session, settings, user, slug, now)
+    version = standing.version
     assessment = version.assessment
     definition = parse_definition(version)
-    used = attempts_used(session, user.id, assessment, definition)
+    used = standing.attempts_used
     kind = kind_of(definition)
     reopen = kind.open_attempt(session, user.id, version.id, now)
     blocked: GraderError | None = None
-    deadline = deadline_for(session, user.id, assessment.id, definition)
+    deadline = deadline_from(standing.extension_due, definition)
     penalty = 0.0
     try:
-        _check_enrolled(session, user, assessment)
+        _check_enrolled(user, assessment, standing)
         penalty = late_penalty(definition, deadline, now)
         if reopen is None:
-            _check_attempt_policy(session, settings, user, assessment, definition, now)
-            _check_rate(session, settings, user, assessment, definition, now)
+            _check_attempt_policy(assessment, definition, standing)
+            _check_rate(settings, assessment, definition, standing, now)
             kind.check_start(session, settings, user, assessment.id, slug, now)
     except (PermissionDenied, Conflict, RateLimited) as exc:
         blocked = exc

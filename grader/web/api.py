@@ -90,7 +90,9 @@ def create_submission() -> tuple[Response, int, dict[str, str]]:
     }
     if accepted.graded:
         # GRADER_QUIZ_GRADING=inline: graded in this request; the result comes with the answer.
-        body["submission"] = queries.submission_view(db(), user, accepted.submission_id)
+        body["submission"] = queries.submission_view(
+            db(), user, accepted.submission_id, just_graded=accepted.result
+        )
         return jsonify(body), 201, {"Location": status_url}
     return jsonify(body), 202, {"Location": status_url}
 
@@ -160,7 +162,7 @@ def get_submission(submission_id: str) -> Response:
     user = api_user()
     wait = queries.parse_wait(request.args.get("wait"))
     if wait:
-        queries.await_result(db(), user, submission_id, wait)
+        queries.await_result(db(), user, submission_id, wait, signal=web().signal)
     return jsonify(queries.submission_view(db(), user, submission_id))
 
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy.orm import Session, sessionmaker
 
-from grader.broker import CeleryTaskQueue
+from grader.broker import CeleryTaskQueue, make_result_signal
 from grader.config import Settings
 from grader.db import make_engine, make_session_factory
-from grader.interfaces import TaskQueue
+from grader.interfaces import ResultSignal, TaskQueue
 from grader.services.credentials import dispatch_on_commit
 
 EXTENSION = "grader"
@@ -28,6 +28,7 @@ class WebContext:
     settings: Settings
     sessions: sessionmaker[Session]
     queue: TaskQueue
+    signal: ResultSignal
 
 
 def register_context(app: Flask, settings: Settings, queue: TaskQueue | None) -> None:
@@ -35,7 +36,9 @@ def register_context(app: Flask, settings: Settings, queue: TaskQueue | None) ->
     queue = queue or CeleryTaskQueue(settings)
     # A review that completes a program opens its credential: a worker signs it once this commits.
     dispatch_on_commit(sessions, queue)
-    app.extensions[EXTENSION] = WebContext(settings=settings, sessions=sessions, queue=queue)
+    app.extensions[EXTENSION] = WebContext(
+        settings=settings, sessions=sessions, queue=queue, signal=make_result_signal(settings)
+    )
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

@@ -356,7 +356,7 @@ def submission_status(submission_id: str) -> Response | tuple[Response, int]:
     try:
         wait = queries.parse_wait(request.args.get("wait"))
         if wait:
-            queries.await_result(db(), page_user(), submission_id, wait)
+            queries.await_result(db(), page_user(), submission_id, wait, signal=web().signal)
         view = queries.status_view(db(), page_user(), submission_id)
     except GraderError as exc:
         # The JSON envelope here too: a script reads this, not a person.

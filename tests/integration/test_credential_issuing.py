@@ -24,7 +24,8 @@ from grader.kinds import default_graders
 from grader.kinds.base import SubmissionRequest
 from grader.models import AuditEvent, CredentialAward, GradingRun, IssuedCredential, Result, User, utcnow
 from grader.services import credentials, submissions
-from grader.services.grading import RunOutcome, process_run, reconcile
+from grader.services.grading import RunOutcome, process_run
+from grader.services.reconciler import reconcile
 from grader.services.progress import update_awards
 from tests.conftest import Account, make_account
 from tests.support.catalogs import BASICS_ANSWERS

@@ -18,6 +18,7 @@ from grader.services.grading import (
     RunOutcome,
     claim_run,
     finish_run,
+    load_job,
     process_run,
 )
 from grader.services.reconciler import reconcile
@@ -90,9 +91,11 @@ def test_a_worker_that_lost_its_lease_cannot_write(
     assert fresh is not None and fresh.tries == 2
     grade = Grade(score=1, max_score=1, passed=True, feedback={})
     with loaded() as session:
-        assert finish_run(session, stale, grade, rubric_id=None) is False
+        job = load_job(session, run_id)
     with loaded() as session:
-        assert finish_run(session, fresh, grade, rubric_id=None) is True
+        assert finish_run(session, stale, job, grade) is False
+    with loaded() as session:
+        assert finish_run(session, fresh, job, grade) is True
     assert _results(loaded) == 1
 
 

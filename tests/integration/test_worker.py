@@ -20,6 +20,7 @@ from tests.conftest import Account, bearer, make_account
 from tests.support.catalogs import BASICS_ANSWERS
 from tests.support.databases import sqlite_and_postgres  # noqa: F401 - runs each test on both
 from tests.support.services import RedisServer, WorkerProcess, redis_server
+from tests.support.statements import StatementLog
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 LEASE_SECONDS = 3
@@ -289,10 +290,19 @@ def test_a_long_poll_answers_when_the_result_is_written_not_when_it_times_out(
     make_worker("tests.support.slow_worker", GRADER_TEST_GRADE_DELAY="2").start()
     submission_id = submit(client, learner)
     started = time.monotonic()
-    view = client.get(f"/api/v1/submissions/{submission_id}?wait=30", headers=bearer(learner)).get_json()
+    looks = StatementLog()
+    looks.attach()
+    try:
+        view = client.get(f"/api/v1/submissions/{submission_id}?wait=30", headers=bearer(learner)).get_json()
+    finally:
+        looks.detach()
     waited = time.monotonic() - started
     assert view["status"] == "graded" and view["result"]["passed"] is True
     assert waited < 25, f"answered after {waited:.1f} s: at the timeout, not at the result"
+    # The worker's announcement on Redis woke the request: it looked at the database a few times,
+    # not every fraction of a second while the grading took its two seconds.
+    status_looks = [sql for sql in looks.statements if sql.startswith("SELECT submissions.status FROM")]
+    assert len(status_looks) <= 3, status_looks
     # Once graded, a long poll does not wait at all.
     again = client.get(f"/api/v1/submissions/{submission_id}?wait=30", headers=bearer(learner))
     assert again.status_code == 200 and again.get_json()["status"] == "graded"

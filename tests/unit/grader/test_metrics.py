@@ -20,7 +20,8 @@ from grader.interfaces import RecordingQueue
 from grader.metrics import MeteredRunner
 from grader.models import GradingRun, utcnow
 from grader.services import credentials
-from grader.services.grading import claim_run, reconcile
+from grader.services.grading import claim_run
+from grader.services.reconciler import reconcile
 from grader.web import create_app
 from sandbox.contract import JobSpec, Limits
 from tests.conftest import Account, bearer, make_account
