@@ -19,6 +19,7 @@ from typing import Any
 from celery import Celery
 
 from grader.config import Settings
+from grader.errors import ServiceUnavailable
 from grader.interfaces import NoSignal, ResultSignal
 from grader.kinds import KINDS
 
@@ -136,7 +137,8 @@ class CeleryTaskQueue:
 
         A message in kombu's `unacked` hash that no answering worker holds was held by a worker that
         died: Redis gives it back only after the visibility timeout (an hour), so it counts as lost.
-        While no worker answers at all, nobody can tell, and such messages count as held.
+        While no worker answers at all, nobody can tell, and such messages count as held. Raises
+        ServiceUnavailable when Redis does not answer: what it holds is unknown, so nothing is lost yet.
         """
         wanted = set(run_ids)
         if not wanted:
@@ -154,8 +156,8 @@ class CeleryTaskQueue:
                     pipe.lrange(key, 0, -1)
                 pipe.hvals(layout.unacked_key)
                 *waiting_lists, unacked = pipe.execute()
-        except redis.RedisError:
-            return None
+        except redis.RedisError as exc:  # down, or still loading its append-only file after a restart
+            raise ServiceUnavailable(f"the broker cannot say which messages it holds: {exc}") from exc
         finally:
             client.close()
         held = {run for raw in _chain(waiting_lists) if (run := _run_of(raw)) in wanted}
@@ -174,7 +176,7 @@ class CeleryTaskQueue:
             try:
                 replies = self._app.control.inspect(timeout=WORKER_REPLY_SECONDS).query_task(*delivered) or {}
             except Exception:  # the control channel is the broker too: no answer, no verdict
-                return None
+                replies = {}
             if not replies:
                 # No worker answered at all (they are reconnecting after a broker restart, or
                 # starting): whether they still hold these is unknown, so they are not lost yet.
@@ -184,7 +186,10 @@ class CeleryTaskQueue:
         return held
 
     def live_workers(self, names: Collection[str]) -> dict[str, datetime] | None:
-        """When each of the named workers that answers was started; one that does not is left out."""
+        """When each of the named workers that answers was started; one that does not is left out.
+
+        Raises ServiceUnavailable when the broker that carries the question is down.
+        """
         wanted = sorted(set(names))
         if not wanted:
             return {}
@@ -195,8 +200,8 @@ class CeleryTaskQueue:
                 ).stats()
                 or {}
             )
-        except Exception:  # the broker is down: nobody can tell whether the workers live
-            return None
+        except Exception as exc:
+            raise ServiceUnavailable(f"the broker does not carry the workers' answers: {exc}") from exc
         now = datetime.now(UTC)
         started: dict[str, datetime] = {}
         for name, stats in replies.items():

@@ -24,12 +24,13 @@ class TaskQueue(Protocol):
 
     def messages_for(self, queue: str, run_ids: Collection[str]) -> set[str] | None:
         """Of `run_ids`, those whose message the broker still holds (waiting in `queue`, or taken by
-        a worker that lives and has not acknowledged it); None when the broker cannot tell."""
+        a worker that lives and has not acknowledged it); None when this broker cannot tell. Raises
+        ServiceUnavailable while the broker is down."""
         ...
 
     def live_workers(self, names: Collection[str]) -> dict[str, datetime] | None:
         """When each of the named workers that answers now was started (one that does not answer is
-        left out); None when nobody can ask them."""
+        left out); None when this broker cannot ask them. Raises ServiceUnavailable while it is down."""
         ...
 
 

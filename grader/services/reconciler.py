@@ -14,8 +14,9 @@ Two rules keep it cheap and fair under load:
   (several runs of one worker at once, a worker that no longer answers or was started again) is sent
   again without a strike. `tries` still counts every delivery and is capped, so no run loops forever.
 
-When the broker cannot tell (another transport, a broker that does not answer), the older rules
-apply: a queued run is sent again when its queue is empty, and every lost lease is a strike.
+When the broker cannot tell (another transport), the older rules apply: a queued run is sent again
+when its queue is empty, and every lost lease is a strike. While the broker is down (or still
+loading its data after a restart) nothing is decided: the next pass does.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from grader import metrics
+from grader.errors import ServiceUnavailable
 from grader.interfaces import TaskQueue
 from grader.models import GradingRun, RunStatus, utcnow
 from grader.services import credentials, grading
@@ -88,7 +90,14 @@ def _release_expired_leases(
     ).all()
     if not stale:
         return []
-    losses = lease_losses(stale, queue.live_workers({run.worker for run in stale if run.worker}))
+    try:
+        started = queue.live_workers({run.worker for run in stale if run.worker})
+    except ServiceUnavailable as exc:
+        # Whose fault it was, and a new send, both wait for the broker: the next pass decides.
+        log.warning("expired leases left for the next pass: %s", exc.message)
+        session.rollback()
+        return []
+    losses = lease_losses(stale, started)
     limit = grading.delivery_limit(max_tries)
     failed: list[str] = []
     for run in stale:
@@ -177,11 +186,26 @@ def _resend_lost_messages(
         by_queue[run.queue].append(run)
     requeued: list[str] = []
     for name, runs in by_queue.items():
-        held = queue.messages_for(name, [run.id for run in runs])
+        try:
+            held = queue.messages_for(name, [run.id for run in runs])
+        except ServiceUnavailable as exc:
+            # Right after a restart Redis may still be loading what it kept: nothing is known lost.
+            log.warning("queue %s left for the next pass: %s", name, exc.message)
+            continue
         if held is None:
             lost = _lost_by_the_older_rule(queue, name, runs)
         else:
             lost = [run for run in runs if run.id not in held]
+        if lost:
+            # A run a worker graded (and acked) after the candidates were read has no message either.
+            still_queued = set(
+                session.scalars(
+                    select(GradingRun.id).where(
+                        GradingRun.id.in_([run.id for run in lost]), GradingRun.status == RunStatus.QUEUED
+                    )
+                )
+            )
+            lost = [run for run in lost if run.id in still_queued]
         for run in lost:
             try:
                 queue.enqueue_grading(run.id, run.queue)
