@@ -704,8 +704,8 @@ def await_result(
     submission = get_submission_for(session, user, submission_id)
     deadline = clock() + wait_seconds
     pause = 0.02
+    status: str | None = submission.status  # the first look is the read that found the submission
     while True:
-        status = session.scalar(select(Submission.status).where(Submission.id == submission.id))
         session.commit()
         remaining = deadline - clock()
         if status not in _STILL_WAITING or remaining <= 0:
@@ -716,6 +716,7 @@ def await_result(
         else:
             sleep(min(pause, remaining))
             pause = min(pause * 1.5, 0.2)
+        status = session.scalar(select(Submission.status).where(Submission.id == submission.id))
 
 
 def status_view(session: Session, user: User, submission_id: str) -> dict[str, Any]:
