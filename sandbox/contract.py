@@ -11,7 +11,7 @@ How a job ended, as each backend can tell it: both run the job under the box's o
 (`sandbox.boxinit`), which waits for the job and reports its real wait status, so `exit 139`
 (exit_code 139, signal None, completed) and a segfault (exit_code 139, signal 11, crashed) are told
 apart on both. Only where that report is missing (the init itself was killed: by us, by the
-kernel's OOM killer, or on Docker by the job, which runs as the init's user there) does a backend
+kernel's OOM killer; the job cannot, the init being its box's pid 1 on both) does a backend
 fall back to the exit code it saw, and then 128 + n can only be read as "signal n".
 """
 
