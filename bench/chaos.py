@@ -93,6 +93,7 @@ class Tally:
     unfinished: int = 0
     doubled: int = 0
     seconds_to_drain: float = 0.0
+    achieved_rate: float = 0.0
 
 
 def run_rule(rule: str, *, rate: float, seconds: float, kill_every: float, workdir: Path) -> Tally:
@@ -147,26 +148,31 @@ def run_rule(rule: str, *, rate: float, seconds: float, kill_every: float, workd
 
         reconciler = threading.Thread(target=reconcile_loop, daemon=True)
         reconciler.start()
-        worker = new_worker()
+        workers = [new_worker()]  # the one alive now is the last
+        stop_faults = threading.Event()
         started = time.monotonic()
-        next_kill = started + kill_every
-        restart_at = started + seconds / 2
-        restarted = False
+
+        def faults() -> None:
+            # Its own thread, so that the arrivals keep their pace while a worker starts again.
+            next_kill, restart_at = started + kill_every, started + seconds / 2
+            while not stop_faults.wait(0.05):
+                if time.monotonic() >= next_kill:
+                    workers[-1].kill()  # SIGKILL to the whole worker: main process and pool
+                    tally.kills += 1
+                    workers.append(new_worker())
+                    next_kill = time.monotonic() + kill_every
+                if not tally.redis_restarts and time.monotonic() >= restart_at:
+                    restart(broker)
+                    tally.redis_restarts += 1
+
+        chaos = threading.Thread(target=faults, daemon=True)
+        chaos.start()
         try:
             for n in range(total):
                 due = started + n / rate
                 now = time.monotonic()
                 if due > now:
                     time.sleep(due - now)
-                if time.monotonic() >= next_kill:
-                    worker.kill()  # SIGKILL to the whole worker: main process and pool
-                    tally.kills += 1
-                    worker = new_worker()
-                    next_kill = time.monotonic() + kill_every
-                if not restarted and time.monotonic() >= restart_at:
-                    restart(broker)
-                    tally.redis_restarts += 1
-                    restarted = True
                 response = client.post(
                     "/api/v1/submissions",
                     json={"assessment": "basics", "answers": BASICS_ANSWERS},
@@ -176,6 +182,9 @@ def run_rule(rule: str, *, rate: float, seconds: float, kill_every: float, workd
                     tally.submitted += 1
                 else:
                     tally.refused += 1
+            tally.achieved_rate = total / (time.monotonic() - started)
+            stop_faults.set()
+            chaos.join(timeout=60)
             load_ended = time.monotonic()
             deadline = load_ended + 180
             while time.monotonic() < deadline and waiting(sessions) > 0:
@@ -183,9 +192,11 @@ def run_rule(rule: str, *, rate: float, seconds: float, kill_every: float, workd
             tally.seconds_to_drain = time.monotonic() - load_ended
             time.sleep(2 * LEASE_SECONDS)  # a stray duplicate delivery arrives now, or never
         finally:
+            stop_faults.set()
             stop_reconciling.set()
             reconciler.join(timeout=30)
-            worker.stop()
+            for worker in workers:
+                worker.stop()
         count_results(sessions, tally)
         tally.outcomes.update(m.group(1).decode() for m in OUTCOME.finditer(log_path.read_bytes()))
         engine.dispose()
@@ -228,7 +239,7 @@ def report(tally: Tally, rate: float, seconds: float) -> None:
     duplicates = tally.outcomes.get("skipped", 0)
     print(
         f"rule {tally.rule}: {tally.submitted} quizzes at {rate:g}/s for {seconds:g} s, "
-        f"refused {tally.refused}"
+        f"(achieved {tally.achieved_rate:.1f}/s), refused {tally.refused}"
     )
     print(f"  faults: worker SIGKILLed {tally.kills} times, Redis restarted {tally.redis_restarts} time(s)")
     print(
