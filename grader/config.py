@@ -53,6 +53,13 @@ class Settings:
     git_allow_insecure_loopback: bool = False  # tests only: lets http://127.0.0.1 servers through
     git_clone_timeout_seconds: int = 60
     git_max_repo_bytes: int = 50 * 1024 * 1024
+    # Pinning a ref at intake (`git ls-remote`, about 0.4 s) holds a web thread: per web process at most
+    # `intake_git_slots` run at once and `intake_git_waiting` more wait, each at most
+    # `intake_git_wait_seconds`; the rest are told 503 + Retry-After at once. Keep slots + waiting below
+    # the threads of a web process (compose.yaml: 8), so a quiz request always finds a free thread.
+    intake_git_slots: int = 2
+    intake_git_waiting: int = 2
+    intake_git_wait_seconds: float = 5.0
     # Submission pacing per learner and assessment (anti-oracle)
     submissions_per_hour: int = 30
     # queue: every quiz through the workers (the design's default); inline: a closed-form quiz is graded

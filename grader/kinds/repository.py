@@ -199,6 +199,10 @@ class RepositoryKind(HandedInWhole):
         if (request.git_url is None) == (request.archive is None):
             raise InvalidInput("send exactly one of git_url or archive", details={"field": "git_url"})
         if request.git_url is not None:
+            # Nothing of the hand-in is written yet: the read transaction ends before git runs, so a slow
+            # forge holds no connection and no lock (on SQLite, the one writer lock the token's last-use
+            # stamp takes, which every other request would queue behind).
+            session.commit()
             return Intake(accept_git(settings, request.git_url, request.ref), version)
         assert request.archive is not None
         if request.ref is not None:
