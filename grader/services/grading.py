@@ -589,8 +589,16 @@ def process_run(
     submission id once its result is committed (the long polls waiting on it wake up)."""
     with session_scope(factory) as session:
         claim = claim_run(session, run_id, worker=worker, lease_seconds=lease_seconds, commit=False)
+        # ---- fairness (grader.services.scheduling): in a repository or portfolio queue the message is a
+        # token and the best eligible run is claimed instead; a quiz's claim comes back untouched.
+        # Imported here: scheduling builds on this module.
+        from grader.services import scheduling
+
+        claim = scheduling.claim_fairly(session, run_id, claim, worker=worker, lease_seconds=lease_seconds)
         if claim is None:
             return RunOutcome.SKIPPED
+        run_id = claim.run_id
+        # ---- end of fairness
         job = job_after_claim(session, claim)
         if not kind_named(job.kind).grades_inline(job.definition):
             # A closed-form quiz is graded within the millisecond: "grading" would be a write no one sees.
@@ -623,6 +631,21 @@ def process_run(
             return RunOutcome.LOST_LEASE
     if announce is not None:
         announce(job.submission_id)
+    # ---- fairness: this learner's next run may have been passed over while this one ran; take the
+    # queue's next run now (the finished run's message serves again as a token).
+    with session_scope(factory) as session:
+        follow_on = scheduling.learner_has_waiting(session, claim)
+    if follow_on:
+        return process_run(
+            factory,
+            run_id,
+            graders,
+            worker=worker,
+            lease_seconds=lease_seconds,
+            max_tries=max_tries,
+            announce=announce,
+        )
+    # ---- end of fairness
     return RunOutcome.GRADED
 
 
