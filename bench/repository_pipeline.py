@@ -13,7 +13,11 @@ of these N times, interleaved (the order rotates every round, so no way always g
 Medians, and each as a ratio of the chroot median; targets: pipeline <= 1.05x (bwrap), <= 1.10x
 (Docker). Then where the pipeline's time goes, from each run's grading_runs timestamps: POST to the
 run recorded (intake, the commit resolved with git), recorded to claimed (enqueue, Redis, Celery),
-claimed to finished (clone, the sandbox jobs, rubric, result write), finished to the client seeing it.
+claimed to finished (clone, the sandbox jobs, rubric, result write), finished to the client seeing it;
+and the worker's grading of the last run done again in this process with each step timed (the clone,
+each sandbox job as the runner and as the box saw it, evidence, rubric), counting the canaries that
+copy the suite's one slow test: such a canary runs its 1.5 s fixture again, so a run's grading time
+depends on which tests that run's canaries copied (about 0.4 of them per run on average).
 
     .venv/bin/python bench/repository_pipeline.py [--runs 5] [--backends bwrap,docker]
 """
@@ -21,17 +25,19 @@ claimed to finished (clone, the sandbox jobs, rubric, result write), finished to
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import itertools
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -45,11 +51,16 @@ from grader.catalog.loader import read_catalog  # noqa: E402
 from grader.catalog.schema import RepositoryAssessment  # noqa: E402
 from grader.config import Settings  # noqa: E402
 from grader.db import make_engine, make_session_factory, session_scope  # noqa: E402
+from grader.harness.canaries import PlantedSuite  # noqa: E402
+from grader.kinds.repository import RepositoryGrader  # noqa: E402
 from grader.migrate import upgrade  # noqa: E402
 from grader.models import GradingRun  # noqa: E402
 from grader.services import accounts  # noqa: E402
 from grader.services.catalog import load_catalog  # noqa: E402
+from grader.services.grading import load_job  # noqa: E402
+from grader.suites import pytest_suite  # noqa: E402
 from grader.suites.common import box_limits  # noqa: E402
+from sandbox.contract import JobSpec, Runner, RunResult, Serve  # noqa: E402
 from tests.support.gitserver import GitServer  # noqa: E402
 from tests.support.services import redis_server  # noqa: E402
 
@@ -58,6 +69,9 @@ SLUG = "wsgi-todo-api"
 ASSESSMENT = CATALOG / "assessments" / SLUG
 SUBMISSION = ROOT / "examples" / "submissions" / "wsgi-todo-api-passing"
 TARGETS = {"bwrap": 1.05, "docker": 1.10}
+# The fixture of the suite's one slow test (it sleeps 1.5 s): a canary copied from that test sleeps too.
+SLOW_FIXTURE = "seeded_app"
+CANARY_LABEL = "canaries copying the 1.5 s test"
 IDLE_SECONDS = 1.0  # between measurements, as on a real grading host (a warm box refills meanwhile)
 PHASES = (
     ("POST to run recorded", "intake: auth, commit resolved with git, one commit"),
@@ -106,6 +120,8 @@ class Pipeline:
             sandbox_backend=backend,
             submissions_per_hour=10**6,
         )
+        self.settings = settings
+        self.run_ids: list[str] = []
         engine = make_engine(settings)
         upgrade(engine)
         self.sessions = make_session_factory(engine)
@@ -143,13 +159,109 @@ class Pipeline:
         assert all(t["passed"] for t in view["result"]["feedback"]["tests"]), view
         with session_scope(self.sessions) as session:
             row = session.execute(
-                select(GradingRun.requested_at, GradingRun.started_at, GradingRun.finished_at).where(
-                    GradingRun.submission_id == accepted["id"]
-                )
+                select(
+                    GradingRun.id, GradingRun.requested_at, GradingRun.started_at, GradingRun.finished_at
+                ).where(GradingRun.submission_id == accepted["id"])
             ).one()
+        self.run_ids.append(row.id)
         marks = [posted_at, _utc(row.requested_at), _utc(row.started_at), _utc(row.finished_at), seen_at]
         phases = tuple((later - earlier).total_seconds() for earlier, later in itertools.pairwise(marks))
         return PipelineSample(elapsed, phases)
+
+
+class TimedRunner:
+    """The worker's runner, timed per job: how long `run` took here and what the box reported."""
+
+    def __init__(self, inner: Runner, spent: dict[str, float]) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.spent = spent
+
+    def run(self, spec: JobSpec, *, serve: Serve | None = None) -> RunResult:
+        started = time.perf_counter()
+        result = self.inner.run(spec, serve=serve)
+        job = "pytest box" if any("pytest_runner" in part for part in spec.command) else "io box"
+        for label, seconds in (
+            (f"{job}: runner.run", time.perf_counter() - started),
+            (f"{job}: box's own wall", result.wall_seconds),
+        ):
+            self.spent[label] = self.spent.get(label, 0.0) + seconds
+        return result
+
+
+@contextlib.contextmanager
+def counted_canaries(spent: dict[str, float]) -> Iterator[None]:
+    """Counts into `spent` the canaries of each run that copy the suite's 1.5 s test."""
+    original = pytest_suite.plant_canaries
+
+    def wrapper(*args: Any, **kwargs: Any) -> PlantedSuite:
+        planted = original(*args, **kwargs)
+        spent[CANARY_LABEL] = spent.get(CANARY_LABEL, 0.0) + slow_canaries(planted)
+        return planted
+
+    pytest_suite.plant_canaries = wrapper  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        pytest_suite.plant_canaries = original  # type: ignore[assignment]
+
+
+@contextlib.contextmanager
+def timed(module: Any, name: str, label: str, spent: dict[str, float]) -> Iterator[None]:
+    """`module.name` timed into `spent[label]` while inside (this process only)."""
+    original = getattr(module, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[label] = spent.get(label, 0.0) + time.perf_counter() - started
+
+    setattr(module, name, wrapper)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+def slow_canaries(planted: PlantedSuite) -> int:
+    """How many of a run's canaries copy a test that takes SLOW_FIXTURE (and so sleep 1.5 s too)."""
+    count = 0
+    for module, function in planted.canaries:
+        for node in ast.parse(planted.modules[module]).body:
+            if isinstance(node, ast.FunctionDef) and node.name == function:
+                count += any(argument.arg == SLOW_FIXTURE for argument in node.args.args)
+    return count
+
+
+def grading_breakdown(pipeline: Pipeline, runs: int) -> dict[str, list[float]]:
+    """The worker's grading of the last measured run done again in this process, `runs` times, with
+    its steps timed: the clone, each sandbox job, evidence capture and the rubric."""
+    import grader.kinds.repository as repository_kind
+
+    with session_scope(pipeline.sessions) as session:
+        job = load_job(session, pipeline.run_ids[-1])
+    repository_grader = RepositoryGrader(pipeline.settings)
+    inner = repository_grader.runner
+    figures: dict[str, list[float]] = {}
+    for round_ in range(runs + 1):
+        spent: dict[str, float] = {}
+        repository_grader._runner = TimedRunner(inner, spent)
+        with (
+            timed(repository_kind, "materialise", "clone (materialise)", spent),
+            timed(repository_kind, "capture_tree", "evidence capture", spent),
+            timed(repository_kind, "score", "rubric (score)", spent),
+            counted_canaries(spent),
+        ):
+            started = time.perf_counter()
+            repository_grader.grade(job)
+            spent["grade() in all"] = time.perf_counter() - started
+        if round_:  # the first warms the runner (probe, warm pool)
+            for label, seconds in spent.items():
+                figures.setdefault(label, []).append(seconds)
+        time.sleep(IDLE_SECONDS)
+    return figures
 
 
 def measure(args: argparse.Namespace, scratch: Path) -> None:
@@ -190,7 +302,17 @@ def measure(args: argparse.Namespace, scratch: Path) -> None:
                     samples.times.clear()
                 for kept in pipeline_samples.values():
                     kept.clear()
+        breakdowns = {backend: grading_breakdown(p, args.runs) for backend, p in pipelines.items()}
     report(args.runs, results, pipeline_samples)
+    for backend, figures in breakdowns.items():
+        print(f"  the worker's grading step by step ({backend}, again in-process, medians of {args.runs}):")
+        for label, values in figures.items():
+            if label == CANARY_LABEL:
+                print(f"    {label:<30} {sum(values):8.0f} in {args.runs} runs")
+            else:
+                low, high = min(values) * 1000, max(values) * 1000
+                median = statistics.median(values) * 1000
+                print(f"    {label:<30} {median:8.0f} ms  ({low:.0f}-{high:.0f})")
 
 
 def report(runs: int, results: dict[str, Samples], pipelines: dict[str, list[PipelineSample]]) -> None:
@@ -213,6 +335,8 @@ def report(runs: int, results: dict[str, Samples], pipelines: dict[str, list[Pip
         for index, (phase, what) in enumerate(PHASES):
             median = statistics.median(s.phases[index] for s in samples)
             print(f"    {phase:<24} {median * 1000:8.0f} ms  ({what})")
+        each = ", ".join(f"{s.phases[2]:.2f}" for s in samples)
+        print(f"    {'claimed to finished, each':<24} {each} s")
         over = statistics.median(s.phases[2] for s in samples) - baseline
         print(f"    {'grading over chroot':<24} {over * 1000:8.0f} ms  (claimed to finished less the chroot)")
 
