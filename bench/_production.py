@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from grader.models import Enrollment, Program, User
+from grader.models import ApiToken, Enrollment, Program, User, utcnow
 from grader.services import accounts
 from tests.support.services import free_port, wait_for_port
 
@@ -222,7 +222,11 @@ def make_learners(sessions: sessionmaker[Session], count: int, program_slug: str
             )
         user_ids = list(session.scalars(select(User.id).order_by(User.id)))
         session.execute(insert(Enrollment), [{"user_id": uid, "program_id": program_id} for uid in user_ids])
-        return [accounts.create_token(session, uid, "bench").secret for uid in user_ids]
+        tokens = [accounts.create_token(session, uid, "bench").secret for uid in user_ids]
+        # As if each learner had just opened the quiz page: a token in use records its use at most once
+        # a minute, so a hand-in does not pay the first use's write.
+        session.execute(update(ApiToken).values(last_used_at=utcnow()))
+        return tokens
 
 
 # ---------------------------------------------------------------- measurements around a step

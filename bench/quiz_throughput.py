@@ -151,6 +151,13 @@ class Step:
     def statements(self) -> float:
         return self.per_submission(sum(self.usage.statements.values()))
 
+    @property
+    def hand_in_statements(self) -> float:
+        """From hand-in to result: the POST and the grading task, without the status GETs."""
+        return self.per_submission(
+            sum(n for label, n in self.usage.statements.items() if not label.startswith("GET "))
+        )
+
 
 class Stack:
     """The running service, its learners and the means to load and measure it."""
@@ -402,9 +409,11 @@ def print_targets(
     p50, p99 = fixed.latency(0.5), fixed.latency(0.99)
     print(f"  p50 ≤ {target.p50 * 1000:g} ms {at}: {ms(p50).strip()} ms: {verdict(p50 <= target.p50)}")
     print(f"  p99 ≤ {target.p99 * 1000:g} ms {at}: {ms(p99).strip()} ms: {verdict(p99 <= target.p99)}")
+    # The issue's count: what a hand-in costs until its result is written; the status GETs beside it.
     print(
-        f"  SQL statements ≤ {target.statements:g} per submission: {fixed.statements:.1f}: "
-        f"{verdict(fixed.statements <= target.statements)}"
+        f"  SQL statements ≤ {target.statements:g} per submission from hand-in to result: "
+        f"{fixed.hand_in_statements:.1f}, {fixed.statements:.1f} with the status GETs: "
+        f"{verdict(fixed.hand_in_statements <= target.statements)}"
     )
     http_rate = anchor["requests"] / anchor["seconds"]
     graded = best.achieved if best is not None else fixed.achieved
