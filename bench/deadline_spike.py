@@ -164,6 +164,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=4, help="hand-ins graded before the spike")
     parser.add_argument("--backend", choices=("bwrap", "docker"), default="bwrap")
     parser.add_argument("--quiz-learners", type=int, default=1000)
+    parser.add_argument("--git-slots", type=int, default=Settings.intake_git_slots, help="per web process")
+    parser.add_argument(
+        "--sandbox-nice",
+        type=int,
+        default=0,
+        help="nice value of the sandbox worker and its boxes (a host shared with the web tier)",
+    )
     return parser.parse_args()
 
 
@@ -193,6 +200,7 @@ def main() -> int:
             sandbox_backend=args.backend,
             submissions_per_hour=10**6,
             queue_admission_limit=10**6,
+            intake_git_slots=args.git_slots,
         )
         engine = make_engine(settings)
         upgrade(engine)
@@ -205,7 +213,9 @@ def main() -> int:
             program_id = session.scalar(select(Program.id).where(Program.slug == REPO_PROGRAM))
             # The first accounts hand in repositories: they are enrolled in its program too.
             user_ids = list(session.scalars(select(User.id).order_by(User.id).limit(repo_learners)))
-            session.execute(insert(Enrollment), [{"user_id": u, "program_id": program_id} for u in user_ids])
+            if user_ids:
+                enrolments = [{"user_id": u, "program_id": program_id} for u in user_ids]
+                session.execute(insert(Enrollment), enrolments)
         repo_tokens, quiz_tokens = tokens[:repo_learners], tokens[repo_learners:]
         urls = []
         for n in range(repo_learners):
@@ -227,12 +237,16 @@ def main() -> int:
         for process in (gunicorn, sandbox_worker, quiz_worker):
             process.start()
             stack.callback(process.stop)
+        if args.sandbox_nice and sandbox_worker.process is not None:
+            # The worker's process group: its prefork children, and the boxes they start inherit it.
+            os.setpriority(os.PRIO_PGRP, sandbox_worker.process.pid, args.sandbox_nice)
         base = gunicorn.base_url
         print(
             f"deadline spike: {args.count} repositories ({SLUG}, {args.backend}) within {args.window:g} s, "
             f"quizzes at {args.quiz_rate:g}/s; gunicorn {gunicorn.workers}x{gunicorn.threads} gthread, "
             f"{SANDBOX_SLOTS} sandbox slots, PostgreSQL, Redis; git slots per web process "
-            f"{settings.intake_git_slots} (+{settings.intake_git_waiting} waiting)"
+            f"{settings.intake_git_slots} (+{settings.intake_git_waiting} waiting); "
+            f"sandbox worker nice {args.sandbox_nice}"
         )
 
         # Warm-up: the queue's history for the ETA, warm boxes; graded two at a time as the slots are.
@@ -318,7 +332,8 @@ def report(
         f"{sum(1 for i in spike if i.refusals)} hand-ins refused at least once; "
         f"errors {dict(errors) or 'none'}"
     )
-    print(f"runs: {dict(statuses)}; mean run time {statistics.mean(run_seconds):.2f} s (claimed to finished)")
+    mean_run = statistics.mean(run_seconds) if run_seconds else 0.0
+    print(f"runs: {dict(statuses)}; mean run time {mean_run:.2f} s (claimed to finished)")
     print(
         f"drain: {drain:.1f} s from the spike's start to the last result; ideal {ideal:.1f} s "
         f"(sum of run times {sum(run_seconds):.1f} s / {SANDBOX_SLOTS} slots): {ratio:.2f}x "
@@ -336,6 +351,7 @@ def report(
         f"{1000 * percentile(quiz['post_latencies'], 0.99):.0f} ms"
     )
     errors_eta: list[float] = []
+    shown_over_real: list[float] = []
     without_eta = 0
     for item in accepted:
         row = by_submission.get(item.submission_id)
@@ -346,13 +362,15 @@ def report(
             continue
         real = _utc(row.finished_at).timestamp() - item.eta_read_at
         errors_eta.append(abs(item.eta_seconds - real) / max(real, 0.001))
+        shown_over_real.append(item.eta_seconds / max(real, 0.001))
     within = sum(1 for e in errors_eta if e <= ETA_TOLERANCE)
     if errors_eta:
         print(
             f"ETA shown right after the POST against the real time to the result: {within}/{len(errors_eta)} "
             f"({100 * within / len(errors_eta):.0f} %) within {100 * ETA_TOLERANCE:.0f} %, median error "
             f"{100 * statistics.median(errors_eta):.0f} %, "
-            f"p90 error {100 * percentile(errors_eta, 0.9):.0f} %; "
+            f"p90 error {100 * percentile(errors_eta, 0.9):.0f} %, "
+            f"median shown/real {statistics.median(shown_over_real):.2f}; "
             f"{without_eta} shown without an ETA (target: every ETA within 25 %: "
             f"{'met' if within == len(errors_eta) and not without_eta else 'NOT met'})"
         )
