@@ -352,6 +352,7 @@ def report(
     )
     errors_eta: list[float] = []
     shown_over_real: list[float] = []
+    by_place: dict[str, list[float]] = {}
     without_eta = 0
     for item in accepted:
         row = by_submission.get(item.submission_id)
@@ -362,6 +363,7 @@ def report(
             continue
         real = _utc(row.finished_at).timestamp() - item.eta_read_at
         errors_eta.append(abs(item.eta_seconds - real) / max(real, 0.001))
+        by_place.setdefault("1-10" if item.position <= 10 else "11+", []).append(errors_eta[-1])
         shown_over_real.append(item.eta_seconds / max(real, 0.001))
     within = sum(1 for e in errors_eta if e <= ETA_TOLERANCE)
     if errors_eta:
@@ -373,6 +375,12 @@ def report(
             f"median shown/real {statistics.median(shown_over_real):.2f}; "
             f"{without_eta} shown without an ETA (target: every ETA within 25 %: "
             f"{'met' if within == len(errors_eta) and not without_eta else 'NOT met'})"
+        )
+    for place, errors_here in sorted(by_place.items()):
+        inside = sum(1 for e in errors_here if e <= ETA_TOLERANCE)
+        print(
+            f"  ETA at places {place}: {inside}/{len(errors_here)} within 25 %, "
+            f"median error {100 * statistics.median(errors_here):.0f} %"
         )
     print(f"all {len(spike)} hand-ins were posted within {posted_seconds:.1f} s of the spike's start")
 
