@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, contains_eager
 
 from grader.catalog.loader import BUNDLED_FOLDERS_KEY, EXPECTED_TESTS_KEY, Catalog, content_hash
@@ -154,20 +154,28 @@ class AssessmentRef:
     kind: str
 
 
-# Per process, filled as slugs are asked for: intake builds its one read from the id and the kind.
-_refs: dict[str, AssessmentRef] = {}
+# Per process and database, filled as slugs are asked for: intake builds its one read from the id and
+# the kind. Keyed by the database too: a process (a test run, a tool) may open more than one.
+_refs: dict[tuple[str, str], AssessmentRef] = {}
+
+
+def database_key(session: Session) -> str:
+    """Which database a session talks to, for caches of its rows' ids."""
+    bind = session.get_bind()
+    return str(bind.url if isinstance(bind, Engine) else bind.engine.url)
 
 
 def assessment_ref(session: Session, assessment_slug: str) -> AssessmentRef:
     """The id and kind of an assessment by slug (cached per process); `NotFound` for an unknown slug."""
-    ref = _refs.get(assessment_slug)
+    key = (database_key(session), assessment_slug)
+    ref = _refs.get(key)
     if ref is None:
         row = session.execute(
             select(Assessment.id, Assessment.kind).where(Assessment.slug == assessment_slug)
         ).one_or_none()
         if row is None:
             raise NotFound(f"no assessment {assessment_slug!r}", details={"field": "assessment"})
-        ref = _refs[assessment_slug] = AssessmentRef(id=row.id, kind=row.kind)
+        ref = _refs[key] = AssessmentRef(id=row.id, kind=row.kind)
     return ref
 
 

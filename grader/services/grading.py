@@ -42,7 +42,7 @@ from grader.models import (
 )
 from grader.models import Review as ReviewRow
 from grader.services import audit, progress, review_queue
-from grader.services.catalog import parse_definition
+from grader.services.catalog import database_key, parse_definition
 from rubrics import Review, rubric_from_dict
 
 log = logging.getLogger(__name__)
@@ -258,11 +258,13 @@ class VersionParts:
 
 
 _VERSION_PARTS_LIMIT = 512
-_version_parts: dict[int, VersionParts] = {}
+# Keyed by the database too: ids repeat across the databases one process may open (tests, tools).
+_version_parts: dict[tuple[str, int], VersionParts] = {}
 
 
 def version_parts(session: Session, version_id: int) -> VersionParts:
-    parts = _version_parts.get(version_id)
+    key = (database_key(session), version_id)
+    parts = _version_parts.get(key)
     if parts is None:
         version = session.scalar(
             select(AssessmentVersion)
@@ -280,7 +282,7 @@ def version_parts(session: Session, version_id: int) -> VersionParts:
         )
         if len(_version_parts) >= _VERSION_PARTS_LIMIT:
             _version_parts.clear()
-        _version_parts[version_id] = parts
+        _version_parts[key] = parts
     return parts
 
 

@@ -104,7 +104,10 @@ def _standing(
         params = {"user_id": user.id, "assessment_id": ref.id, "hour_ago": now - timedelta(hours=1)}
         statement = _standing_statement(ref.kind, settings.queue_admission_limit)
         row = session.execute(statement, params).one_or_none()
-        if row is not None and row[0].assessment.kind == ref.kind:
+        if row is not None and (row[0].assessment.slug, row[0].assessment.kind) == (
+            assessment_slug,
+            ref.kind,
+        ):
             version, is_enrolled, due, handed_in, last_at, hour_count, hour_oldest, used, waiting = row
             return _Standing(
                 version=version,

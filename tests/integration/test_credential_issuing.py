@@ -25,8 +25,8 @@ from grader.kinds.base import SubmissionRequest
 from grader.models import AuditEvent, CredentialAward, GradingRun, IssuedCredential, Result, User, utcnow
 from grader.services import credentials, submissions
 from grader.services.grading import RunOutcome, process_run
-from grader.services.reconciler import reconcile
 from grader.services.progress import update_awards
+from grader.services.reconciler import reconcile
 from tests.conftest import Account, make_account
 from tests.support.catalogs import BASICS_ANSWERS
 from tests.support.databases import sqlite_and_postgres  # noqa: F401 - runs each test on both
