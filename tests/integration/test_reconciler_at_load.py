@@ -30,6 +30,7 @@ from tests.support.catalogs import BASICS_ANSWERS
 from tests.support.databases import sqlite_and_postgres  # noqa: F401 - runs each test on both
 from tests.support.metrics import value
 from tests.support.services import RedisServer, WorkerProcess, redis_server
+from tests.support.worker_stack import broker_settings, worker_factory
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 LEASE_SECONDS = 3
@@ -45,15 +46,8 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, redis: RedisServer) -> Settings:
-    data_dir = tmp_path / "var"
-    return Settings(
-        data_dir=data_dir,
-        database_url=database_url or f"sqlite:///{data_dir / 'grader.db'}",
-        broker_url=redis.url,
-        secret_key="test-secret-key",
-        catalog_path=tmp_path / "catalog",
-        lease_seconds=LEASE_SECONDS,
-        max_run_tries=MAX_TRIES,
+    return broker_settings(
+        tmp_path, database_url, redis, lease_seconds=LEASE_SECONDS, max_run_tries=MAX_TRIES
     )
 
 
@@ -64,21 +58,8 @@ def queue(settings: Settings) -> CeleryTaskQueue:  # type: ignore[override]
 
 @pytest.fixture
 def make_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    workers: list[WorkerProcess] = []
-
-    def make(concurrency: int = 1, **env: str) -> WorkerProcess:
-        worker = WorkerProcess(
-            env={**settings.to_env(), **env},
-            log_path=tmp_path / f"worker-{len(workers)}.log",
-            app=FAULTY_WORKER,
-            concurrency=concurrency,
-        )
-        workers.append(worker)
-        return worker
-
-    yield make
-    for worker in workers:
-        worker.stop()
+    with worker_factory(settings, tmp_path, app=FAULTY_WORKER) as make:
+        yield make
 
 
 class Learners:

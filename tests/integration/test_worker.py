@@ -21,6 +21,7 @@ from tests.support.catalogs import BASICS_ANSWERS
 from tests.support.databases import sqlite_and_postgres  # noqa: F401 - runs each test on both
 from tests.support.services import RedisServer, WorkerProcess, redis_server
 from tests.support.statements import StatementLog
+from tests.support.worker_stack import broker_settings, worker_factory
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 LEASE_SECONDS = 3
@@ -34,13 +35,10 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, redis: RedisServer) -> Settings:
-    data_dir = tmp_path / "var"
-    return Settings(
-        data_dir=data_dir,
-        database_url=database_url or f"sqlite:///{data_dir / 'grader.db'}",
-        broker_url=redis.url,
-        secret_key="test-secret-key",
-        catalog_path=tmp_path / "catalog",
+    return broker_settings(
+        tmp_path,
+        database_url,
+        redis,
         lease_seconds=LEASE_SECONDS,
     )
 
@@ -52,20 +50,8 @@ def queue(settings: Settings) -> CeleryTaskQueue:  # type: ignore[override]
 
 @pytest.fixture
 def make_worker(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    workers: list[WorkerProcess] = []
-
-    def make(app: str = "workers.main", **env: str) -> WorkerProcess:
-        worker = WorkerProcess(
-            env={**settings.to_env(), **env},
-            log_path=tmp_path / "worker.log",
-            app=app,
-        )
-        workers.append(worker)
-        return worker
-
-    yield make
-    for worker in workers:
-        worker.stop()
+    with worker_factory(settings, tmp_path) as make:
+        yield make
 
 
 def submit(client: FlaskClient, account: Account) -> str:
