@@ -120,33 +120,34 @@ def _claim_statement() -> Any:
     """The claim, built once per process (building it costs more than running it). Parameters: run_id,
     now, lease_id, lease_until, worker."""
     now = bindparam("now", type_=DateTime)
+    runs = GradingRun.__table__.c
+    # On the table, not the mapped class: an ORM-enabled UPDATE costs a compile state per execution.
     return (
-        update(GradingRun)
+        update(GradingRun.__table__)
         .where(
-            GradingRun.id == bindparam("run_id", type_=String),
+            runs.id == bindparam("run_id", type_=String),
             or_(
-                GradingRun.status == RunStatus.QUEUED,
-                and_(GradingRun.status == RunStatus.RUNNING, GradingRun.lease_expires_at < now),
+                runs.status == RunStatus.QUEUED,
+                and_(runs.status == RunStatus.RUNNING, runs.lease_expires_at < now),
             ),
         )
         .values(
             status=RunStatus.RUNNING,
             lease_id=bindparam("lease_id", type_=String),
             lease_expires_at=bindparam("lease_until", type_=DateTime),
-            tries=GradingRun.tries + 1,
+            tries=runs.tries + 1,
             started_at=now,
             worker=bindparam("worker", type_=String),
         )
         # What the claim needs comes back with it: no read after the write.
         .returning(
-            GradingRun.submission_id,
-            GradingRun.tries,
-            GradingRun.queue,
-            GradingRun.reason,
-            GradingRun.requested_at,
-            GradingRun.assessment_version_id,
+            runs.submission_id,
+            runs.tries,
+            runs.queue,
+            runs.reason,
+            runs.requested_at,
+            runs.assessment_version_id,
         )
-        .execution_options(synchronize_session=False)
     )
 
 
@@ -376,15 +377,11 @@ def manual_part(rubric_definition: Mapping[str, Any]) -> list[dict[str, Any]]:
 def finish_run(session: Session, claim: Claim, job: GradingJob, grade: Grade) -> bool:
     """Record the result if `claim` still holds the lease; progress, awards and the audit log follow
     in the same commit."""
+    runs = GradingRun.__table__.c
     done = session.execute(
-        update(GradingRun)
-        .where(
-            GradingRun.id == claim.run_id,
-            GradingRun.lease_id == claim.lease_id,
-            GradingRun.status == RunStatus.RUNNING,
-        )
+        update(GradingRun.__table__)
+        .where(runs.id == claim.run_id, runs.lease_id == claim.lease_id, runs.status == RunStatus.RUNNING)
         .values(status=RunStatus.DONE, finished_at=utcnow(), lease_expires_at=None)
-        .execution_options(synchronize_session=False)
     )
     if done.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
@@ -399,11 +396,11 @@ def finish_run(session: Session, claim: Claim, job: GradingJob, grade: Grade) ->
         submission = session.get(Submission, job.submission_id)
         assert submission is not None
         review_queue.open_tasks(session, result, submission)
+    submissions = Submission.__table__.c
     session.execute(
-        update(Submission)
-        .where(Submission.id == job.submission_id)
+        update(Submission.__table__)
+        .where(submissions.id == job.submission_id)
         .values(status=status, charged=grade.outcome.charges_attempt)
-        .execution_options(synchronize_session=False)
     )
     record_result(session, job, grade, result, before=before, worker=claim.worker)
     session.commit()

@@ -583,6 +583,23 @@ def test_the_token_api(client: FlaskClient, learner: Account, other: Account) ->
     assert client.delete("/api/v1/tokens/abc", headers=bearer(learner)).status_code == 404
 
 
+def test_a_token_records_its_use_at_most_once_a_minute(
+    client: FlaskClient, learner: Account, loaded: sessionmaker[Session]
+) -> None:
+    def last_used() -> object:
+        listed = client.get("/api/v1/tokens", headers=bearer(learner)).get_json()["tokens"]
+        return listed[0]["last_used_at"]
+
+    first = last_used()
+    assert first is not None  # the listing's own request used the token
+    assert last_used() == first  # a second read within the minute writes nothing
+    with session_scope(loaded) as session:
+        token = session.scalar(select(ApiToken).where(ApiToken.user_id == learner.id))
+        assert token is not None
+        token.last_used_at = utcnow() - accounts.TOKEN_USE_RESOLUTION - timedelta(seconds=1)
+    assert last_used() != first  # older than the minute: this request stamps it again
+
+
 def test_token_api_input_names_the_field(client: FlaskClient, learner: Account) -> None:
     cases: list[tuple[dict[str, object], str]] = [
         ({"data": "name=ci"}, "body"),
