@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -57,6 +58,14 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's table, for Core statements on the hot path (an ORM-enabled statement pays for
+    a compile state on every execution)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 class Role(StrEnum):

@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from grader.errors import AuthenticationRequired, Conflict, InvalidInput, NotFound, RateLimited
-from grader.models import ApiToken, Enrollment, Program, Role, User, utcnow
+from grader.models import ApiToken, Enrollment, Program, Role, User, table_of, utcnow
 from grader.services import audit
 
 _hasher = PasswordHasher()
@@ -513,7 +513,7 @@ def user_for_token(session: Session, secret: str) -> User:
     # Record use at most once a minute: a status poll must not turn every read into a write.
     if last_used_at is None or now - last_used_at > TOKEN_USE_RESOLUTION:
         session.execute(
-            update(ApiToken.__table__).where(ApiToken.__table__.c.id == token_id).values(last_used_at=now)
+            update(table_of(ApiToken)).where(table_of(ApiToken).c.id == token_id).values(last_used_at=now)
         )
     return user
 

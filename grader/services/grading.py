@@ -38,6 +38,7 @@ from grader.models import (
     Submission,
     SubmissionStatus,
     new_id,
+    table_of,
     utcnow,
 )
 from grader.models import Review as ReviewRow
@@ -120,10 +121,10 @@ def _claim_statement() -> Any:
     """The claim, built once per process (building it costs more than running it). Parameters: run_id,
     now, lease_id, lease_until, worker."""
     now = bindparam("now", type_=DateTime)
-    runs = GradingRun.__table__.c
+    runs = table_of(GradingRun).c
     # On the table, not the mapped class: an ORM-enabled UPDATE costs a compile state per execution.
     return (
-        update(GradingRun.__table__)
+        update(table_of(GradingRun))
         .where(
             runs.id == bindparam("run_id", type_=String),
             or_(
@@ -377,9 +378,9 @@ def manual_part(rubric_definition: Mapping[str, Any]) -> list[dict[str, Any]]:
 def finish_run(session: Session, claim: Claim, job: GradingJob, grade: Grade) -> bool:
     """Record the result if `claim` still holds the lease; progress, awards and the audit log follow
     in the same commit."""
-    runs = GradingRun.__table__.c
+    runs = table_of(GradingRun).c
     done = session.execute(
-        update(GradingRun.__table__)
+        update(table_of(GradingRun))
         .where(runs.id == claim.run_id, runs.lease_id == claim.lease_id, runs.status == RunStatus.RUNNING)
         .values(status=RunStatus.DONE, finished_at=utcnow(), lease_expires_at=None)
     )
@@ -396,9 +397,9 @@ def finish_run(session: Session, claim: Claim, job: GradingJob, grade: Grade) ->
         submission = session.get(Submission, job.submission_id)
         assert submission is not None
         review_queue.open_tasks(session, result, submission)
-    submissions = Submission.__table__.c
+    submissions = table_of(Submission).c
     session.execute(
-        update(Submission.__table__)
+        update(table_of(Submission))
         .where(submissions.id == job.submission_id)
         .values(status=status, charged=grade.outcome.charges_attempt)
     )
