@@ -709,7 +709,9 @@ def await_result(
         session.commit()
         remaining = deadline - clock()
         if status not in _STILL_WAITING or remaining <= 0:
-            session.expire_all()
+            # Only the submission can have changed under us; expiring everything would reload the
+            # viewer's own row as well.
+            session.expire(submission)
             return
         if signal is not None and signal.available:
             signal.wait(submission.id, min(remaining, SIGNAL_SLICE_SECONDS))
