@@ -39,7 +39,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from redis import Redis  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 from bench._instrumentation import COUNT_DIR_ENV, PROFILE_ENV, PROFILE_SWITCH  # noqa: E402
 from bench._noop_tasks import NOOP_TASK  # noqa: E402
@@ -111,6 +112,10 @@ class Step:
     rate: float
     client: dict[str, Any]
     usage: StepUsage
+    # Seconds from intake to a worker's claim, and from the claim to the result, per run (the runs' own
+    # timestamps): where the time between the POST and the result went.
+    to_claim: list[float] = field(default_factory=list)
+    to_result: list[float] = field(default_factory=list)
 
     @property
     def graded(self) -> int:
@@ -247,6 +252,7 @@ class Stack:
     def quiz_step(self, rate: float, seconds: float) -> Step:
         groups = process_groups(self.gunicorn, self.worker, self.engine, self.redis_pid)
         before = snapshot(groups, self.count_dir, self.redis)
+        before_runs = self.last_run_rowid()
         result = self.client(
             {
                 "kind": "quiz",
@@ -268,7 +274,27 @@ class Stack:
             self.count_dir,
             self.redis,
         )
-        return Step(rate=rate, client=result, usage=usage(before, after))
+        to_claim, to_result = self.run_split(after_run=before_runs)
+        step_usage = usage(before, after)
+        return Step(rate=rate, client=result, usage=step_usage, to_claim=to_claim, to_result=to_result)
+
+    def last_run_rowid(self) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(text("SELECT count(*) FROM grading_runs")).scalar_one())
+
+    def run_split(self, *, after_run: int) -> tuple[list[float], list[float]]:
+        """Intake→claim and claim→result of the runs this step made, sorted (inline runs have none)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT requested_at, started_at, finished_at FROM grading_runs "
+                    "WHERE worker <> 'inline' AND finished_at IS NOT NULL ORDER BY requested_at OFFSET :skip"
+                ),
+                {"skip": after_run},
+            ).all()
+        to_claim = sorted((started - requested).total_seconds() for requested, started, _ in rows)
+        to_result = sorted((finished - started).total_seconds() for _, started, finished in rows)
+        return to_claim, to_result
 
     def wait_for_empty_queue(self, timeout: float = 120.0) -> None:
         """Until no message waits in the quiz queue and none is held unacknowledged by a worker."""
@@ -351,6 +377,12 @@ def describe_step(step: Step, *, title: str) -> None:
     print(f"  errors              {step.errors} ({errors})")
     lags = client["lags"]
     print(f"  client lag          p99 {ms(percentile(lags, 0.99))} ms (arrival due → request sent)")
+    if step.to_claim:
+        print(
+            f"  server side         intake→claim p50 {ms(percentile(step.to_claim, 0.5))}  "
+            f"p99 {ms(percentile(step.to_claim, 0.99))} ms; claim→result p50 "
+            f"{ms(percentile(step.to_result, 0.5))}  p99 {ms(percentile(step.to_result, 0.99))} ms"
+        )
     total_statements = sum(use.statements.values())
     print(
         f"  SQL per submission  {step.statements:.1f} statements, "
