@@ -9,6 +9,7 @@ are about, the files received, and the regrade requests with their answers. No F
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import math
 import time
@@ -18,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, String, bindparam, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from grader.config import Settings
@@ -106,20 +107,8 @@ def submission_and_result_for(
     One statement sees one snapshot: the status and the result a worker commits together are read
     together, never a new result beside the status it had before.
     """
-    latest = (
-        select(func.max(Result.id))
-        .where(Result.submission_id == Submission.id)
-        .correlate(Submission)
-        .scalar_subquery()
-    )
     row = (
-        session.execute(
-            select(Submission, Result)
-            .outerjoin(Result, Result.id == latest)
-            .where(Submission.id == submission_id)
-            .options(joinedload(Submission.assessment), joinedload(Submission.assessment_version))
-            .execution_options(populate_existing=True)
-        ).one_or_none()
+        session.execute(_submission_and_result_statement(), {"submission_id": submission_id}).one_or_none()
         if len(submission_id) <= 64
         else None
     )
@@ -128,6 +117,24 @@ def submission_and_result_for(
     submission, result = row
     _check_may_see(session, user, submission)
     return submission, result
+
+
+@functools.cache
+def _submission_and_result_statement() -> Select[Submission, Result]:
+    """Built once per process (every status read runs it). Parameter: submission_id."""
+    latest = (
+        select(func.max(Result.id))
+        .where(Result.submission_id == Submission.id)
+        .correlate(Submission)
+        .scalar_subquery()
+    )
+    return (
+        select(Submission, Result)
+        .outerjoin(Result, Result.id == latest)
+        .where(Submission.id == bindparam("submission_id", type_=String))
+        .options(joinedload(Submission.assessment), joinedload(Submission.assessment_version))
+        .execution_options(populate_existing=True)
+    )
 
 
 def waiting_run(session: Session, submission: Submission) -> GradingRun | None:
@@ -718,7 +725,13 @@ def await_result(
         else:
             sleep(min(pause, remaining))
             pause = min(pause * 1.5, 0.2)
-        status = session.scalar(select(Submission.status).where(Submission.id == submission.id))
+        status = session.scalar(_status_statement(), {"submission_id": submission.id})
+
+
+@functools.cache
+def _status_statement() -> Select[str]:
+    """A long poll's look, built once per process. Parameter: submission_id."""
+    return select(Submission.status).where(Submission.id == bindparam("submission_id", type_=String))
 
 
 def status_view(session: Session, user: User, submission_id: str) -> dict[str, Any]:
