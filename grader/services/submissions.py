@@ -322,7 +322,7 @@ def _grade_inline(
     session.flush()
     if grade.needs_review:
         review_queue.open_tasks(session, result, submission)
-    grading.record_result(session, job, grade, result, before=None, worker="inline")
+    grading.record_result(session, job, grade, result.id, before=None, worker="inline")
     metrics.run_finished(kind=job.kind, queue=run.queue, grade=grade, requested_at=now, started_at=now)
     return result
 
