@@ -17,13 +17,14 @@ running, how fast its last runs finished one after another).
 from __future__ import annotations
 
 import zlib
+from datetime import datetime
 from functools import cache
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
 from grader.kinds import KINDS
-from grader.models import GradingRun, RunStatus, Submission
+from grader.models import GradingRun, RunStatus, Submission, utcnow
 from grader.services.grading import Claim, claim_run
 
 # A claim that lost its chosen run to another worker looks again, at most this often.
@@ -171,11 +172,15 @@ def queue_position(session: Session, run: GradingRun) -> int | None:
 ETA_HISTORY_RUNS = 50
 
 
-def queue_eta_seconds(session: Session, run: GradingRun, position: int | None = None) -> float | None:
-    """Seconds until a queued run is done: its place in the queue times the queue's recent pace.
+def queue_eta_seconds(
+    session: Session, run: GradingRun, position: int | None = None, *, now: datetime | None = None
+) -> float | None:
+    """Seconds until a queued run is done: when a slot frees for it, then its own run time.
 
-    The pace is how fast the queue's last runs finished one after another (which counts every worker
-    slot serving it); with a single finished run, its own duration. None without history.
+    With runs running, each busy slot frees after what is left of its run (the recent mean run time
+    less how long it has run), and then every mean run time: the p-th run in the queue starts when the
+    ((p-1) mod slots)-th slot to free does, (p-1) // slots turns later. With none running, the pace is
+    how fast the queue's last runs finished one after another. None without history.
     """
     position = queue_position(session, run) if position is None else position
     if position is None:
@@ -194,16 +199,19 @@ def queue_eta_seconds(session: Session, run: GradingRun, position: int | None = 
         return None
     durations = [(f - s).total_seconds() for s, f in recent if s is not None and f is not None]
     mean_run = sum(durations) / len(durations) if durations else 0.0
-    running = session.scalar(
-        select(func.count(GradingRun.id)).where(
+    started = session.scalars(
+        select(GradingRun.started_at).where(
             GradingRun.queue == run.queue, GradingRun.status == RunStatus.RUNNING
         )
-    )
+    ).all()
+    now = now or utcnow()
+    if started:
+        # A run past the mean is taken to be about to finish, not to have finished already.
+        left = sorted(max(mean_run - (now - at).total_seconds(), 0.1 * mean_run) for at in started if at)
+        if left:
+            turns, slot = divmod(position - 1, len(left))
+            return round(left[slot] + turns * mean_run + mean_run, 1)
     span = (recent[0].finished_at - recent[-1].finished_at).total_seconds()
-    if running:
-        # Finish times before a spike include idle time; the slots busy now set the pace.
-        per_run = mean_run / running
-    else:
-        per_run = span / (len(recent) - 1) if len(recent) > 1 and span > 0 else mean_run
+    per_run = span / (len(recent) - 1) if len(recent) > 1 and span > 0 else mean_run
     # A run queued behind others waits for them, then takes its own run time.
     return round((position - 1) * per_run + mean_run, 1)

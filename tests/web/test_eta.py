@@ -50,3 +50,30 @@ def test_a_queue_with_no_history_gives_no_eta_and_one_with_history_a_pace_times_
     log_in(client, learners[5])
     page = client.get(f"/submissions/{waiting[-1]}").get_data(as_text=True)
     assert "number 3 in the queue, done in about 10 seconds" in " ".join(page.split())
+
+
+def test_with_runs_running_the_eta_waits_for_the_first_slot_to_free_then_takes_turns(
+    client: FlaskClient, loaded: sessionmaker[Session]
+) -> None:
+    learners = [make_account(loaded, f"s{n}@example.org", programs=("test-program",)) for n in range(8)]
+    history = [hand_in(client, learner) for learner in learners[:2]]
+    running = [hand_in(client, learner) for learner in learners[2:4]]
+    now = utcnow()
+    with loaded() as session:
+        # Two finished runs of 10 s each; two slots busy, one run 4 s in, the other 9 s in.
+        for n, submission_id in enumerate(history):
+            run = session.scalars(select(GradingRun).where(GradingRun.submission_id == submission_id)).one()
+            run.status, run.finished_at = "done", now - timedelta(minutes=5, seconds=20 * n)
+            run.started_at = run.finished_at - timedelta(seconds=10)
+        for elapsed, submission_id in zip((4, 9), running, strict=True):
+            run = session.scalars(select(GradingRun).where(GradingRun.submission_id == submission_id)).one()
+            run.status, run.started_at, run.worker = "running", now - timedelta(seconds=elapsed), "w"
+        session.commit()
+    waiting = [hand_in(client, learner) for learner in learners[4:]]
+    etas = [
+        client.get(f"/api/v1/submissions/{s}", headers=bearer(a)).get_json()["eta_seconds"]
+        for s, a in zip(waiting, learners[4:], strict=True)
+    ]
+    # Slots free in about 1 s and 6 s; then each takes a 10 s turn. Each ETA adds the run's own 10 s.
+    # (The clock moves on while the requests run: a tolerance of a few tenths.)
+    assert all(abs(eta - expected) <= 0.3 for eta, expected in zip(etas, [11, 16, 21, 26], strict=True)), etas
