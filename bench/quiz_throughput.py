@@ -508,7 +508,9 @@ def where(function: tuple[str, int, str]) -> str:
 def measure(stack: Stack, args: argparse.Namespace) -> None:
     target = TARGETS[args.mode]
     rate = args.rate or target.rate
-    stack.quiz_step(args.warmup_rate, args.warmup_seconds)  # imports, pools, every process connected
+    # Imports, caches, and pools as full as the measured rate keeps them: a warm-up below that rate leaves
+    # the first measured seconds opening database connections.
+    stack.quiz_step(args.warmup_rate or rate, args.warmup_seconds)
     fixed = stack.quiz_step(rate, args.seconds)
     describe_step(fixed, title="step")
     best: Step | None = None
@@ -548,7 +550,8 @@ def measure(stack: Stack, args: argparse.Namespace) -> None:
 
 
 def profile(stack: Stack, args: argparse.Namespace) -> None:
-    stack.quiz_step(args.warmup_rate, args.warmup_seconds)  # first calls (imports, caches) stay out
+    # First calls (imports, caches) stay out of the profile.
+    stack.quiz_step(args.warmup_rate or args.profile_rate, args.warmup_seconds)
     (stack.count_dir / PROFILE_SWITCH).touch()
     step = stack.quiz_step(args.profile_rate, args.seconds)
     (stack.count_dir / PROFILE_SWITCH).unlink()
@@ -579,7 +582,7 @@ def parse_args() -> argparse.Namespace:
         "--worker-concurrency", type=int, default=4, help="prefork children (compose.yaml: 4)"
     )
     parser.add_argument("--client-threads", type=int, default=256, help="requests the client keeps in flight")
-    parser.add_argument("--warmup-rate", type=float, default=20.0)
+    parser.add_argument("--warmup-rate", type=float, default=0.0, help="default: the measured step's rate")
     parser.add_argument("--warmup-seconds", type=float, default=3.0)
     parser.add_argument("--anchor-seconds", type=float, default=5.0)
     parser.add_argument("--noop-tasks", type=int, default=2000)
