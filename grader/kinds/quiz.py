@@ -313,14 +313,10 @@ class QuizKind:
         per-question points and correct/incorrect flags, which would give them away."""
         quiz = definition
         assert isinstance(quiz, QuizAssessment)
-        left = (
-            None
-            if quiz.attempts.max is None
-            else max(
-                0,
-                quiz.attempts.max - self.attempts_used(session, submission.user_id, submission.assessment_id),
-            )
-        )
+        left = None  # unlimited attempts: nothing to count
+        if quiz.attempts.max is not None:
+            used = self.attempts_used(session, submission.user_id, submission.assessment_id)
+            left = max(0, quiz.attempts.max - used)
         if left == 0 and has_open_attempt(session, submission.user_id, submission.assessment_id, utcnow()):
             left = 1  # the last attempt is drawn but not handed in: its answers must not be given away
         solutions = feedback.pop("solutions", {})

@@ -507,9 +507,8 @@ def user_for_token(session: Session, secret: str) -> User:
     now = utcnow()
     # Record use at most once a minute: a status poll must not turn every read into a write.
     if last_used_at is None or now - last_used_at > TOKEN_USE_RESOLUTION:
-        session.execute(
-            update(table_of(ApiToken)).where(table_of(ApiToken).c.id == token_id).values(last_used_at=now)
-        )
+        tokens = table_of(ApiToken)
+        session.execute(update(tokens).where(tokens.c.id == token_id).values(last_used_at=now))
     return user
 
 

@@ -202,11 +202,9 @@ def submit(
         # Handing in the same draft twice (a double click, a retry) answers with the first hand-in.
         key = f"draft:{request.draft_id}"
     if key is not None:
-        earlier = session.scalar(
-            select(Submission).where(Submission.user_id == user.id, Submission.idempotency_key == key)
-        )
+        earlier = _earlier_hand_in(session, user.id, key)
         if earlier is not None:
-            return Accepted(earlier.id, earlier.receipt_sha256, created=False, commit=earlier.commit_sha)
+            return earlier
     standing = _standing(session, settings, user, request.assessment, now)
     version = standing.version
     assessment = version.assessment
@@ -334,11 +332,14 @@ def _insert_statement(model: type[Submission] | type[GradingRun]) -> Insert:
 
 
 def _earlier_hand_in(session: Session, user_id: int, key: str | None) -> Accepted | None:
-    """When two retries raced with the same Idempotency-Key and the other one won: its answer."""
+    """The answer to a hand-in with the same Idempotency-Key as an earlier one (a retry, or the winner
+    of two retries that raced), or None."""
     earlier = session.scalar(
         select(Submission).where(Submission.user_id == user_id, Submission.idempotency_key == key)
     )
-    return None if earlier is None else Accepted(earlier.id, earlier.receipt_sha256, created=False)
+    if earlier is None:
+        return None
+    return Accepted(earlier.id, earlier.receipt_sha256, created=False, commit=earlier.commit_sha)
 
 
 def _grade_inline(
@@ -359,8 +360,6 @@ def _grade_inline(
     grader = kind.grader(settings)
     if grader is None:
         return None
-    submission.id = submission.id or new_id()
-    run.id = run.id or new_id()
     job = grading.job_for(run.id, "submitted", submission, version)
     try:
         grade = grader.grade(job)
