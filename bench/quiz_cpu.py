@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._production import make_learners  # noqa: E402
+from bench.quiz_throughput import UNLIMITED  # noqa: E402
 from grader.catalog.loader import read_catalog  # noqa: E402
 from grader.config import Settings  # noqa: E402
 from grader.db import make_engine, make_session_factory, session_scope  # noqa: E402
@@ -31,12 +32,8 @@ from grader.kinds import default_graders  # noqa: E402
 from grader.migrate import upgrade  # noqa: E402
 from grader.services.catalog import load_catalog  # noqa: E402
 from grader.services.grading import process_run  # noqa: E402
-from tests.support.catalogs import BASICS_ANSWERS, BASICS_QUIZ, PROGRAM, TIMED_QUIZ, write_catalog  # noqa: E402
+from tests.support.catalogs import BASICS_ANSWERS, PROGRAM, TIMED_QUIZ, write_catalog  # noqa: E402
 from tests.support.services import postgres_database  # noqa: E402
-
-UNLIMITED = BASICS_QUIZ.replace(
-    "attempts: {max: 3, cooldown_seconds: 0}", "attempts: {max: null, cooldown_seconds: 0}"
-)
 
 
 def measure(mode: str, learners: int, database_url: str, scratch: Path) -> dict[str, list[float]]:
