@@ -201,8 +201,8 @@ class BwrapRunner:
                     box_pidfd = os.pidfd_open(box_pid)
                     join_cgroups(box_pid, groups)
                     os.write(gate_write, b"go")
-            except ProcessLookupError:
-                pass  # the box died setting itself up; bwrap's stderr, read below, says why
+            except (ProcessLookupError, BrokenPipeError):
+                pass  # the box died setting itself up (gone, or its gate closed); bwrap's stderr says why
             seen = supervise(
                 process,
                 stdin=spec.stdin,
