@@ -42,6 +42,9 @@ class Settings:
     sandbox_rootfs: Path = Path("/var/lib/microcred/rootfs/python-bookworm")
     # Docker: started, never-used containers kept ready per image and set of limits (0: none)
     docker_warm_pool: int = 2
+    # Boxes one grading run may have at once: its suites (hidden tests, io cases, a course autograder)
+    # run side by side up to this many, so a run takes about its longest suite rather than their sum
+    sandbox_suites_at_once: int = 2
     setup_timeout_seconds: float = 900.0  # a course team's setup step, when its image is built
     # Git intake
     git_allowed_hosts: tuple[str, ...] = (
@@ -189,6 +192,11 @@ class Settings:
             raise InvalidInput(
                 "GRADER_DOCKER_WARM_POOL must be between 0 (no warm containers) and 16",
                 details={"field": "GRADER_DOCKER_WARM_POOL"},
+            )
+        if not 1 <= settings.sandbox_suites_at_once <= 8:
+            raise InvalidInput(
+                "GRADER_SANDBOX_SUITES_AT_ONCE must be between 1 (one suite after another) and 8",
+                details={"field": "GRADER_SANDBOX_SUITES_AT_ONCE"},
             )
         if settings.log_format not in {"text", "json"}:
             raise InvalidInput(

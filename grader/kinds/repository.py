@@ -137,7 +137,11 @@ class RepositoryGrader:
                     feedback={"tests": [], "notes": [exc.message], "tampered": False},
                     outcome=GradeOutcome.REPOSITORY_UNAVAILABLE,
                 )
-            grading = RepositoryGrading(self.runner, image=image.reference if image else None)
+            grading = RepositoryGrading(
+                self.runner,
+                image=image.reference if image else None,
+                suites_at_once=self.settings.sandbox_suites_at_once,
+            )
             report = grading.run(assessment, bundle, tree, expected_tests(assessment, job.raw_definition))
             evidence = capture_tree(file_store(self.settings), tree)
         feedback: dict[str, Any] = {**report_feedback(report), "commit": job.commit_sha, "evidence": evidence}

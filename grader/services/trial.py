@@ -75,9 +75,8 @@ def grade_path(
             extract_archive(path.read_bytes(), path.name, tree, archive_policy(settings))
         else:
             raise NotFound(f"{path} is neither a folder nor an archive", details={"field": "path"})
-        report = RepositoryGrading(runner, image=image).run(
-            assessment, bundle, tree, expected_tests(assessment, entry.data)
-        )
+        grading = RepositoryGrading(runner, image=image, suites_at_once=settings.sandbox_suites_at_once)
+        report = grading.run(assessment, bundle, tree, expected_tests(assessment, entry.data))
     verdict, rubric_result = score(report, catalog.rubrics[assessment.rubric].data)
     return {
         "assessment": slug,
@@ -138,7 +137,11 @@ def check_autograders(
         if not isinstance(assessment, RepositoryAssessment) or entry.folder is None:
             continue
         bundle = Bundle.from_stored(entry.data.get(BUNDLED_FOLDERS_KEY))
-        grading = RepositoryGrading(runner, image=_image(assessment, bundle, settings, ensure_image))
+        grading = RepositoryGrading(
+            runner,
+            image=_image(assessment, bundle, settings, ensure_image),
+            suites_at_once=settings.sandbox_suites_at_once,
+        )
         where = f"{entry.source}"
         problems: list[str] = []
         reference = grading.run(assessment, bundle, entry.folder / assessment.reference)
