@@ -389,7 +389,7 @@ def finish_run(session: Session, claim: Claim, job: GradingJob, grade: Grade) ->
         return False
     # A hand-in's first run has no result before it; only regrades and retries replace one.
     before = None if job.run_reason == "submitted" else latest_result_of(session, job.submission_id)
-    result_id = session.execute(_result_insert(), result_values(job, grade)).scalar_one()
+    result_id = session.execute(result_insert(), result_values(job, grade)).scalar_one()
     status = status_after(grade)
     if grade.needs_review:
         result, submission = session.get(Result, result_id), session.get(Submission, job.submission_id)
@@ -429,12 +429,8 @@ def result_values(job: GradingJob, grade: Grade) -> dict[str, Any]:
     }
 
 
-def result_row(job: GradingJob, grade: Grade) -> Result:
-    return Result(**result_values(job, grade))
-
-
 @functools.cache
-def _result_insert() -> Insert:
+def result_insert() -> Insert:
     """A worker's result as one Core INSERT … RETURNING id, built once per process: the ORM's unit of
     work costs more than the statement."""
     results = table_of(Result)

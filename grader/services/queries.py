@@ -68,13 +68,18 @@ def _check_may_see(session: Session, user: User, submission: Submission) -> None
 
 
 def submission_view(
-    session: Session, user: User, submission_id: str, *, just_graded: Result | None = None
+    session: Session,
+    user: User,
+    submission_id: str,
+    *,
+    just_graded: tuple[Submission, Result] | None = None,
 ) -> dict[str, Any]:
-    """A submission and its latest result; `just_graded` is a result this request wrote itself (an
-    inline grading), which is the latest by construction and needs no second read."""
+    """A submission and its latest result; `just_graded` is a hand-in and result this request wrote
+    itself (an inline grading), the latest by construction, which need no read back."""
     result: Result | None
     if just_graded is not None:
-        submission, result = get_submission_for(session, user, submission_id), just_graded
+        submission, result = just_graded
+        _check_may_see(session, user, submission)
     else:
         submission, result = submission_and_result_for(session, user, submission_id)
     current_run = waiting_run(session, submission)

@@ -77,8 +77,9 @@ class Accepted:
     receipt_sha256: str
     created: bool  # False when an Idempotency-Key matched an earlier submission
     commit: str | None = None  # the pinned commit of a git submission
-    graded: bool = False  # graded inside the request (GRADER_QUIZ_GRADING=inline): the result exists
-    result: Result | None = None  # that result
+    # Graded inside the request (GRADER_QUIZ_GRADING=inline): the hand-in and its result as written
+    # (objects outside the session, for the response's view)
+    graded: tuple[Submission, Result] | None = None
 
 
 @dataclass(frozen=True)
@@ -256,16 +257,17 @@ def submit(
     }
     if attempt is not None:
         attempt.submitted_at = now
-    grade_inline = settings.quiz_grading == "inline" and kind.grades_inline(definition)
-    if not grade_inline and intake.on_recorded is None and not kind.coalesces():
+    # Nothing later in the request reads the hand-in as objects: plain rows, written with Core.
+    plain = intake.on_recorded is None and not kind.coalesces()
+    if plain and settings.quiz_grading == "inline" and kind.grades_inline(definition):
+        graded = _grade_inline(session, settings, kind, assessment, version, submission_row, run_row, now)
+        if graded is not None:
+            return graded
+    if plain:
         return _record_and_send(session, queue, assessment.kind, submission_row, run_row, key, user.id)
-    # The objects, not their ids: the view of an inline grading reads them without a query.
     submission = Submission(**submission_row, assessment=assessment, assessment_version=version)
     run = GradingRun(**run_row, submission=submission)
     session.add_all([submission, run])
-    inline_result = (
-        _grade_inline(session, settings, kind, submission, run, version, now) if grade_inline else None
-    )
     try:
         if intake.on_recorded is not None:
             session.flush()  # the submission's row first: what the kind writes may point at it
@@ -280,8 +282,6 @@ def submit(
             raise
         return raced
     metrics.submission_received(assessment.kind)
-    if inline_result is not None:
-        return Accepted(submission.id, receipt, created=True, graded=True, result=inline_result)
     _send_committed(session, queue, run.id, run.queue)
     return Accepted(submission.id, receipt, created=True, commit=submission.commit_sha)
 
@@ -346,40 +346,61 @@ def _grade_inline(
     session: Session,
     settings: Settings,
     kind: Kind,
-    submission: Submission,
-    run: GradingRun,
+    assessment: Assessment,
     version: AssessmentVersion,
+    submission_row: dict[str, Any],
+    run_row: dict[str, Any],
     now: datetime,
-) -> Result | None:
+) -> Accepted | None:
     """Grade a closed-form quiz inside its intake transaction: hand-in, run and result commit together.
 
     Nothing is written before the grade exists, so a process that dies here leaves nothing behind (the
     learner's request fails and they hand in again). A grader fault is not the learner's: the hand-in
-    is accepted all the same and its run goes to the workers, with the fault on record (None).
+    is then accepted all the same and its run goes to the workers, with the fault on record (None).
+    A retry that raced this one (the same Idempotency-Key) is answered with the hand-in that won.
     """
     grader = kind.grader(settings)
     if grader is None:
         return None
-    job = grading.job_for(run.id, "submitted", submission, version)
+    # Not added to the session: the rows go in as Core inserts, and these objects are what the
+    # response's view reads, with no query back.
+    submission = Submission(**submission_row, assessment=assessment, assessment_version=version)
+    job = grading.job_for(run_row["id"], "submitted", submission, version)
     try:
         grade = grader.grade(job)
     except Exception as exc:
-        log.warning("inline grading of run %s failed; it goes to the workers", run.id, exc_info=True)
-        run.last_error = f"internal error grading inline: {exc!r}"[:4000]
+        log.warning("inline grading of run %s failed; it goes to the workers", run_row["id"], exc_info=True)
+        run_row["last_error"] = f"internal error grading inline: {exc!r}"[:4000]
         return None
-    run.status, run.worker, run.tries = RunStatus.DONE, "inline", 1
-    run.started_at = run.finished_at = now
-    run.enqueued_at = None
-    submission.status = grading.status_after(grade)
-    submission.charged = grade.outcome.charges_attempt
-    result = grading.result_row(job, grade)
-    session.add(result)
-    session.flush()
-    if grade.needs_review:
-        review_queue.open_tasks(session, result, submission)
-    grading.record_result(session, job, grade, result.id, before=None, worker="inline")
-    metrics.run_finished(kind=job.kind, queue=run.queue, grade=grade, requested_at=now, started_at=now)
-    return result
+    submission.status = submission_row["status"] = grading.status_after(grade)
+    submission.charged = submission_row["charged"] = grade.outcome.charges_attempt
+    run_row.update(
+        status=RunStatus.DONE, worker="inline", tries=1, started_at=now, finished_at=now, enqueued_at=None
+    )
+    result_values = {**grading.result_values(job, grade), "created_at": now}
+    try:
+        session.flush()  # a quiz's attempt row first: the submission points at it
+        session.execute(_insert_statement(Submission), submission_row)
+        session.execute(_insert_statement(GradingRun), run_row)
+        result = Result(**result_values, id=session.scalar(grading.result_insert(), result_values))
+        if grade.needs_review:
+            review_queue.open_tasks(session, result, submission)
+        grading.record_result(session, job, grade, result.id, before=None, worker="inline")
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raced = _earlier_hand_in(session, submission.user_id, submission.idempotency_key)
+        if raced is None:
+            raise
+        return raced
+    metrics.submission_received(assessment.kind)
+    metrics.run_finished(kind=job.kind, queue=run_row["queue"], grade=grade, requested_at=now, started_at=now)
+    return Accepted(
+        submission.id,
+        submission.receipt_sha256,
+        created=True,
+        graded=(submission, result),
+    )
 
 
 def _supersede_waiting(session: Session, newer: Submission, now: datetime) -> None:

@@ -88,10 +88,10 @@ def create_submission() -> tuple[Response, int, dict[str, str]]:
         "receipt": {"sha256": accepted.receipt_sha256, "commit": accepted.commit},
         "replayed": not accepted.created,
     }
-    if accepted.graded:
+    if accepted.graded is not None:
         # GRADER_QUIZ_GRADING=inline: graded in this request; the result comes with the answer.
         body["submission"] = queries.submission_view(
-            db(), user, accepted.submission_id, just_graded=accepted.result
+            db(), user, accepted.submission_id, just_graded=accepted.graded
         )
         return jsonify(body), 201, {"Location": status_url}
     return jsonify(body), 202, {"Location": status_url}

@@ -140,4 +140,3 @@ def test_boxes_at_once_outside_one_to_eight_is_refused_naming_the_setting(value:
     with pytest.raises(InvalidInput, match="GRADER_SANDBOX_SUITES_AT_ONCE must be between 1") as refused:
         Settings.from_env({"GRADER_SANDBOX_SUITES_AT_ONCE": value})
     assert refused.value.details["field"] == "GRADER_SANDBOX_SUITES_AT_ONCE"
-

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from grader.catalog.loader import read_catalog
@@ -16,7 +16,7 @@ from grader.errors import InvalidInput
 from grader.interfaces import RecordingQueue
 from grader.kinds import KINDS
 from grader.kinds.quiz import QuizGrader
-from grader.models import GradingRun
+from grader.models import GradingRun, Result
 from grader.services.reconciler import reconcile
 from tests.conftest import Account, bearer
 from tests.support.catalogs import BASICS_ANSWERS
@@ -49,6 +49,28 @@ def test_inline_answers_201_with_the_graded_result_and_sends_nothing_to_the_work
     progress = inline_client.get("/api/v1/programs/test-program/progress", headers=bearer(learner))
     basics = next(r for r in progress.get_json()["requirements"] if r["assessment"] == "basics")
     assert basics["status"] == "passed"
+
+
+def test_the_201_shows_the_result_exactly_as_reading_it_back_does(
+    inline_client: FlaskClient, learner: Account
+) -> None:
+    status, body = hand_in(inline_client, learner)
+    assert status == 201, body
+    read_back = inline_client.get(str(body["status_url"]), headers=bearer(learner)).get_json()
+    assert body["submission"] == read_back
+
+
+def test_a_repeated_inline_hand_in_is_answered_with_the_first_and_graded_once(
+    inline_client: FlaskClient, learner: Account, loaded: sessionmaker[Session]
+) -> None:
+    answer = {"assessment": "basics", "answers": BASICS_ANSWERS}
+    headers = {**bearer(learner), "Idempotency-Key": "hand-in-1"}
+    first = inline_client.post("/api/v1/submissions", json=answer, headers=headers)
+    again = inline_client.post("/api/v1/submissions", json=answer, headers=headers)
+    assert first.status_code == 201 and again.get_json()["replayed"] is True
+    assert again.get_json()["id"] == first.get_json()["id"]
+    with loaded() as session:
+        assert session.scalar(select(func.count()).select_from(Result)) == 1
 
 
 def test_queue_mode_answers_202_and_leaves_grading_to_the_workers(
