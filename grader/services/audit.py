@@ -8,6 +8,7 @@ server), `system` (a consequence, such as an award following a result).
 
 from __future__ import annotations
 
+import functools
 import getpass
 import socket
 from collections.abc import Mapping
@@ -15,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Insert, insert, select
 from sqlalchemy.orm import Session
 
-from grader.models import Assessment, AuditEvent, Submission, User
+from grader.models import Assessment, AuditEvent, Submission, User, table_of
 
 MAX_EVENTS = 1000
 
@@ -70,19 +71,64 @@ def record(
     assessment_id: int | None = None,
     submission_id: str | None = None,
 ) -> None:
+    """An event, written with the session's next flush (after the rows it names)."""
     session.add(
         AuditEvent(
-            actor=actor[:200],
-            action=action,
-            subject=subject[:100],
-            before=dict(before) if before is not None else None,
-            after=dict(after) if after is not None else None,
-            reason=reason[:4000],
-            learner_id=learner_id,
-            assessment_id=assessment_id,
-            submission_id=submission_id,
+            **_event_values(
+                action, actor, subject, before, after, reason, learner_id, assessment_id, submission_id
+            )
         )
     )
+
+
+def write(
+    session: Session,
+    action: str,
+    *,
+    actor: str,
+    subject: str,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    reason: str = "",
+    learner_id: int | None = None,
+    assessment_id: int | None = None,
+    submission_id: str | None = None,
+) -> None:
+    """An event written at once, as one prebuilt INSERT: for a hot path whose named rows are written
+    already (a grading's result), where the unit of work would cost more than the statement."""
+    values = _event_values(
+        action, actor, subject, before, after, reason, learner_id, assessment_id, submission_id
+    )
+    session.execute(_event_insert(), values)
+
+
+def _event_values(
+    action: str,
+    actor: str,
+    subject: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    reason: str,
+    learner_id: int | None,
+    assessment_id: int | None,
+    submission_id: str | None,
+) -> dict[str, Any]:
+    return {
+        "actor": actor[:200],
+        "action": action,
+        "subject": subject[:100],
+        "before": dict(before) if before is not None else None,
+        "after": dict(after) if after is not None else None,
+        "reason": reason[:4000],
+        "learner_id": learner_id,
+        "assessment_id": assessment_id,
+        "submission_id": submission_id,
+    }
+
+
+@functools.cache
+def _event_insert() -> Insert:
+    return insert(table_of(AuditEvent))
 
 
 @dataclass(frozen=True)

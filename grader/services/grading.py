@@ -476,7 +476,7 @@ def record_result(
             reason="regrade: the manual criteria of the rubric did not change",
             **subject,
         )
-    audit.record(
+    audit.write(
         session,
         audit.Actions.RESULT_RECORDED,
         actor=actor,
