@@ -103,6 +103,8 @@ class Intake:
     payload: dict[str, Any]
     version: AssessmentVersion
     attempt: QuizAttempt | None = None
+    # The attempt was drawn for this hand-in (not in the session): intake writes its row, not a flush.
+    attempt_is_new: bool = False
     # Called with the new submission in the intake's transaction (a portfolio draft is frozen by it).
     on_recorded: Callable[[Submission], None] | None = None
 

@@ -69,9 +69,17 @@ def quiz_of(version: AssessmentVersion) -> QuizAssessment:
 def draw_attempt(
     session: Session, user: User, version: AssessmentVersion, quiz: QuizAssessment, now: datetime
 ) -> QuizAttempt:
-    """A new attempt: questions drawn from a fresh seed, the deadline set by the time limit."""
+    """A new attempt (`new_attempt`), written with the session's next flush."""
+    attempt = new_attempt(user, version, quiz, now)
+    session.add(attempt)
+    return attempt
+
+
+def new_attempt(user: User, version: AssessmentVersion, quiz: QuizAssessment, now: datetime) -> QuizAttempt:
+    """A new attempt, not yet in any session: questions drawn from a fresh seed, the deadline set by the
+    time limit."""
     seed = secrets.randbits(31)
-    attempt = QuizAttempt(
+    return QuizAttempt(
         id=new_id(),  # known now, so the hand-in can name it before anything is written
         user_id=user.id,
         assessment_version_id=version.id,
@@ -80,8 +88,6 @@ def draw_attempt(
         started_at=now,
         deadline_at=now + timedelta(minutes=quiz.time_limit_minutes) if quiz.time_limit_minutes else None,
     )
-    session.add(attempt)
-    return attempt
 
 
 def attempt_view(attempt: QuizAttempt, quiz: QuizAssessment) -> dict[str, Any]:
@@ -220,10 +226,11 @@ class QuizKind:
                     f"(POST /api/v1/assessments/{quiz.slug}/attempts) and send its id as 'attempt'",
                     details={"field": "attempt"},
                 )
-            attempt = draw_attempt(session, user, version, quiz, now)
+            # Drawn and handed in at once: intake writes it as a row beside the hand-in.
+            attempt = new_attempt(user, version, quiz, now)
         answers = validate_answers(quiz, attempt.question_ids, request.answers)
         payload = {"attempt": attempt.id, "question_ids": list(attempt.question_ids), "answers": answers}
-        return Intake(payload, version, attempt)
+        return Intake(payload, version, attempt, attempt_is_new=request.attempt_id is None)
 
     @staticmethod
     def _attempt_to_hand_in(

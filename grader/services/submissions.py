@@ -225,6 +225,7 @@ def submit(
 
     intake = kind.accept(session, settings, user, version, definition, request, now)
     payload, version, attempt = intake.payload, intake.version, intake.attempt
+    new_attempt = attempt if intake.attempt_is_new else None
 
     previous = standing.handed_in
     receipt = receipt_hash(assessment.slug, version.version, payload)
@@ -260,11 +261,17 @@ def submit(
     # Nothing later in the request reads the hand-in as objects: plain rows, written with Core.
     plain = intake.on_recorded is None and not kind.coalesces()
     if plain and settings.quiz_grading == "inline" and kind.grades_inline(definition):
-        graded = _grade_inline(session, settings, kind, assessment, version, submission_row, run_row, now)
+        graded = _grade_inline(
+            session, settings, kind, assessment, version, submission_row, run_row, new_attempt, now
+        )
         if graded is not None:
             return graded
     if plain:
-        return _record_and_send(session, queue, assessment.kind, submission_row, run_row, key, user.id)
+        return _record_and_send(
+            session, queue, assessment.kind, submission_row, run_row, new_attempt, key, user.id
+        )
+    if new_attempt is not None:
+        session.add(new_attempt)
     submission = Submission(**submission_row, assessment=assessment, assessment_version=version)
     run = GradingRun(**run_row, submission=submission)
     session.add_all([submission, run])
@@ -292,13 +299,14 @@ def _record_and_send(
     kind: str,
     submission_row: dict[str, Any],
     run_row: dict[str, Any],
+    new_attempt: QuizAttempt | None,
     key: str | None,
     user_id: int,
 ) -> Accepted:
     """The hand-in and its run as two Core inserts, then the run to the broker: the path of a hand-in
     that nothing else in the request reads as objects (no inline grading, no coalescing, no files)."""
     try:
-        session.flush()  # a quiz's attempt row first: the submission points at it
+        _write_attempt(session, new_attempt)
         session.execute(_insert_statement(Submission), submission_row)
         session.execute(_insert_statement(GradingRun), run_row)
         session.commit()
@@ -325,8 +333,20 @@ def _send_committed(session: Session, queue: TaskQueue, run_id: str, queue_name:
         session.commit()
 
 
+def _write_attempt(session: Session, new_attempt: QuizAttempt | None) -> None:
+    """The handed-in quiz attempt's row before the hand-in's, which points at it: an attempt drawn for
+    this hand-in as one insert; an attempt drawn earlier (its `submitted_at`) with the flush."""
+    if new_attempt is None:
+        session.flush()
+        return
+    session.execute(
+        _insert_statement(QuizAttempt),
+        {column.key: getattr(new_attempt, column.key) for column in table_of(QuizAttempt).columns},
+    )
+
+
 @functools.cache
-def _insert_statement(model: type[Submission] | type[GradingRun]) -> Insert:
+def _insert_statement(model: type[Submission] | type[GradingRun] | type[QuizAttempt]) -> Insert:
     """A row of `model` as one Core INSERT, built once per process: the ORM's unit of work costs more."""
     return insert(table_of(model))
 
@@ -350,6 +370,7 @@ def _grade_inline(
     version: AssessmentVersion,
     submission_row: dict[str, Any],
     run_row: dict[str, Any],
+    new_attempt: QuizAttempt | None,
     now: datetime,
 ) -> Accepted | None:
     """Grade a closed-form quiz inside its intake transaction: hand-in, run and result commit together.
@@ -379,7 +400,7 @@ def _grade_inline(
     )
     result_values = {**grading.result_values(job, grade), "created_at": now}
     try:
-        session.flush()  # a quiz's attempt row first: the submission points at it
+        _write_attempt(session, new_attempt)
         session.execute(_insert_statement(Submission), submission_row)
         session.execute(_insert_statement(GradingRun), run_row)
         result = Result(**result_values, id=session.scalar(grading.result_insert(), result_values))
