@@ -3,7 +3,8 @@
 Open loop (`"kind": "quiz"`): quiz submissions arrive as a Poisson process at `rate` per second for
 `seconds`, whatever the service's pace, each sent by one of `threads` threads (stdlib http.client,
 one keep-alive connection per thread). An arrival is a POST /api/v1/submissions and, when the answer
-is 202, long-polling GETs of its status URL (`?wait=30`) until graded; its latency runs from the
+is 202, long-polling GETs of its status URL (`?wait=30`) until graded (with `"prefer_wait"`, the POST
+asks `Prefer: wait=30` and is mostly answered with the result itself); its latency runs from the
 moment it was due to arrive, so time spent waiting for a free client thread counts (no coordinated
 omission). Closed loop (`"kind": "get"`): `threads` threads request `path` back to back for `seconds`.
 The result is JSON: per-arrival latencies, errors by kind, the client's own CPU and lag.
@@ -43,9 +44,14 @@ class Connection:
     last_used: float = 0.0
 
     def request(
-        self, method: str, path: str, token: str | None, body: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        token: str | None,
+        body: bytes | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **(extra_headers or {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if body is not None:
@@ -90,15 +96,18 @@ class Client:
         return connection
 
 
-def one_quiz(client: Client, due: float, token: str, body: bytes, inline: bool) -> dict[str, Any]:
+def one_quiz(
+    client: Client, due: float, token: str, body: bytes, inline: bool, prefer_wait: bool
+) -> dict[str, Any]:
     """One arrival: submit, then long-poll until graded. Times are seconds after `due`."""
     connection = client.connection()
     started = time.monotonic()
     outcome: dict[str, Any] = {"lag": started - due, "gets": 0}
+    prefer = {"Prefer": f"wait={WAIT_SECONDS}"} if prefer_wait else None
     try:
-        status, answer = connection.request("POST", "/api/v1/submissions", token, body)
+        status, answer = connection.request("POST", "/api/v1/submissions", token, body, prefer)
         outcome["post"] = time.monotonic() - due
-        if status == 201 and inline:
+        if status == 201 and (inline or prefer_wait):
             view = answer["submission"]
         elif status == 202 and not inline:
             view = None
@@ -128,6 +137,7 @@ def run_quiz(spec: dict[str, Any]) -> dict[str, Any]:
     tokens: list[str] = spec["tokens"]
     body = json.dumps({"assessment": spec["assessment"], "answers": spec["answers"]}).encode()
     rate, seconds, inline = float(spec["rate"]), float(spec["seconds"]), spec["mode"] == "inline"
+    prefer_wait = bool(spec.get("prefer_wait", False))
     rng = random.Random(spec.get("seed", 12))
     futures = []
     cpu_before = _cpu()
@@ -143,7 +153,8 @@ def run_quiz(spec: dict[str, Any]) -> dict[str, Any]:
             pause = due - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-            futures.append(pool.submit(one_quiz, client, due, tokens[index % len(tokens)], body, inline))
+            token = tokens[index % len(tokens)]
+            futures.append(pool.submit(one_quiz, client, due, token, body, inline, prefer_wait))
             index += 1
         outcomes = [future.result() for future in futures]
     errors = Counter(o["error"] for o in outcomes if "error" in o)

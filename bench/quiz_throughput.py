@@ -16,7 +16,7 @@ run it measures two anchors: the app's own trivial JSON endpoint under the same 
 client, and a Celery no-op task on the same Redis and worker, and prints each target as met or NOT met.
 
     .venv/bin/python bench/quiz_throughput.py [--mode queue|inline] [--rate R] [--seconds S]
-        [--learners 3000] [--find-max] [--profile]
+        [--learners 3000] [--find-max] [--prefer-wait] [--profile]
 
 --profile is a run of its own: every web request and task under cProfile (bench composition roots,
 GRADER_BENCH_PROFILE=1) at a low rate, then the top functions per POST, per status GET and per task.
@@ -257,6 +257,7 @@ class Stack:
             {
                 "kind": "quiz",
                 "mode": self.args.mode,
+                "prefer_wait": self.args.prefer_wait,
                 "rate": rate,
                 "seconds": seconds,
                 "threads": self.args.client_threads,
@@ -582,6 +583,11 @@ def parse_args() -> argparse.Namespace:
         "--worker-concurrency", type=int, default=4, help="prefork children (compose.yaml: 4)"
     )
     parser.add_argument("--client-threads", type=int, default=256, help="requests the client keeps in flight")
+    parser.add_argument(
+        "--prefer-wait",
+        action="store_true",
+        help="queue mode: each POST asks `Prefer: wait=30` (the result in its answer, no status GET)",
+    )
     parser.add_argument("--warmup-rate", type=float, default=0.0, help="default: the measured step's rate")
     parser.add_argument("--warmup-seconds", type=float, default=3.0)
     parser.add_argument("--anchor-seconds", type=float, default=5.0)
@@ -615,7 +621,8 @@ def main() -> None:
             f"quiz throughput, {args.mode} mode: gunicorn {args.web_workers} gthread workers x "
             f"{args.web_threads} threads, celery prefork x {args.worker_concurrency}, PostgreSQL, "
             f"redis-server (AOF everysec); {args.learners} learners with tokens made in {prepared:.1f} s; "
-            f"client: one process, {args.client_threads} threads; tree {tree_state()}"
+            f"client: one process, {args.client_threads} threads"
+            f"{', POST with Prefer: wait=30' if args.prefer_wait else ''}; tree {tree_state()}"
         )
         with stack.running(profile=args.profile):
             if args.profile:

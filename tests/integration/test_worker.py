@@ -87,6 +87,40 @@ def the_run(sessions: sessionmaker[Session], submission_id: str) -> GradingRun:
         return session.scalars(select(GradingRun).where(GradingRun.submission_id == submission_id)).one()
 
 
+def test_a_hand_in_that_prefers_to_wait_answers_with_its_result_in_one_request(
+    client: FlaskClient,
+    learner: Account,
+    loaded: sessionmaker[Session],
+    make_worker: Callable[..., WorkerProcess],
+) -> None:
+    make_worker().start()
+    submit(client, learner)  # the worker is up and has graded one: the next is graded within the wait
+    response = client.post(
+        "/api/v1/submissions",
+        json={"assessment": "basics", "answers": BASICS_ANSWERS},
+        headers={**bearer(learner), "Prefer": "respond-async, wait=20"},
+    )
+    assert response.status_code == 201, response.get_json()
+    assert response.headers["Preference-Applied"] == "wait=20"
+    view = response.get_json()["submission"]
+    assert view["status"] == "graded" and view["result"]["passed"] is True
+    assert len(results_for(loaded, view["id"])) == 1
+
+
+def test_a_hand_in_that_prefers_to_wait_is_answered_202_when_the_wait_ends_first(
+    client: FlaskClient, learner: Account
+) -> None:
+    started = time.monotonic()
+    response = client.post(
+        "/api/v1/submissions",
+        json={"assessment": "basics", "answers": BASICS_ANSWERS},
+        headers={**bearer(learner), "Prefer": "wait=0.5"},
+    )
+    assert response.status_code == 202 and "submission" not in response.get_json()
+    assert response.headers["Preference-Applied"] == "wait=0.5"
+    assert time.monotonic() - started >= 0.5  # no worker runs: it was held the whole wait
+
+
 def test_a_real_worker_grades_a_quiz_end_to_end(
     client: FlaskClient,
     learner: Account,

@@ -72,3 +72,36 @@ def test_another_learners_submission_is_not_waited_on(
     stranger = make_account(loaded, "stranger@example.org", programs=("test-program",))
     response = client.get(f"/api/v1/submissions/{submission_id}?wait=30", headers=bearer(stranger))
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("prefer", "seconds"),
+    [
+        ("wait=10", 10.0),
+        ("respond-async, wait=2.5", 2.5),
+        ('WAIT="4"', 4.0),
+        ("wait=600", 30.0),  # capped at the status URL's longest wait
+        ("wait=soon", None),  # RFC 7240: a preference that cannot be honoured is ignored
+        ("wait=-1", None),
+        ("wait=nan", None),
+        ("return=minimal", None),
+        (None, None),
+    ],
+)
+def test_the_prefer_header_s_wait_is_read_as_rfc_7240_has_it(
+    prefer: str | None, seconds: float | None
+) -> None:
+    from grader.web.api import preferred_wait
+
+    assert preferred_wait(prefer) == seconds
+
+
+def test_a_hand_in_without_a_wait_preference_is_answered_at_once(
+    client: FlaskClient, learner: Account
+) -> None:
+    response = client.post(
+        "/api/v1/submissions",
+        json={"assessment": "basics", "answers": BASICS_ANSWERS},
+        headers={**bearer(learner), "Prefer": "wait=soon"},
+    )
+    assert response.status_code == 202 and "Preference-Applied" not in response.headers
