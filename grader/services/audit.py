@@ -70,36 +70,18 @@ def record(
     learner_id: int | None = None,
     assessment_id: int | None = None,
     submission_id: str | None = None,
+    at_once: bool = False,
 ) -> None:
-    """An event, written with the session's next flush (after the rows it names)."""
-    session.add(
-        AuditEvent(
-            **_event_values(
-                action, actor, subject, before, after, reason, learner_id, assessment_id, submission_id
-            )
-        )
-    )
-
-
-def write(
-    session: Session,
-    action: str,
-    *,
-    actor: str,
-    subject: str,
-    before: Mapping[str, Any] | None = None,
-    after: Mapping[str, Any] | None = None,
-    reason: str = "",
-    learner_id: int | None = None,
-    assessment_id: int | None = None,
-    submission_id: str | None = None,
-) -> None:
-    """An event written at once, as one prebuilt INSERT: for a hot path whose named rows are written
-    already (a grading's result), where the unit of work would cost more than the statement."""
+    """An event, written with the session's next flush (after the rows it names); `at_once`: as one
+    prebuilt INSERT now, for a hot path whose named rows are written already (a grading's result),
+    where the unit of work would cost more than the statement."""
     values = _event_values(
         action, actor, subject, before, after, reason, learner_id, assessment_id, submission_id
     )
-    session.execute(_event_insert(), values)
+    if at_once:
+        session.execute(_event_insert(), values)
+    else:
+        session.add(AuditEvent(**values))
 
 
 def _event_values(

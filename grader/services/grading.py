@@ -476,7 +476,7 @@ def record_result(
             reason="regrade: the manual criteria of the rubric did not change",
             **subject,
         )
-    audit.write(
+    audit.record(
         session,
         audit.Actions.RESULT_RECORDED,
         actor=actor,
@@ -487,6 +487,7 @@ def record_result(
         after=audit.result_state(grade.score, grade.max_score, grade.passed, grade.outcome),
         reason=job.run_reason,
         **subject,
+        at_once=True,
     )
     session.flush()
     progress.update_awards(session, job.user_id, job.assessment_id, actor="system")

@@ -11,6 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.test import TestResponse
 
 from grader.broker import CeleryTaskQueue
 from grader.config import Settings
@@ -87,19 +88,22 @@ def the_run(sessions: sessionmaker[Session], submission_id: str) -> GradingRun:
         return session.scalars(select(GradingRun).where(GradingRun.submission_id == submission_id)).one()
 
 
+def hand_in_preferring(client: FlaskClient, account: Account, prefer: str) -> TestResponse:
+    return client.post(
+        "/api/v1/submissions",
+        json={"assessment": "basics", "answers": BASICS_ANSWERS},
+        headers={**bearer(account), "Prefer": prefer},
+    )
+
+
 def test_a_hand_in_that_prefers_to_wait_answers_with_its_result_in_one_request(
     client: FlaskClient,
     learner: Account,
     loaded: sessionmaker[Session],
     make_worker: Callable[..., WorkerProcess],
 ) -> None:
-    make_worker().start()
-    submit(client, learner)  # the worker is up and has graded one: the next is graded within the wait
-    response = client.post(
-        "/api/v1/submissions",
-        json={"assessment": "basics", "answers": BASICS_ANSWERS},
-        headers={**bearer(learner), "Prefer": "respond-async, wait=20"},
-    )
+    make_worker().start()  # a few seconds to be up: well inside the wait
+    response = hand_in_preferring(client, learner, "respond-async, wait=20")
     assert response.status_code == 201, response.get_json()
     assert response.headers["Preference-Applied"] == "wait=20"
     view = response.get_json()["submission"]
@@ -111,11 +115,7 @@ def test_a_hand_in_that_prefers_to_wait_is_answered_202_when_the_wait_ends_first
     client: FlaskClient, learner: Account
 ) -> None:
     started = time.monotonic()
-    response = client.post(
-        "/api/v1/submissions",
-        json={"assessment": "basics", "answers": BASICS_ANSWERS},
-        headers={**bearer(learner), "Prefer": "wait=0.5"},
-    )
+    response = hand_in_preferring(client, learner, "wait=0.5")
     assert response.status_code == 202 and "submission" not in response.get_json()
     assert response.headers["Preference-Applied"] == "wait=0.5"
     assert time.monotonic() - started >= 0.5  # no worker runs: it was held the whole wait
