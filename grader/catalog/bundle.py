@@ -70,6 +70,9 @@ class Bundle:
 class ExpectedTest:
     id: str
     max_points: float
+    # Slower in the reference check than its suite's `canary_max_seconds`: never copied into a canary
+    # while a faster test can be (grader/harness/canaries.py), so a run does not pay for it twice.
+    slow: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,10 @@ class ExpectedTests:
         return {
             "format": EXPECTED_FORMAT,
             "suites": {
-                suite: [{"id": test.id, "max_points": test.max_points} for test in tests]
+                suite: [
+                    {"id": test.id, "max_points": test.max_points, **({"slow": True} if test.slow else {})}
+                    for test in tests
+                ]
                 for suite, tests in self.suites.items()
             },
             **({"totals": sorted(self.totals)} if self.totals else {}),
@@ -186,7 +192,9 @@ class ExpectedTests:
                     or test["max_points"] < 0
                 ):
                     raise ValueError(f"suites.{suite}[{index}] needs an id and a max_points of 0 or more")
-                items.append(ExpectedTest(test["id"], float(test["max_points"])))
+                if not isinstance(test.get("slow", False), bool):
+                    raise ValueError(f"suites.{suite}[{index}].slow must be true or false")
+                items.append(ExpectedTest(test["id"], float(test["max_points"]), test.get("slow", False)))
             parsed[str(suite)] = tuple(items)
         totals = data.get("totals", [])
         if not isinstance(totals, list) or not all(isinstance(t, str) for t in totals):

@@ -263,6 +263,10 @@ class PytestSuite(Strict):
     points: dict[str, Annotated[float, Field(ge=0)]] = {}  # per test id; default 1 each
     visibility: Visibility = Visibility.VISIBLE
     isolation: Isolation = Isolation.NONE
+    # In-process only: a test that took longer than this in the reference check is not copied into a
+    # canary while a faster one can be (a canary reruns its template's fixtures, so copying a slow
+    # test makes the run that much slower); null copies any test (docs/authoring.md).
+    canary_max_seconds: Annotated[float, Field(gt=0)] | None = 0.5
 
 
 class IoCompare(StrEnum):

@@ -16,7 +16,9 @@ object lied about equality. Each run plants several, made fresh from that run's 
   formatting tells copies from originals no more than anything else does.
 
 Templates are only tests that can be run twice without changing what the others see: no `return`
-or `yield`, and no fixture of a wider scope than the function.
+or `yield`, and no fixture of a wider scope than the function. Tests the reference check found slow
+(over the suite's `canary_max_seconds`) are templates only when no other test can be one: a canary
+costs what its template costs, and one slow copy can add half again to a run.
 
 What remains visible is the shape: a canary repeats a real test with another expected value, so a
 learner who compares the test bodies at run time can find the pairs and refuse to forge either of
@@ -32,7 +34,7 @@ import copy
 import random
 import re
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeGuard
 
@@ -66,10 +68,18 @@ def _is_test_function(node: ast.stmt) -> TypeGuard[Function]:
 
 
 def plant_canaries(
-    sources: Mapping[str, str], rng: random.Random, count: int = CANARIES_PER_RUN
+    sources: Mapping[str, str],
+    rng: random.Random,
+    count: int = CANARIES_PER_RUN,
+    *,
+    slow: Collection[tuple[str, str]] = (),
 ) -> PlantedSuite:
     """Copy `sources` (relative path -> text of every .py file of the suite: test modules, conftest.py,
-    helpers) with every test renamed and `count` canaries planted in the test modules."""
+    helpers) with every test renamed and `count` canaries planted in the test modules.
+
+    `slow` names tests (module path, function) that are not copied while another test can be: a
+    canary reruns its template's fixtures and calls, so copying a slow test costs its whole time again.
+    """
     trees: dict[str, ast.Module] = {}
     for path, text in sources.items():
         if TEST_MODULE.search(path):
@@ -87,6 +97,8 @@ def plant_canaries(
     taken = {name for tree in trees.values() for name in _bindings(tree)}
     lengths = [len(node.name.split("_")) - 1 for _, node in tests] or [2]
     templates = [(p, n) for p, n in tests if _repeatable(n, wide) and _comparison(n) is not None]
+    # A suite whose every template is slow still gets its tripwire, at the cost of a slower run.
+    templates = [(p, n) for p, n in templates if (p, n.name) not in slow] or templates
     renamed: dict[tuple[str, str], str] = {}
     canaries: list[Function] = []
     for tree in trees.values():

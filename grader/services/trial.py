@@ -23,7 +23,7 @@ from typing import Any
 
 from grader.catalog.bundle import Bundle, ExpectedTest, ExpectedTests, SelfCheck
 from grader.catalog.loader import BUNDLED_FOLDERS_KEY, EXPECTED_TESTS_FILE, Catalog
-from grader.catalog.schema import CommandSuite, PytestSuite, RepositoryAssessment
+from grader.catalog.schema import CommandSuite, Isolation, PytestSuite, RepositoryAssessment
 from grader.config import Settings
 from grader.errors import InvalidInput, NotFound
 from grader.intake.archives import extract_archive
@@ -175,7 +175,9 @@ def check_autograders(
         expected = ExpectedTests(
             {
                 suite.id: tuple(
-                    ExpectedTest(t.id, t.max_points) for t in reference.tests if t.suite == suite.id
+                    ExpectedTest(t.id, t.max_points, _slow(suite, t.seconds))
+                    for t in reference.tests
+                    if t.suite == suite.id
                 )
                 for suite in assessment.tests
                 if isinstance(suite, PytestSuite | CommandSuite)
@@ -228,3 +230,13 @@ def _maximum_problems(assessment: RepositoryAssessment, reference: RepositoryRep
                 f"reference solution total {reported:g} and results.json gives no score"
             )
     return problems
+
+
+def _slow(suite: PytestSuite | CommandSuite, seconds: float) -> bool:
+    """Whether the reference run found a test too slow to copy into canaries (in-process pytest only)."""
+    return (
+        isinstance(suite, PytestSuite)
+        and suite.isolation is Isolation.NONE
+        and suite.canary_max_seconds is not None
+        and seconds > suite.canary_max_seconds
+    )

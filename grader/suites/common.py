@@ -29,6 +29,7 @@ class TestOutcome:
     detail: Mapping[str, str] = field(default_factory=dict)  # io: stdin/expected/actual
     number: str = ""  # orders tests (Gradescope's "1.2")
     tags: tuple[str, ...] = ()
+    seconds: float = 0.0  # pytest: set-up, call and teardown as the box reported them
 
 
 @dataclass(frozen=True)

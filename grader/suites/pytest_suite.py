@@ -96,7 +96,7 @@ def run_pytest_suite(
             for name, content in hidden.items()
             if name.endswith(".py")
         }
-        planted = plant_canaries(texts, rng)
+        planted = plant_canaries(texts, rng, slow=_slow_tests(expected, suite.path))
         canaries = {f"{BOX_TESTS}/{module}::{function}" for module, function in planted.canaries}
         box_names = planted
         for name, content in hidden.items():
@@ -213,6 +213,7 @@ def run_pytest_suite(
                 points,
                 message[-MAX_MESSAGE:],
                 suite.visibility,
+                seconds=_seconds(entry),
             )
         )
     if tampered:
@@ -270,3 +271,21 @@ def _last_line(message: str) -> str:
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("E ")]
     return (errors[-1] if errors else lines[-1] if lines else "")[:300]
+
+
+def _seconds(entry: dict[str, Any] | None) -> float:
+    """A test's reported duration, or 0 when the report has none that makes sense."""
+    duration = entry.get("duration") if entry is not None else None
+    if isinstance(duration, bool) or not isinstance(duration, int | float):
+        return 0.0
+    return float(duration) if 0 <= duration < 1e6 else 0.0
+
+
+def _slow_tests(expected: Sequence[ExpectedTest] | None, folder: str) -> set[tuple[str, str]]:
+    """The tests the reference check found slow, as (module path in the suite, function name)."""
+    slow: set[tuple[str, str]] = set()
+    for test in expected or ():
+        if test.slow:
+            module, _, rest = test.id.removeprefix(folder.rstrip("/") + "/").partition("::")
+            slow.add((module, rest.partition("[")[0]))
+    return slow

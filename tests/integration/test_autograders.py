@@ -243,6 +243,39 @@ def test_the_reference_check_pins_every_test_with_its_maximum(autograder_catalog
     }
 
 
+def test_the_reference_check_marks_the_tests_slower_than_the_canary_limit(
+    sandbox_ready: None, tmp_path: Path
+) -> None:
+    """The sample's pagination test sits behind a 1.5 s fixture: the check marks it, and only it, so
+    canaries do not copy it; with `canary_max_seconds: null` nothing is marked."""
+    import dataclasses
+    import json
+    import shutil
+
+    root = tmp_path / "catalog"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "catalog", root)
+    folder = root / "assessments" / "wsgi-todo-api"
+    settings = Settings(data_dir=tmp_path / "var", secret_key="test")
+
+    def check() -> list[str]:
+        (folder / "expected_tests.json").unlink()
+        catalog = read_catalog(root)
+        only = dataclasses.replace(
+            catalog, assessments={"wsgi-todo-api": catalog.assessments["wsgi-todo-api"]}
+        )
+        assert [c.problems for c in check_autograders(only, make_runner("bwrap"), settings=settings)] == [()]
+        written = json.loads((folder / "expected_tests.json").read_text())
+        assert len(written["suites"]["hidden"]) == 22
+        return [t["id"] for t in written["suites"]["hidden"] if t.get("slow")]
+
+    assert check() == ["tests/test_todo_api.py::test_pagination_walks_every_item"]
+    definition = folder / "assessment.yaml"
+    definition.write_text(
+        definition.read_text().replace("    id: hidden\n", "    id: hidden\n    canary_max_seconds: null\n")
+    )
+    assert check() == []
+
+
 def test_gradescope_reference_gets_full_marks_in_number_order(
     autograder_catalog: Catalog, backend_runner: Runner, tmp_path: Path
 ) -> None:

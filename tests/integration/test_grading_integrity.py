@@ -16,8 +16,9 @@ import pytest
 
 from grader.catalog.bundle import Bundle, ExpectedTest, ExpectedTests
 from grader.catalog.schema import RepositoryAssessment
+from grader.harness.canaries import PlantedSuite
 from grader.services.repository import RepositoryGrading, RepositoryReport, score
-from sandbox.contract import Runner
+from sandbox.contract import JobSpec, Runner, RunResult, Serve
 from tests.sandbox.conftest import BACKENDS
 from tests.support.sandboxes import make_runner
 
@@ -484,6 +485,62 @@ def test_stop_iteration_from_the_learners_code_fails_the_test_under_process_isol
     files = {"solution.py": "def is_even(n):\n    raise StopIteration\n"}
     report = grade_with(backend_runner, tmp_path, "process", files, hidden, ["tests/test_m.py::test_evens"])
     assert points(report) == {"tests/test_m.py::test_evens": 0.0}
+
+
+def test_a_test_the_check_found_slow_is_copied_only_when_no_other_test_can_be() -> None:
+    import random
+
+    from grader.harness.canaries import plant_canaries
+
+    def copied(run: PlantedSuite) -> list[str]:
+        module = run.modules["test_solution.py"]
+        bodies = [module.split(f"def {name}(")[1].split("\ndef ")[0] for _, name in run.canaries]
+        return [next(f for f in ("mean(", "add(", "parse_age(") if f in body) for body in bodies]
+
+    slow = {("test_solution.py", "test_mean_of_three")}
+    runs = [
+        plant_canaries({"test_solution.py": HIDDEN_TESTS}, random.Random(seed), slow=slow)
+        for seed in range(40)
+    ]
+    assert all(len(run.canaries) == 3 and "mean(" not in copied(run) for run in runs)
+    unmarked = [plant_canaries({"test_solution.py": HIDDEN_TESTS}, random.Random(seed)) for seed in range(40)]
+    assert any("mean(" in copied(run) for run in unmarked)  # the draw does reach it when not marked
+    every = {
+        ("test_solution.py", t) for t in ("test_add", "test_add_negative", "test_parse_age_reads_digits")
+    }
+    only_slow = plant_canaries({"test_solution.py": HIDDEN_TESTS}, random.Random(1), slow=slow | every)
+    assert len(only_slow.canaries) == 3  # a suite of slow tests keeps its tripwire
+
+
+class SpyRunner:
+    """The real runner, keeping each job's spec: what the box was given is what a learner's code sees."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner, self.name, self.specs = runner, runner.name, []
+
+    def run(self, spec: JobSpec, *, serve: Serve | None = None) -> RunResult:
+        self.specs.append(spec)
+        return self.runner.run(spec, serve=serve)
+
+
+def test_gradings_never_copy_a_test_the_reference_check_found_slow(
+    sandbox_ready: None, tmp_path: Path
+) -> None:
+    """The mark in expected_tests.json reaches the planting; each run draws 3 canaries from 4 templates,
+    so 8 runs that never copy the marked one would happen by chance 1 time in 1,000."""
+    spy = SpyRunner(make_runner("bwrap"))
+    tree = tmp_path / "learner"
+    tree.mkdir()
+    (tree / "solution.py").write_text(HONEST)
+    marked = ExpectedTests(
+        {"hidden": tuple(ExpectedTest(i, 1.0, slow=i.endswith("mean_of_three")) for i in EXPECTED_IDS)}
+    )
+    for _ in range(8):
+        report = RepositoryGrading(spy).run(assessment("none"), BUNDLE, tree, marked)
+        assert not report.tampered and sum(points(report).values()) == len(EXPECTED_IDS)
+    for spec in spy.specs:
+        module = next(f.content.decode() for f in spec.files if f.path.endswith("test_solution.py"))
+        assert module.count("mean([") == 1  # the test itself, renamed, and no copy of it
 
 
 def test_honest_work_is_never_flagged_by_canaries_made_from_guarded_or_stateful_tests(

@@ -258,3 +258,29 @@ def test_credential_alignments_need_an_https_address_and_validity_a_positive_len
     assert "credential.alignments[0].url: an alignment's url must be an https:// address" in joined
     assert "credential.valid_for_days: Input should be greater than 0" in joined
     assert all(p.startswith(str(Path("c/programs/test-program.yaml"))) for p in problems)
+
+
+def test_the_sample_check_marks_only_the_test_behind_the_slow_fixture_as_slow() -> None:
+    from grader.kinds.repository import expected_tests
+
+    entry = read_catalog(SAMPLE).assessments["wsgi-todo-api"]
+    expected = expected_tests(entry.definition, entry.data)  # type: ignore[arg-type]
+    assert expected is not None
+    slow = [t.id for t in expected.for_suite("hidden") or () if t.slow]
+    assert slow == ["tests/test_todo_api.py::test_pagination_walks_every_item"]
+
+
+def test_a_slow_mark_that_is_not_true_or_false_is_reported(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "c"
+    shutil.copytree(SAMPLE, root)
+    path = root / "assessments" / "wsgi-todo-api" / "expected_tests.json"
+    path.write_text(path.read_text().replace('"slow": true', '"slow": "yes"'))
+    with pytest.raises(CatalogError) as caught:
+        read_catalog(root)
+    assert any(
+        "wsgi-todo-api/expected_tests.json:1: not valid: suites.hidden[" in p
+        and "slow must be true or false" in p
+        for p in caught.value.problems
+    ), caught.value.problems
