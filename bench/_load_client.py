@@ -102,7 +102,7 @@ def one_quiz(
     """One arrival: submit, then long-poll until graded. Times are seconds after `due`."""
     connection = client.connection()
     started = time.monotonic()
-    outcome: dict[str, Any] = {"lag": started - due, "gets": 0}
+    outcome: dict[str, Any] = {"lag": started - due, "gets": 0, "due": due}
     prefer = {"Prefer": f"wait={WAIT_SECONDS}"} if prefer_wait else None
     try:
         status, answer = connection.request("POST", "/api/v1/submissions", token, body, prefer)
@@ -163,6 +163,8 @@ def run_quiz(spec: dict[str, Any]) -> dict[str, Any]:
         "offered_seconds": seconds,
         "span": max((o["finished"] for o in outcomes), default=start) - start,
         "latencies": sorted(o["done"] for o in outcomes if "done" in o),
+        # (seconds after the start it was due, latency): where in the run the slow ones were
+        "timeline": [(o["due"] - start, o["done"]) for o in outcomes if "done" in o],
         "post_latencies": sorted(o["post"] for o in outcomes if "post" in o and "error" not in o),
         "gets": sum(o["gets"] for o in outcomes if "error" not in o),
         "lags": sorted(o["lag"] for o in outcomes),

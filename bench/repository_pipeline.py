@@ -11,8 +11,8 @@ of these N times, interleaved (the order rotates every round, so no way always g
     sandbox (the hidden tests with their canaries, then the io case), and scored by the rubric;
     measured from POST to the result available to a long-polling client.
 Medians, and each as a ratio of the chroot median; targets: pipeline <= 1.05x (bwrap), <= 1.10x
-(Docker). Then where the pipeline's time goes, from each run's grading_runs timestamps: POST to the
-run recorded (intake, the commit resolved with git), recorded to claimed (enqueue, Redis, Celery),
+(Docker). Then where the pipeline's time goes, from the client's clock and each run's grading_runs timestamps:
+POST to its 202 (intake, the commit resolved with git, enqueue), 202 to claimed (Redis, Celery),
 claimed to finished (clone, the sandbox jobs, rubric, result write), finished to the client seeing it;
 and the worker's grading of the last run done again in this process with each step timed (the clone,
 each sandbox job as the runner and as the box saw it, evidence, rubric), counting the canaries that
@@ -74,8 +74,8 @@ SLOW_FIXTURE = "seeded_app"
 CANARY_LABEL = "canaries copying the 1.5 s test"
 IDLE_SECONDS = 1.0  # between measurements, as on a real grading host (a warm box refills meanwhile)
 PHASES = (
-    ("POST to run recorded", "intake: auth, commit resolved with git, one commit"),
-    ("recorded to claimed", "enqueue, Redis, Celery delivery, the claim"),
+    ("POST to 202", "intake: auth, commit resolved with git, one commit, enqueue"),
+    ("202 to claimed", "Redis, Celery delivery, the claim"),
     ("claimed to finished", "clone, sandbox jobs, rubric, result written"),
     ("finished to client", "the long poll answering"),
 )
@@ -148,6 +148,7 @@ class Pipeline:
             token,
             {"assessment": SLUG, "git_url": self.git.url("todo")},
         )
+        accepted_at = datetime.now(UTC)
         while True:
             _, view = call("GET", f"{self.base}{accepted['status_url']}?wait=30", token)
             if view["result"] is not None:
@@ -159,12 +160,12 @@ class Pipeline:
         assert all(t["passed"] for t in view["result"]["feedback"]["tests"]), view
         with session_scope(self.sessions) as session:
             row = session.execute(
-                select(
-                    GradingRun.id, GradingRun.requested_at, GradingRun.started_at, GradingRun.finished_at
-                ).where(GradingRun.submission_id == accepted["id"])
+                select(GradingRun.id, GradingRun.started_at, GradingRun.finished_at).where(
+                    GradingRun.submission_id == accepted["id"]
+                )
             ).one()
         self.run_ids.append(row.id)
-        marks = [posted_at, _utc(row.requested_at), _utc(row.started_at), _utc(row.finished_at), seen_at]
+        marks = [posted_at, accepted_at, _utc(row.started_at), _utc(row.finished_at), seen_at]
         phases = tuple((later - earlier).total_seconds() for earlier, later in itertools.pairwise(marks))
         return PipelineSample(elapsed, phases)
 

@@ -126,8 +126,25 @@ class RepositoryGrader:
         bundle = Bundle.from_stored(job.raw_definition.get(BUNDLED_FOLDERS_KEY))
         image = setup_image(assessment, bundle, self.settings.sandbox_image)
         with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
+            roots: list[Path] = []  # the work tree's root, once fetched (an archive's may be a folder in it)
+
+            def fetch() -> Path:
+                roots.append(materialise(self.settings, job.payload, Path(scratch) / "tree"))
+                return roots[0]
+
+            grading = RepositoryGrading(
+                self.runner,
+                image=image.reference if image else None,
+                suites_at_once=self.settings.sandbox_suites_at_once,
+            )
             try:
-                tree = materialise(self.settings, job.payload, Path(scratch) / "tree")
+                # Fetched while the hidden tests' box starts (RepositoryGrading.run).
+                report = grading.run(
+                    assessment,
+                    bundle,
+                    fetch,
+                    expected_tests(assessment, job.raw_definition),
+                )
             except RepositoryUnavailable as exc:
                 # The learner's repository vanished or broke after intake: their fault, and final.
                 return Grade(
@@ -137,13 +154,7 @@ class RepositoryGrader:
                     feedback={"tests": [], "notes": [exc.message], "tampered": False},
                     outcome=GradeOutcome.REPOSITORY_UNAVAILABLE,
                 )
-            grading = RepositoryGrading(
-                self.runner,
-                image=image.reference if image else None,
-                suites_at_once=self.settings.sandbox_suites_at_once,
-            )
-            report = grading.run(assessment, bundle, tree, expected_tests(assessment, job.raw_definition))
-            evidence = capture_tree(file_store(self.settings), tree)
+            evidence = capture_tree(file_store(self.settings), roots[0])
         feedback: dict[str, Any] = {**report_feedback(report), "commit": job.commit_sha, "evidence": evidence}
         # What anyone holding the same inputs needs to grade it again: named on the credential.
         feedback["environment"] = {

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -143,11 +143,55 @@ class RepositoryGrading:
         self,
         assessment: RepositoryAssessment,
         bundle: Bundle,
-        tree: Path,
+        tree: Path | Callable[[], Path],
         expected: ExpectedTests | None = None,
     ) -> RepositoryReport:
-        learner, dropped = allowed_learner_files(tree, assessment.learner_files)
+        """Grade the work tree at `tree`, or the one `tree()` makes (a fetch): then the boxes that can
+        start before the learner's files exist (in-process pytest: its interpreter and pytest) start
+        while it runs, and whatever `tree()` raises is raised here."""
+        found: dict[str, Any] = {}
 
+        def learner_files() -> Mapping[str, bytes]:
+            found["tree"] = tree() if callable(tree) else tree
+            files, found["dropped"] = allowed_learner_files(found["tree"], assessment.learner_files)
+            return files
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch") as fetching:
+            learner = fetching.submit(learner_files)
+            try:
+                outcomes = self._run_suites(assessment, bundle, learner, expected)
+            except BaseException:
+                fetch_failure = learner.exception()
+                if fetch_failure is not None:
+                    raise fetch_failure from None  # the fetch's own error, not a box it broke
+                raise
+            learner.result()  # a suite that never needed the files still stands on a tree that exists
+        dropped: list[str] = found["dropped"]
+        return RepositoryReport(
+            tests=tuple(t for o in outcomes for t in o.tests),
+            tampered=any(o.tampered for o in outcomes),
+            notes=(*dropped, *(n for o in outcomes for n in o.notes)),
+            staff_notes=tuple(n for o in outcomes for n in o.staff_notes),
+            files=frozenset(list_tree(found["tree"])),
+            totals={s.id: o.total for s, o in zip(assessment.tests, outcomes, strict=True) if o.total},
+            grader_error="\n".join(o.grader_error for o in outcomes if o.grader_error) or None,
+            not_gradable="\n".join(o.not_gradable for o in outcomes if o.not_gradable) or None,
+            learner_messages=tuple(
+                (suite.id, suite.visibility, o.learner_message)
+                for suite, o in zip(assessment.tests, outcomes, strict=True)
+                if o.learner_message
+            ),
+            calls=sum(o.calls for o in outcomes),
+            call_seconds=sum(o.call_seconds for o in outcomes),
+        )
+
+    def _run_suites(
+        self,
+        assessment: RepositoryAssessment,
+        bundle: Bundle,
+        learner: Future[Mapping[str, bytes]],
+        expected: ExpectedTests | None,
+    ) -> list[SuiteOutcome]:
         def run_suite(suite: PytestSuite | IoCase | CommandSuite) -> SuiteOutcome:
             pinned = expected.for_suite(suite.id) if expected is not None else None
             if isinstance(suite, PytestSuite):
@@ -161,13 +205,13 @@ class RepositoryGrading:
                     image=self.image,
                 )
             if isinstance(suite, IoCase):
-                return run_io_case(self.runner, assessment, suite, learner, image=self.image)
+                return run_io_case(self.runner, assessment, suite, learner.result(), image=self.image)
             return run_command_suite(
                 self.runner,
                 assessment,
                 suite,
                 bundle.under(suite.folder),
-                learner,
+                learner.result(),
                 pinned,
                 image=self.image,
                 reference_total=None if expected is None else suite.id in expected.totals,
@@ -177,27 +221,9 @@ class RepositoryGrading:
         # tests' box to end (the run takes about its longest suite, not their sum).
         workers = min(self.suites_at_once, len(assessment.tests))
         if workers <= 1:
-            outcomes = [run_suite(suite) for suite in assessment.tests]
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="suite") as pool:
-                outcomes = list(pool.map(run_suite, assessment.tests))
-        return RepositoryReport(
-            tests=tuple(t for o in outcomes for t in o.tests),
-            tampered=any(o.tampered for o in outcomes),
-            notes=(*dropped, *(n for o in outcomes for n in o.notes)),
-            staff_notes=tuple(n for o in outcomes for n in o.staff_notes),
-            files=frozenset(list_tree(tree)),
-            totals={s.id: o.total for s, o in zip(assessment.tests, outcomes, strict=True) if o.total},
-            grader_error="\n".join(o.grader_error for o in outcomes if o.grader_error) or None,
-            not_gradable="\n".join(o.not_gradable for o in outcomes if o.not_gradable) or None,
-            learner_messages=tuple(
-                (suite.id, suite.visibility, o.learner_message)
-                for suite, o in zip(assessment.tests, outcomes, strict=True)
-                if o.learner_message
-            ),
-            calls=sum(o.calls for o in outcomes),
-            call_seconds=sum(o.call_seconds for o in outcomes),
-        )
+            return [run_suite(suite) for suite in assessment.tests]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="suite") as pool:
+            return list(pool.map(run_suite, assessment.tests))
 
 
 def evidence_from(report: RepositoryReport) -> Evidence:

@@ -19,7 +19,8 @@ import json
 import random
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from typing import Any
 
 from grader.catalog.bundle import ExpectedTest
@@ -35,10 +36,14 @@ from grader.suites.common import (
     learner_fault,
 )
 from grader.suites.isolation import LearnerBox, learner_modules
-from sandbox.contract import BoxFile, JobSpec, Runner
+from sandbox.contract import BoxFile, JobSpec, Runner, RunResult
 
 BOX_TESTS = "tests"
 PHASES = ("setup", "call", "teardown")  # a test passed only if each of them reported a pass
+FILES_REQUEST = b"learner-files"  # the harness's one line asking for the learner's files
+# How long a box started ahead of the fetch waits for the files (at most a tenth of its wall clock,
+# which the wait is part of) before it is dropped and the tests run in a box of their own.
+MAX_PATIENCE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -55,13 +60,17 @@ def run_pytest_suite(
     assessment: RepositoryAssessment,
     suite: PytestSuite,
     hidden: Mapping[str, bytes],
-    learner: Mapping[str, bytes],
+    learner: Mapping[str, bytes] | Future[Mapping[str, bytes]],
     expected: Sequence[ExpectedTest] | None,
     *,
     image: str | None = None,
     rng: random.Random | None = None,
 ) -> SuiteOutcome:
-    """Run `suite`'s hidden tests (`hidden`: path inside the suite folder -> content) on `learner`."""
+    """Run `suite`'s hidden tests (`hidden`: path inside the suite folder -> content) on `learner`.
+
+    `learner` may still be on its way (a future, while the repository is fetched): in-process, the box
+    then starts at once and the harness asks for the files once pytest is imported (see `_LateFiles`).
+    """
     rng = rng or random.Random(secrets.randbits(64))
     report_name = f"_out/{secrets.token_hex(8)}.json"
     command = ["python3", "-I", "_harness/pytest_runner.py", f"/box/{report_name}"]
@@ -77,6 +86,8 @@ def run_pytest_suite(
     learner_box: LearnerBox | None = None
     limits = box_limits(assessment.limits)
     if suite.isolation is Isolation.PROCESS:
+        # Its learner box is started with the files, so nothing here can start before they exist.
+        learner = learner.result() if isinstance(learner, Future) else learner
         modules, left_out = learner_modules(learner, hidden)
         notes += [
             f"{suite.id}: {path} is not importable by the tests: its name is taken" for path in left_out
@@ -102,15 +113,23 @@ def run_pytest_suite(
         for name, content in hidden.items():
             body = planted.modules[name].encode() if name in planted.modules else content
             files.append(BoxFile(f"{BOX_TESTS}/{name}", body))
-        files += [BoxFile(f"submission/{name}", content) for name, content in learner.items()]
     spec = JobSpec(
         command=tuple(command), files=tuple(files), limits=limits, collect=(report_name,), image=image
     )
+    result: RunResult | None = None
     if learner_box is not None:
         with learner_box:
             result = runner.run(spec, serve=learner_box.serve)
-    else:
-        result = runner.run(spec)
+    elif isinstance(learner, Future):
+        handing = _LateFiles(learner, patience=min(MAX_PATIENCE_SECONDS, limits.wall_seconds / 10))
+        early = replace(spec, command=(*spec.command, "--learner-files-on-channel"))
+        result = runner.run(early, serve=handing.serve)
+        if not handing.handed:
+            result = None  # the files came too late (or never): that box is dropped, not judged
+    if result is None:
+        learner = learner.result() if isinstance(learner, Future) else learner
+        learner_files = [BoxFile(f"submission/{name}", content) for name, content in learner.items()]
+        result = runner.run(replace(spec, files=(*spec.files, *learner_files)))
     check_sandbox(result)
     fault = learner_fault(result)
     report = _read_report(result.files.get(report_name))
@@ -289,3 +308,28 @@ def _slow_tests(expected: Sequence[ExpectedTest] | None, folder: str) -> set[tup
             module, _, rest = test.id.removeprefix(folder.rstrip("/") + "/").partition("::")
             slow.add((module, rest.partition("[")[0]))
     return slow
+
+
+class _LateFiles:
+    """The `serve` of a box started before the learner's files exist: answers the harness's one request
+    with the files once the fetch is done, or "late" after `patience` seconds (or if the fetch failed).
+    Every other line the job writes (pytest's own output, anything the learner's code prints) gets no
+    answer, so nothing a learner writes can make the grader send anything but their own files, once."""
+
+    def __init__(self, pending: Future[Mapping[str, bytes]], patience: float) -> None:
+        self.pending = pending
+        self.patience = patience
+        self.asked = False
+        self.handed = False
+
+    def serve(self, line: bytes) -> bytes:
+        if self.asked or line != FILES_REQUEST:
+            return b""
+        self.asked = True
+        try:
+            files = self.pending.result(timeout=self.patience)
+        except BaseException:  # too slow, or failed: the caller finds out which from the future itself
+            return b"late\n"
+        self.handed = True
+        header = json.dumps([[name, len(content)] for name, content in files.items()]).encode()
+        return b"".join((header, b"\n", *files.values()))
