@@ -163,8 +163,8 @@ def run_quiz(spec: dict[str, Any]) -> dict[str, Any]:
         "offered_seconds": seconds,
         "span": max((o["finished"] for o in outcomes), default=start) - start,
         "latencies": sorted(o["done"] for o in outcomes if "done" in o),
-        # (seconds after the start it was due, latency): where in the run the slow ones were
-        "timeline": [(o["due"] - start, o["done"]) for o in outcomes if "done" in o],
+        # (seconds after the start it was due, POST answered, result): where in the run the slow ones were
+        "timeline": [(o["due"] - start, o["post"], o["done"]) for o in outcomes if "done" in o],
         "post_latencies": sorted(o["post"] for o in outcomes if "post" in o and "error" not in o),
         "gets": sum(o["gets"] for o in outcomes if "error" not in o),
         "lags": sorted(o["lag"] for o in outcomes),

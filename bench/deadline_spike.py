@@ -64,6 +64,7 @@ SANDBOX_SLOTS = 2
 TARGET_DRAIN_RATIO = 1.2
 TARGET_QUIZ_P99_MS = 300.0
 ETA_TOLERANCE = 0.25
+PLACE_BANDS = (("1-10", 10), ("11-50", 50), ("51-100", 100), ("101+", 10**9))
 UNLIMITED_QUIZ = BASICS_QUIZ.replace(
     "attempts: {max: 3, cooldown_seconds: 0}", "attempts: {max: null, cooldown_seconds: 0}"
 )
@@ -163,6 +164,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quiz-rate", type=float, default=20.0, help="quiz arrivals per second")
     parser.add_argument("--warmup", type=int, default=4, help="hand-ins graded before the spike")
     parser.add_argument(
+        "--web-threads", type=int, default=0, help="gthread threads per web process (0: compose's)"
+    )
+    parser.add_argument(
+        "--git-host-nice",
+        type=int,
+        default=19,
+        help="nice value of the bench's git server, the learners' git host (0: as the service)",
+    )
+    parser.add_argument(
         "--quiz-warmup", type=float, default=5.0, help="seconds of quizzes at --quiz-rate before the spike"
     )
     parser.add_argument("--backend", choices=("bwrap", "docker"), default="bwrap")
@@ -188,7 +198,7 @@ def main() -> int:
         tmp = Path(tmp_name)
         database_url = stack.enter_context(postgres_database())
         redis = stack.enter_context(compose_redis(tmp / "redis"))
-        git = stack.enter_context(GitServer(tmp / "git"))
+        git = stack.enter_context(GitServer(tmp / "git", nice=args.git_host_nice))
         catalog = tmp / "catalog"
         shutil.copytree(ROOT / "examples" / "catalog", catalog)
         write_catalog(catalog)
@@ -226,7 +236,9 @@ def main() -> int:
             urls.append(git.url(f"learner{n}"))
 
         env = settings.to_env()
-        gunicorn = Gunicorn(env=env, log_dir=tmp / "logs")
+        gunicorn = Gunicorn(
+            env=env, log_dir=tmp / "logs", **({"threads": args.web_threads} if args.web_threads else {})
+        )
         sandbox_worker = CeleryWorker(
             env=env,
             log_path=tmp / "logs" / "sandbox-worker.log",
@@ -249,7 +261,7 @@ def main() -> int:
             f"quizzes at {args.quiz_rate:g}/s; gunicorn {gunicorn.workers}x{gunicorn.threads} gthread, "
             f"{SANDBOX_SLOTS} sandbox slots, PostgreSQL, Redis; git slots per web process "
             f"{settings.intake_git_slots} (+{settings.intake_git_waiting} waiting); "
-            f"sandbox worker nice {args.sandbox_nice}"
+            f"sandbox worker nice {args.sandbox_nice}, git host nice {args.git_host_nice}"
         )
 
         # Warm-up: the queue's history for the ETA, warm boxes; graded two at a time as the slots are.
@@ -329,6 +341,13 @@ def report(
         if r.started_at is not None and r.finished_at is not None
     ]
     statuses = Counter(str(r.status) for r in rows)
+    arriving = [
+        (_utc(r.finished_at) - _utc(r.started_at)).total_seconds()
+        for r in rows
+        if r.started_at is not None
+        and r.finished_at is not None
+        and _utc(r.started_at).timestamp() - spike_wall < posted_seconds
+    ]
     drain = last_result - spike_wall
     ideal = sum(run_seconds) / SANDBOX_SLOTS
     ratio = drain / ideal if ideal else float("nan")
@@ -340,7 +359,11 @@ def report(
         f"errors {dict(errors) or 'none'}"
     )
     mean_run = statistics.mean(run_seconds) if run_seconds else 0.0
-    print(f"runs: {dict(statuses)}; mean run time {mean_run:.2f} s (claimed to finished)")
+    print(
+        f"runs: {dict(statuses)}; mean run time {mean_run:.2f} s (claimed to finished); of the "
+        f"{len(arriving)} started while hand-ins still arrived "
+        f"{statistics.mean(arriving) if arriving else float('nan'):.2f} s"
+    )
     print(
         f"drain: {drain:.1f} s from the spike's start to the last result; ideal {ideal:.1f} s "
         f"(sum of run times {sum(run_seconds):.1f} s / {SANDBOX_SLOTS} slots): {ratio:.2f}x "
@@ -357,19 +380,21 @@ def report(
         f"{'met' if p99 <= TARGET_QUIZ_P99_MS else 'NOT met'}); POST p99 "
         f"{1000 * percentile(quiz['post_latencies'], 0.99):.0f} ms"
     )
-    slices: dict[int, list[float]] = {}
-    for due, latency in quiz["timeline"]:
-        slices.setdefault(int(due // 5), []).append(1000 * latency)
-    print(
-        "  quiz p50 / p99 by 5 s of the spike: "
-        + ", ".join(
-            f"{5 * n}-{5 * n + 5} s {percentile(v, 0.5):.0f} / {percentile(v, 0.99):.0f} ms"
-            for n, v in sorted(slices.items())
+    slices: dict[int, list[tuple[float, float]]] = {}
+    for due, posted, done in quiz["timeline"]:
+        slices.setdefault(int(due // 5), []).append((1000 * posted, 1000 * done))
+    print("  quizzes by 5 s of the spike, p50 / p99 of the POST's answer, then of the result:")
+    for n, pairs in sorted(slices.items()):
+        posts, results = [p for p, _ in pairs], [d for _, d in pairs]
+        print(
+            f"    {5 * n:>3}-{5 * n + 5} s: POST {percentile(posts, 0.5):.0f} / "
+            f"{percentile(posts, 0.99):.0f} ms, result {percentile(results, 0.5):.0f} / "
+            f"{percentile(results, 0.99):.0f} ms ({len(pairs)})"
         )
-    )
     errors_eta: list[float] = []
     shown_over_real: list[float] = []
     by_place: dict[str, list[float]] = {}
+    over_by_place: dict[str, list[float]] = {}
     without_eta = 0
     for item in accepted:
         row = by_submission.get(item.submission_id)
@@ -380,8 +405,10 @@ def report(
             continue
         real = _utc(row.finished_at).timestamp() - item.eta_read_at
         errors_eta.append(abs(item.eta_seconds - real) / max(real, 0.001))
-        by_place.setdefault("1-10" if item.position <= 10 else "11+", []).append(errors_eta[-1])
+        band = next(b for b, top in PLACE_BANDS if item.position <= top)
+        by_place.setdefault(band, []).append(errors_eta[-1])
         shown_over_real.append(item.eta_seconds / max(real, 0.001))
+        over_by_place.setdefault(band, []).append(shown_over_real[-1])
     within = sum(1 for e in errors_eta if e <= ETA_TOLERANCE)
     if errors_eta:
         print(
@@ -393,11 +420,15 @@ def report(
             f"{without_eta} shown without an ETA (target: every ETA within 25 %: "
             f"{'met' if within == len(errors_eta) and not without_eta else 'NOT met'})"
         )
-    for place, errors_here in sorted(by_place.items()):
+    for place, _ in PLACE_BANDS:
+        errors_here = by_place.get(place, [])
+        if not errors_here:
+            continue
         inside = sum(1 for e in errors_here if e <= ETA_TOLERANCE)
         print(
             f"  ETA at places {place}: {inside}/{len(errors_here)} within 25 %, "
-            f"median error {100 * statistics.median(errors_here):.0f} %"
+            f"median error {100 * statistics.median(errors_here):.0f} %, "
+            f"median shown/real {statistics.median(over_by_place[place]):.2f}"
         )
     print(f"all {len(spike)} hand-ins were posted within {posted_seconds:.1f} s of the spike's start")
 

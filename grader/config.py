@@ -63,6 +63,8 @@ class Settings:
     intake_git_slots: int = 2
     intake_git_waiting: int = 2
     intake_git_wait_seconds: float = 5.0
+    # The intake's git runs at this CPU niceness (0-19): on a busy web host, a quiz's request comes first.
+    intake_git_nice: int = 10
     # Submission pacing per learner and assessment (anti-oracle)
     submissions_per_hour: int = 30
     # queue: every quiz through the workers (the design's default); inline: a closed-form quiz is graded
@@ -197,6 +199,11 @@ class Settings:
             raise InvalidInput(
                 "GRADER_SANDBOX_SUITES_AT_ONCE must be between 1 (one suite after another) and 8",
                 details={"field": "GRADER_SANDBOX_SUITES_AT_ONCE"},
+            )
+        if not 0 <= settings.intake_git_nice <= 19:
+            raise InvalidInput(
+                "GRADER_INTAKE_GIT_NICE must be between 0 (as the web process) and 19 (only idle CPU)",
+                details={"field": "GRADER_INTAKE_GIT_NICE"},
             )
         if settings.log_format not in {"text", "json"}:
             raise InvalidInput(

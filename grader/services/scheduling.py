@@ -16,6 +16,7 @@ running, how fast its last runs finished one after another).
 
 from __future__ import annotations
 
+import statistics
 import zlib
 from datetime import datetime
 from functools import cache
@@ -177,8 +178,8 @@ def queue_eta_seconds(
 ) -> float | None:
     """Seconds until a queued run is done: when a slot frees for it, then its own run time.
 
-    With runs running, each busy slot frees after what is left of its run (the recent mean run time
-    less how long it has run), and then every mean run time: the p-th run in the queue starts when the
+    With runs running, each busy slot frees after what is left of its run (the recent median run time
+    less how long it has run), and then every median run time: the p-th run in the queue starts when the
     ((p-1) mod slots)-th slot to free does, (p-1) // slots turns later. With none running, the pace is
     how fast the queue's last runs finished one after another. None without history.
     """
@@ -198,7 +199,9 @@ def queue_eta_seconds(
     if not recent:
         return None
     durations = [(f - s).total_seconds() for s, f in recent if s is not None and f is not None]
-    mean_run = sum(durations) / len(durations) if durations else 0.0
+    # The median, not the mean: a worker's first runs (cold boxes, images loading) take twice as long,
+    # and a few of them in the history would lengthen every ETA of a spike by a fifth.
+    run_time = statistics.median(durations) if durations else 0.0
     started = session.scalars(
         select(GradingRun.started_at).where(
             GradingRun.queue == run.queue, GradingRun.status == RunStatus.RUNNING
@@ -206,12 +209,12 @@ def queue_eta_seconds(
     ).all()
     now = now or utcnow()
     if started:
-        # A run past the mean is taken to be about to finish, not to have finished already.
-        left = sorted(max(mean_run - (now - at).total_seconds(), 0.1 * mean_run) for at in started if at)
+        # A run past the median is taken to be about to finish, not to have finished already.
+        left = sorted(max(run_time - (now - at).total_seconds(), 0.1 * run_time) for at in started if at)
         if left:
             turns, slot = divmod(position - 1, len(left))
-            return round(left[slot] + turns * mean_run + mean_run, 1)
+            return round(left[slot] + turns * run_time + run_time, 1)
     span = (recent[0].finished_at - recent[-1].finished_at).total_seconds()
-    per_run = span / (len(recent) - 1) if len(recent) > 1 and span > 0 else mean_run
+    per_run = span / (len(recent) - 1) if len(recent) > 1 and span > 0 else run_time
     # A run queued behind others waits for them, then takes its own run time.
-    return round((position - 1) * per_run + mean_run, 1)
+    return round((position - 1) * per_run + run_time, 1)

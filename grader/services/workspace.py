@@ -35,6 +35,7 @@ def git_policy(settings: Settings) -> GitPolicy:
         allow_insecure_loopback=settings.git_allow_insecure_loopback,
         clone_timeout_seconds=settings.git_clone_timeout_seconds,
         max_repo_bytes=settings.git_max_repo_bytes,
+        resolve_nice=settings.intake_git_nice,
     )
 
 

@@ -420,3 +420,41 @@ def test_a_committed_git_directory_is_refused(
     # transfer.fsckObjects refuses the pack; the ls-tree check would refuse the tree if fsck did not.
     assert caught.value.details == {"field": "git_url", "rule": "unsafe_tree"}
     assert not (tmp_path / "work").exists()
+
+
+def test_pinning_a_ref_runs_git_at_the_policys_niceness(
+    git_server: GitServer, loopback_git_policy: GitPolicy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intake's `ls-remote` shares a web host with quiz requests: it runs niced, and the fetch of a
+    worker (another policy field) does not."""
+    import dataclasses
+    import shutil
+
+    import grader.intake.git as git_module
+
+    seen = tmp_path / "nice.txt"
+    wrapper = tmp_path / "git"
+    # Waits a moment (the niceness is set right after the spawn), notes its own, then runs git.
+    wrapper.write_text(
+        f"#!/bin/sh\nsleep 0.2\ncut -d' ' -f19 /proc/$$/stat >> {seen}\nexec {shutil.which('git')} \"$@\"\n"
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(git_module, "_GIT_BINARY", str(wrapper))
+    git_server.commit("niced", {"a.py": "x = 1\n"})
+    policy = dataclasses.replace(loopback_git_policy, resolve_nice=12)
+    url = _validated(git_server, "niced", policy)
+    commit = resolve_commit(url, None, policy)
+    assert seen.read_text().split() == ["12"]
+    fetch_worktree(url, commit, tmp_path / "tree", policy)
+    assert set(seen.read_text().split()[1:]) == {"0"}  # every git of the fetch at the worker's own
+
+
+@pytest.mark.parametrize("value", ["-1", "20"])
+def test_an_intake_niceness_outside_zero_to_nineteen_is_refused_naming_the_setting(value: str) -> None:
+    from grader.config import Settings
+    from grader.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="GRADER_INTAKE_GIT_NICE must be between 0") as refused:
+        Settings.from_env({"GRADER_INTAKE_GIT_NICE": value})
+    assert refused.value.details["field"] == "GRADER_INTAKE_GIT_NICE"
+    assert Settings.from_env({}).intake_git_nice == 10

@@ -109,8 +109,11 @@ def _git(repo: Path, *args: str, data: bytes | None = None, env: Mapping[str, st
 class GitServer:
     """Bare repositories under `root`, served over smart HTTP on 127.0.0.1 (see the module docstring)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, nice: int = 0) -> None:
         self.root = root
+        # Niceness of the threads and git processes serving requests: a bench gives the learners' git
+        # host, which in production is not on the grading hosts, what CPU the service leaves.
+        self.nice = nice
         self.root.mkdir(parents=True, exist_ok=True)
         self.requests: list[str] = []
         # `{repo: base_url}`: requests for `/<repo>.git/...` get a 302 to `<base_url>/<rest of the path>`.
@@ -336,6 +339,8 @@ class _GitHandler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         owner = self.owner
+        if owner.nice:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), owner.nice)  # git inherits it
         owner.requests.append(self.path)
         path, _, query = self.path.partition("?")
         while (owner.hang or (owner.hang_on and owner.hang_on in path)) and not owner._stopping.is_set():

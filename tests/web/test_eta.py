@@ -77,3 +77,26 @@ def test_with_runs_running_the_eta_waits_for_the_first_slot_to_free_then_takes_t
     # Slots free in about 1 s and 6 s; then each takes a 10 s turn. Each ETA adds the run's own 10 s.
     # (The clock moves on while the requests run: a tolerance of a few tenths.)
     assert all(abs(eta - expected) <= 0.3 for eta, expected in zip(etas, [11, 16, 21, 26], strict=True)), etas
+
+
+def test_a_few_slow_first_runs_in_the_history_do_not_lengthen_the_eta(
+    client: FlaskClient, loaded: sessionmaker[Session]
+) -> None:
+    """A worker's first runs (cold boxes) take far longer: the ETA reads the typical run, not the mean."""
+    learners = [make_account(loaded, f"c{n}@example.org", programs=("test-program",)) for n in range(7)]
+    history = [hand_in(client, learner) for learner in learners[:5]]
+    running = hand_in(client, learners[5])
+    now = utcnow()
+    with loaded() as session:
+        # Four runs of 2 s, and one cold run of 10 s; one slot busy, its run 1 s in.
+        for n, (submission_id, seconds) in enumerate(zip(history, (10, 2, 2, 2, 2), strict=True)):
+            run = session.scalars(select(GradingRun).where(GradingRun.submission_id == submission_id)).one()
+            run.status, run.finished_at = "done", now - timedelta(minutes=5, seconds=-20 * n)
+            run.started_at = run.finished_at - timedelta(seconds=seconds)
+        run = session.scalars(select(GradingRun).where(GradingRun.submission_id == running)).one()
+        run.status, run.started_at, run.worker = "running", now - timedelta(seconds=1), "w"
+        session.commit()
+    waiting = hand_in(client, learners[6])
+    eta = client.get(f"/api/v1/submissions/{waiting}", headers=bearer(learners[6])).get_json()["eta_seconds"]
+    # The slot frees in about 1 s, then its own 2 s (the mean, 3.6 s, would say 6.2 s).
+    assert abs(eta - 3.0) <= 0.3, eta
