@@ -7,13 +7,17 @@ loopback (one repository each, the passing sample `wsgi-todo-api` submission). A
 (`bench/_load_client.py`) sends quizzes as Poisson arrivals at --quiz-rate from the spike's start; this
 process sends the --count repository hand-ins at uniformly random moments within --window seconds, each
 a POST (a 503 is retried after its Retry-After) and, right after, a GET that reads the ETA shown.
-Before the spike, --warmup hand-ins give the queue its history (the ETA reads it) and warm the boxes.
+Before the spike, --warmup hand-ins give the queue its history (the ETA reads it) and warm the boxes,
+and --quiz-warmup seconds of quizzes warm the web processes (a service is warm when a deadline comes).
+The git server runs in this process, on the same cores; --git-host-nice lowers its priority, standing in
+for a forge that is not on the grading hosts (default 0: it competes as it is).
 
 It prints: the drain time (first hand-in of the spike to the last result) against the ideal, the sum of
 the runs' own run times (claimed to finished) divided by the slots (target <= 1.2x); quiz p50/p99 from
 arrival to result during the spike (target p99 <= 300 ms); how many repository POSTs were accepted,
-refused first (503) and when the last was accepted; and for each hand-in queued with an ETA, whether
-that ETA was within 25 % of its real time to the result (share within 25 %, median error).
+refused first (503) and when the last was accepted; quiz p50/p99 per 5 s of the spike, of the POST's
+answer and of the result; and for each hand-in queued with an ETA, whether that ETA was within 25 % of
+its real time to the result (share within 25 %, median error, by place in the queue).
 
     .venv/bin/python bench/deadline_spike.py [--count 200] [--window 10] [--quiz-rate 20] [--backend bwrap]
 """
@@ -169,7 +173,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--git-host-nice",
         type=int,
-        default=19,
+        default=0,
         help="nice value of the bench's git server, the learners' git host (0: as the service)",
     )
     parser.add_argument(
