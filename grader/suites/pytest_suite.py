@@ -328,7 +328,7 @@ class _LateFiles:
         self.asked = True
         try:
             files = self.pending.result(timeout=self.patience)
-        except BaseException:  # too slow, or failed: the caller finds out which from the future itself
+        except Exception:  # too slow, or failed: the caller finds out which from the future itself
             return b"late\n"
         self.handed = True
         header = json.dumps([[name, len(content)] for name, content in files.items()]).encode()
